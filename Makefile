@@ -1,0 +1,33 @@
+# Two commands for a newcomer on a fresh Debian machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint deps venv clean
+
+$(BIN)/regprobe: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/regprobe
+
+deps:
+	./scripts/install-system-deps.sh
+
+## demo: a throwaway local registry with sample images, one broken the way the incident broke it
+demo: deps venv
+	$(BIN)/python scripts/demo.py
+
+lint: venv
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
+
+## test: lint, type-check, and the whole suite against real servers
+test: deps venv lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache demo

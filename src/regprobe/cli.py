@@ -1,0 +1,215 @@
+"""Command line: parses argv, runs the commands, and alone decides exit codes.
+
+Exit codes: 0 all walked and intact; 1 integrity findings (wins over 3); 2 usage or configuration
+error, nothing probed; 3 the probe could not complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from . import config as config_mod
+from . import credentials, report
+from .auth import RegistryAuth
+from .client import ClientSettings, RegistryClient, ssl_context
+from .config import Config, RegistryConfig
+from .errors import ConfigError, ParseError
+from .model import RegistryResult
+from .probe import Pinned, Selection, probe_registry
+from .reference import Reference
+from .walk import WalkPolicy
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+log = logging.getLogger("regprobe")
+
+
+def _version() -> str:
+    try:
+        return version("regprobe")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="regprobe", description="Check that what a registry lists can be pulled.")
+    parser.add_argument("--version", action="version", version=f"regprobe {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+        p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+
+    run = sub.add_parser("run", help="probe every registry in the config and push metrics")
+    run.add_argument("-c", "--config", help="config file (default $REGPROBE_CONFIG, then /etc/regprobe/config.yaml)")
+    run.add_argument("--no-push", action="store_true", help="do not push metrics even if a pushgateway is configured")
+    common(run)
+
+    check = sub.add_parser("check", help="walk the named images (CI, right after a push)")
+    check.add_argument("refs", nargs="+", metavar="REF", help="host[:port]/repo[:tag][@digest]")
+    check.add_argument("--plain-http", action="store_true", help="talk http:// to the registries")
+    check.add_argument("--insecure", action="store_true", help="skip TLS certificate verification")
+    check.add_argument("--username", help="registry user (password read from stdin with --password-stdin)")
+    check.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    check.add_argument("--blob-check", choices=("head", "range", "digest"), default="range")
+    check.add_argument("--concurrency", type=int, default=16)
+    check.add_argument("--timeout", type=float, default=30.0)
+    common(check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _check(args, parser)
+    except ConfigError as exc:
+        print(f"regprobe: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="regprobe: %(levelname)s: %(message)s")
+    # httpx logs every request URL at INFO; presigned blob URLs carry credentials in their query.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run(args: argparse.Namespace) -> int:
+    path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
+    cfg = config_mod.load(path)
+    results = asyncio.run(run_config(cfg))
+    _emit(results, args.format)
+    pushed = True
+    if cfg.pushgateway is not None and not args.no_push:
+        from . import metrics
+
+        pushed = metrics.push_all(cfg, results)
+    return exit_code(results, pushed)
+
+
+async def run_config(cfg: Config) -> list[RegistryResult]:
+    deadline = time.monotonic() + cfg.deadline
+    return list(await asyncio.gather(*(_probe_configured(cfg, r, deadline) for r in cfg.registries)))
+
+
+async def _probe_configured(cfg: Config, registry: RegistryConfig, deadline: float) -> RegistryResult:
+    if registry.auth is not None and registry.auth.password is not None:
+        auth: RegistryAuth | None = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
+    else:
+        auth = _docker_auth(registry.url)
+    settings = ClientSettings(
+        url=registry.url,
+        concurrency=cfg.concurrency_for(registry),
+        timeout=cfg.timeout_for(registry),
+        auth=auth,
+        verify=ssl_context(
+            registry.tls.ca_file, registry.tls.cert_file, registry.tls.key_file, registry.tls.insecure_skip_verify
+        ),
+        user_agent=f"regprobe/{_version()}",
+    )
+    policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
+    repos = registry.repositories
+    selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_))
+    return await _guarded(registry.name, settings, policy, deadline, selection=selection)
+
+
+def _docker_auth(host_or_url: str) -> RegistryAuth | None:
+    """Credentials for a host from docker's config.json, the fallback when the config gives none."""
+    found = credentials.lookup(host_or_url.split("://", 1)[-1])
+    return RegistryAuth(*found) if found else None
+
+
+async def _guarded(
+    name: str,
+    settings: ClientSettings,
+    policy: WalkPolicy,
+    deadline: float,
+    *,
+    selection: Selection | None = None,
+    pinned: Sequence[Pinned] = (),
+) -> RegistryResult:
+    """One registry's probe; whatever goes wrong in it, the others are still probed and reported."""
+    try:
+        async with RegistryClient(settings) as client:
+            return await probe_registry(name, client, policy, selection=selection, pinned=pinned, deadline=deadline)
+    except Exception as exc:
+        log.exception("internal error probing %s", name)
+        return RegistryResult(name=name, url=settings.url, errors=[f"internal error {type(exc).__name__}; see the log"])
+
+
+def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.password_stdin and not args.username:
+        parser.error("--password-stdin needs --username")
+    if args.concurrency < 1 or args.timeout <= 0:
+        parser.error("--concurrency must be at least 1 and --timeout above 0")
+    refs: list[Reference] = []
+    for text in args.refs:
+        try:
+            refs.append(Reference.parse(text))
+        except ParseError as exc:
+            raise ConfigError(f"REF {text!r}: {exc}") from None
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif args.username:
+        parser.error("--username needs --password-stdin (passwords are never taken on the command line)")
+    results = asyncio.run(_check_refs(refs, args, password))
+    _emit(results, args.format)
+    return exit_code(results, True)
+
+
+async def _check_refs(
+    refs: Sequence[Reference], args: argparse.Namespace, password: str | None
+) -> list[RegistryResult]:
+    deadline = time.monotonic() + 24 * 3600  # no schedule to overlap; each request still has its timeout
+    by_host: dict[str, list[Reference]] = {}
+    for ref in refs:
+        by_host.setdefault(ref.host, []).append(ref)
+    probes = []
+    for host, group in by_host.items():
+        scheme = "http" if args.plain_http else "https"
+        api_host = group[0].api_host
+        if args.username and password is not None:
+            auth: RegistryAuth | None = RegistryAuth(args.username, password)
+        else:
+            auth = _docker_auth(host)
+        settings = ClientSettings(
+            url=f"{scheme}://{api_host}",
+            concurrency=args.concurrency,
+            timeout=args.timeout,
+            auth=auth,
+            verify=not args.insecure,
+            user_agent=f"regprobe/{_version()}",
+        )
+        pinned = [Pinned(r.repository, r.tag, r.digest) for r in group]
+        probes.append(_guarded(host, settings, WalkPolicy(args.blob_check), deadline, pinned=pinned))
+    return list(await asyncio.gather(*probes))
+
+
+def _emit(results: Sequence[RegistryResult], fmt: str) -> None:
+    if fmt == "json":
+        print(report.to_json(results))
+    else:
+        colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        print(report.to_text(results, colour=colour), end="")
+
+
+def exit_code(results: Sequence[RegistryResult], pushed: bool) -> int:
+    if any(r.findings for r in results):
+        return EXIT_FINDINGS
+    if not pushed or not all(r.complete and r.catalog_accessible for r in results):
+        return EXIT_INCOMPLETE
+    return EXIT_OK

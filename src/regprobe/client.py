@@ -1,0 +1,411 @@
+"""The only module that talks to the network: one pooled HTTP client per registry.
+
+Each method performs one logical exchange (retried while the answer is transient) and returns a
+:class:`Reply` stating what arrived - status, lengths, bytes received, the hash of what was read. It
+never decides whether an object is broken; :mod:`regprobe.judge` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import json
+import logging
+import random
+import ssl
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
+
+from . import mediatypes as mt
+from .digest import Digest
+from .errors import TEMPORARY_STATUSES, AuthError, RegistryError
+
+log = logging.getLogger(__name__)
+
+BlobMode = Literal["head", "range", "digest"]
+_ERROR_BODY_LIMIT = 64 << 10
+_MAX_PAGES = 100_000
+_CHUNK = 64 << 10
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+    #: Longest Retry-After honoured; a registry asking for more is treated as unreachable for now.
+    max_retry_after: float = 60.0
+
+
+@dataclass(slots=True)
+class Reply:
+    """Facts about one exchange (after retries)."""
+
+    url: str
+    status: int | None = None  # None: no HTTP answer at all
+    code: str | None = None  # registry error code (MANIFEST_UNKNOWN, BLOB_UNKNOWN, ...)
+    message: str | None = None
+    content_type: str | None = None
+    content_length: int | None = None
+    #: The complete length from `Content-Range: bytes a-b/TOTAL` (206 or 416).
+    range_total: int | None = None
+    body: bytes = b""
+    received: int = 0
+    #: Hash of every byte received when the whole body was read.
+    digest: Digest | None = None
+    over_limit: bool = False
+    #: The connection ended before the promised body arrived.
+    truncated: bool = False
+    timeout: bool = False
+    error: str | None = None
+    retry_after: float | None = None
+    header_digest: str | None = None
+    next_link: str | None = None
+
+    @property
+    def temporary(self) -> bool:
+        if self.status is None:
+            return True
+        return self.status in TEMPORARY_STATUSES or self.truncated
+
+    def describe(self, method: str) -> str:
+        if self.status is None:
+            return f"{method} {'timed out' if self.timeout else 'failed'}: {self.error}"
+        text = f"{method} answered {self.status}"
+        if self.code:
+            text += f" {self.code}"
+        if self.truncated:
+            text += (
+                f", then the connection closed after {self.received} of {self.content_length} body bytes"
+                " (pulls fail with 'unexpected EOF')"
+            )
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    url: str
+    concurrency: int = 16
+    timeout: float = 30.0
+    auth: httpx.Auth | None = None
+    verify: ssl.SSLContext | bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    user_agent: str = "regprobe"
+
+
+def ssl_context(
+    ca_file: str | None, cert_file: str | None, key_file: str | None, insecure: bool
+) -> ssl.SSLContext | bool:
+    if insecure:
+        return False
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class RegistryClient:
+    def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        self.base = httpx.URL(settings.url)
+        self.requests: Counter[str] = Counter()
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+        self._http = httpx.AsyncClient(
+            base_url=settings.url,
+            auth=settings.auth,
+            verify=settings.verify,
+            timeout=httpx.Timeout(settings.timeout),
+            limits=limits,
+            # Blob GETs may be redirected to object storage; httpx drops Authorization when the origin
+            # changes, so the registry's credentials never reach the storage host.
+            follow_redirects=True,
+            max_redirects=5,
+            headers={"User-Agent": settings.user_agent},
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> RegistryClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- listing ----------------------------------------------------------------------------------
+
+    async def pages(self, path: str, key: str, page_size: int | None = 1000) -> AsyncIterator[list[str]]:
+        """Yield the lists under ``key`` across ``Link: <...>; rel="next"`` pages (same host only)."""
+        url = self.base.join(path)
+        if page_size:
+            url = url.copy_merge_params({"n": page_size})
+        for _ in range(_MAX_PAGES):
+            reply = await self._exchange("GET", url, {"Accept": "application/json"}, _read_json_body)
+            if reply.status == 400 and reply.code == "PAGINATION_NUMBER_INVALID" and "n" in url.params:
+                # The server's page limit (catalog.maxentries) is below what we asked: let it choose.
+                url = url.copy_remove_param("n")
+                continue
+            if reply.status is None or reply.status >= 300:
+                raise RegistryError(
+                    f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code
+                )
+            yield _names(reply, key, url)
+            next_url = reply.next_link
+            if not next_url:
+                return
+            target = url.join(next_url)
+            if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
+                raise RegistryError(
+                    f"GET {_path(url)}: pagination Link points to another host ({target.host}); not followed",
+                    url=str(url),
+                )
+            url = target
+        raise RegistryError(f"GET {path}: more than {_MAX_PAGES} pages; stopped", url=str(url))
+
+    # -- objects ----------------------------------------------------------------------------------
+
+    async def manifest(self, repository: str, reference: str, max_bytes: int) -> Reply:
+        url = self.base.join(f"/v2/{repository}/manifests/{reference}")
+
+        async def read(response: httpx.Response, reply: Reply) -> None:
+            if reply.content_length is not None and reply.content_length > max_bytes:
+                reply.over_limit = True
+                return
+            await _read_into(response, reply, limit=max_bytes, keep=True, hash_=True)
+
+        return await self._exchange("GET", url, {"Accept": mt.ACCEPT}, read)
+
+    async def blob(self, repository: str, digest: Digest, mode: BlobMode, expected_size: int) -> Reply:
+        url = self.base.join(f"/v2/{repository}/blobs/{digest}")
+        if mode == "head" or (mode == "range" and expected_size == 0):
+            return await self._exchange("HEAD", url, {}, None)
+        if mode == "range":
+            # One byte is enough to prove the data exists: a registry whose descriptor cache outlived the
+            # data answers HEAD correctly and a GET with headers but no body (REGISTRY-FACTS.md).
+            async def first_byte(response: httpx.Response, reply: Reply) -> None:
+                await _read_into(response, reply, limit=1, keep=False, hash_=False, stop_early=True)
+
+            return await self._exchange("GET", url, {"Range": "bytes=0-0"}, first_byte)
+
+        async def whole(response: httpx.Response, reply: Reply) -> None:
+            await _read_into(response, reply, limit=None, keep=False, hash_=True, algorithm=digest.algorithm)
+
+        return await self._exchange("GET", url, {}, whole)
+
+    # -- one exchange, retried ----------------------------------------------------------------------
+
+    async def _exchange(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        reader: Callable[[httpx.Response, Reply], Any] | None,
+    ) -> Reply:
+        policy = self.settings.retry
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts),
+            retry=retry_if_result(lambda reply: reply.temporary),
+            wait=self._wait,
+            before_sleep=self._count_retry,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
+        reply: Reply | None = None
+        async for attempt in retrying:
+            with attempt:
+                reply = await self._attempt(method, url, headers, reader)
+            if attempt.retry_state.outcome and not attempt.retry_state.outcome.failed:
+                attempt.retry_state.set_result(reply)
+        assert reply is not None
+        return reply
+
+    def _wait(self, state: RetryCallState) -> float:
+        policy = self.settings.retry
+        backoff = min(policy.max_delay, policy.base_delay * 2 ** (state.attempt_number - 1))
+        delay = random.uniform(backoff / 2, backoff)  # noqa: S311 - jitter, not cryptography
+        reply = state.outcome.result() if state.outcome and not state.outcome.failed else None
+        if reply is not None and reply.retry_after is not None:
+            delay = max(delay, min(reply.retry_after, policy.max_retry_after))
+        return delay
+
+    def _count_retry(self, state: RetryCallState) -> None:
+        self.requests["retried"] += 1
+        reply = state.outcome.result() if state.outcome and not state.outcome.failed else None
+        if reply is not None:
+            log.debug("retrying %s", reply.describe("request"))
+
+    async def _attempt(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        reader: Callable[[httpx.Response, Reply], Any] | None,
+    ) -> Reply:
+        reply = Reply(url=_path(url))
+        async with self._slots:
+            try:
+                async with self._http.stream(method, url, headers=headers) as response:
+                    _fill_headers(response, reply)
+                    status = response.status_code
+                    if status in (401, 403):
+                        self.requests["client_error"] += 1
+                        await _read_error(response, reply)
+                        raise _auth_error(method, url, reply, self.settings.auth is not None)
+                    if status >= 400:
+                        await _read_error(response, reply)
+                    elif reader is not None and method != "HEAD":
+                        await reader(response, reply)
+            except httpx.TimeoutException as exc:
+                reply.timeout, reply.error = True, f"{type(exc).__name__} after {self.settings.timeout:g}s"
+            except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                if reply.status is not None:
+                    # Headers arrived, then the connection ended early: the stale descriptor cache mode.
+                    reply.truncated = True
+                else:
+                    reply.error = _exc_text(exc)
+            except httpx.TooManyRedirects:
+                reply.error = "too many redirects"
+            except httpx.TransportError as exc:
+                reply.error = _exc_text(exc)
+        self.requests[_outcome(reply)] += 1
+        return reply
+
+
+async def _read_json_body(response: httpx.Response, reply: Reply) -> None:
+    await _read_into(response, reply, limit=16 << 20, keep=True, hash_=False)
+    reply.next_link = response.links.get("next", {}).get("url")
+
+
+def _names(reply: Reply, key: str, url: httpx.URL) -> list[str]:
+    if reply.over_limit:
+        raise RegistryError(f"GET {_path(url)}: listing page over 16 MiB", url=str(url))
+    try:
+        doc = json.loads(reply.body)
+    except (ValueError, RecursionError):
+        raise RegistryError(f"GET {_path(url)}: listing is not JSON", url=str(url)) from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"GET {_path(url)}: listing is not a JSON object", url=str(url))
+    names = doc.get(key)
+    if names is None:  # distribution answers `"tags": null` for a repository without tags
+        return []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise RegistryError(f"GET {_path(url)}: '{key}' is not a list of strings", url=str(url))
+    return names
+
+
+async def _read_into(
+    response: httpx.Response,
+    reply: Reply,
+    *,
+    limit: int | None,
+    keep: bool,
+    hash_: bool,
+    stop_early: bool = False,
+    algorithm: str = "sha256",
+) -> None:
+    hasher = hashlib.new(algorithm)
+    chunks: list[bytes] = []
+    async for chunk in response.aiter_raw(_CHUNK):
+        reply.received += len(chunk)
+        if limit is not None and reply.received > limit and not stop_early:
+            reply.over_limit = True
+            return
+        if hash_:
+            hasher.update(chunk)
+        if keep:
+            chunks.append(chunk)
+        if stop_early and limit is not None and reply.received >= limit:
+            return
+    if keep:
+        reply.body = b"".join(chunks)
+    if hash_:
+        reply.digest = Digest(algorithm, hasher.hexdigest())
+
+
+async def _read_error(response: httpx.Response, reply: Reply) -> None:
+    body = b""
+    async for chunk in response.aiter_raw(_CHUNK):
+        body += chunk
+        if len(body) >= _ERROR_BODY_LIMIT:
+            break
+    try:
+        errors = json.loads(body).get("errors") or []
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        code, message = first.get("code"), first.get("message")
+        reply.code = code if isinstance(code, str) else None
+        reply.message = message[:200] if isinstance(message, str) else None
+    except (ValueError, AttributeError, RecursionError):
+        pass
+
+
+def _fill_headers(response: httpx.Response, reply: Reply) -> None:
+    reply.status = response.status_code
+    headers = response.headers
+    reply.content_type = headers.get("content-type")
+    reply.content_length = _int(headers.get("content-length"))
+    reply.header_digest = headers.get("docker-content-digest")
+    content_range = headers.get("content-range", "")
+    if "/" in content_range:
+        reply.range_total = _int(content_range.rsplit("/", 1)[1])
+    reply.retry_after = _retry_after(headers.get("retry-after"))
+
+
+def _int(text: str | None) -> int | None:
+    if text is None or not text.strip().isdigit():
+        return None
+    return int(text.strip())
+
+
+def _retry_after(text: str | None) -> float | None:
+    if not text:
+        return None
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _outcome(reply: Reply) -> str:
+    if reply.timeout:
+        return "timeout"
+    if reply.status is None or reply.truncated:
+        return "network_error"
+    if reply.status >= 500:
+        return "server_error"
+    if reply.status >= 400:
+        return "client_error"
+    return "ok"
+
+
+def _auth_error(method: str, url: httpx.URL, reply: Reply, had_credentials: bool) -> AuthError:
+    what = "refused the credentials" if had_credentials else "requires credentials (none configured)"
+    if reply.status == 403:
+        what = "denied access"
+    detail = f" ({reply.code})" if reply.code else ""
+    return AuthError(
+        f"{method} {_path(url)}: registry {what}: {reply.status}{detail}",
+        url=str(url),
+        status=reply.status,
+        code=reply.code,
+    )
+
+
+def _path(url: httpx.URL) -> str:
+    # Never print a query: presigned URLs carry credentials in it.
+    return f"{url.scheme}://{url.netloc.decode()}{url.path}"
+
+
+def _exc_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__

@@ -1,0 +1,262 @@
+"""The YAML configuration (../shared/CONTRACT.md), validated strictly.
+
+Unknown keys, wrong types and missing keys are errors naming the file and the key path, e.g.
+``config.yaml: registries[0].blob_check: must be one of 'head', 'range', 'digest'``. Values are never
+echoed in errors: a password pasted under the wrong key must not end up in a CI log.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from .errors import ConfigError
+
+DEFAULT_PATH = "/etc/regprobe/config.yaml"
+
+BlobCheck = Literal["head", "range", "digest"]
+PositiveInt = Annotated[int, Field(ge=1, le=1024)]
+Seconds = Annotated[float, Field(gt=0, le=86400)]
+
+
+class _Strict(BaseModel):
+    # strict: "16" is not 16 and "yes" is not true in a file people edit by hand.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Repositories(_Strict):
+    include: list[str] = ["*"]
+    exclude: list[str] = []
+    list_: list[str] = Field(default=[], alias="list")
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Auth(_Strict):
+    username: str
+    password_file: str | None = None
+    password_env: str | None = None
+    #: Filled in by the loader from password_file / password_env; never written in YAML.
+    password: SecretStr | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            raise ValueError("'password' is not accepted inline: use password_file or password_env")
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Auth:
+        if self.password is None and (self.password_file is None) == (self.password_env is None):
+            raise ValueError("give exactly one of password_file or password_env")
+        return self
+
+
+class TLS(_Strict):
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials (use auth)")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be the registry root (the /v2/ API is found under it)")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class RegistryConfig(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    url: str
+    index_children: bool = True
+    blob_check: BlobCheck = "range"
+    repositories: Repositories = Repositories()
+    auth: Auth | None = None
+    tls: TLS = TLS()
+    concurrency: PositiveInt | None = None
+    timeout: Seconds | None = None
+
+    _url = field_validator("url")(_check_url)
+
+
+class Pushgateway(_Strict):
+    url: str
+    job: Annotated[str, Field(min_length=1)] = "registry-integrity-probe"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.rstrip("/")
+
+
+class Config(_Strict):
+    registries: Annotated[list[RegistryConfig], Field(min_length=1)]
+    pushgateway: Pushgateway | None = None
+    concurrency: PositiveInt = 16
+    timeout: Seconds = 30.0
+    #: Under the 15-minute schedule, so a slow run reports itself incomplete instead of overlapping.
+    deadline: Seconds = 840.0
+    cache_dir: str | None = None
+    max_broken_series: Annotated[int, Field(ge=0, le=10000)] = 50
+    #: Largest manifest body read; distribution itself refuses to store manifests over 4 MiB.
+    max_manifest_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 4 << 20
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for i, registry in enumerate(self.registries):
+            if registry.name in seen:
+                raise ValueError(f"registries[{i}].name: duplicate name {registry.name!r}")
+            seen.add(registry.name)
+        return self
+
+    def concurrency_for(self, registry: RegistryConfig) -> int:
+        return registry.concurrency or self.concurrency
+
+    def timeout_for(self, registry: RegistryConfig) -> float:
+        return registry.timeout or self.timeout
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a config with both is a mistake to name."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + ("list" if part == "list_" else part)
+    return out
+
+
+_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "required key is missing",
+    "bool_type": "must be true or false",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "model_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+}
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind in _MESSAGES:
+        return str(_MESSAGES[kind])
+    if kind == "too_short":
+        return "must not be empty"
+    bounds = {
+        "greater_than": "greater than",
+        "greater_than_equal": "at least",
+        "less_than_equal": "at most",
+        "less_than": "less than",
+    }
+    if kind in bounds:
+        limit = next(iter(error["ctx"].values()))
+        return f"must be {bounds[kind]} {limit}"
+    if kind == "literal_error":
+        return "must be one of " + str(error["ctx"]["expected"]).replace(" or ", ", ")
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _format(source: str, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        message = _message(error)
+        # Cross-field validators put their own path in front of the message.
+        if ": " in message and message.split(": ", 1)[0].startswith("registries["):
+            lines.append(f"{source}: {message}")
+        else:
+            lines.append(f"{source}: {_path(loc) or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def parse(data: object, source: str) -> Config:
+    if data is None:
+        raise ConfigError(f"{source}: empty configuration (need at least 'registries')")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: (top level): must be a mapping")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format(source, exc)) from None
+    return _resolve_secrets(config, source)
+
+
+def _resolve_secrets(config: Config, source: str) -> Config:
+    registries = []
+    for i, registry in enumerate(config.registries):
+        auth = registry.auth
+        if auth is not None and auth.password is None:
+            if auth.password_file is not None:
+                key = f"registries[{i}].auth.password_file"
+                try:
+                    secret = Path(auth.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+                except OSError as exc:
+                    raise ConfigError(f"{source}: {key}: cannot read {auth.password_file}: {exc.strerror}") from None
+            else:
+                key = f"registries[{i}].auth.password_env"
+                assert auth.password_env is not None
+                env = os.environ.get(auth.password_env)
+                if env is None:
+                    raise ConfigError(f"{source}: {key}: environment variable {auth.password_env} is not set")
+                secret = env
+            registry = registry.model_copy(update={"auth": auth.model_copy(update={"password": SecretStr(secret)})})
+        for field in ("ca_file", "cert_file", "key_file"):
+            path = getattr(registry.tls, field)
+            if path is not None and not os.access(path, os.R_OK):
+                raise ConfigError(f"{source}: registries[{i}].tls.{field}: cannot read {path}")
+        registries.append(registry)
+    return config.model_copy(update={"registries": registries})
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read configuration: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: not UTF-8 text") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: {where}invalid YAML: {problem}") from None
+    return parse(data, source)

@@ -1,0 +1,166 @@
+"""Pure functions that turn what the walk observed into problems and findings. No I/O here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .client import BlobMode, Reply
+from .digest import Digest
+from .manifest import Descriptor
+from .model import Finding, Kind, Problem
+
+Verdict = tuple[Problem, str] | None
+
+
+def _status_problem(reply: Reply, method: str) -> Verdict:
+    """Problems visible from the status alone; None when the exchange succeeded."""
+    if reply.status is None:
+        return Problem.UNREACHABLE, reply.describe(method)
+    if reply.status in (404, 410):
+        return Problem.MISSING, reply.describe(method)
+    if reply.status >= 400:
+        # 5xx after retries, or a 4xx that no pull could get past.
+        return Problem.UNREACHABLE, reply.describe(method)
+    if reply.truncated:
+        return Problem.TRUNCATED, reply.describe(method)
+    return None
+
+
+def manifest_reply(reply: Reply, expected: Descriptor | None, pinned: Digest | None) -> Verdict:
+    """Judge a manifest GET. ``pinned`` is the digest it was fetched by (None for a tag)."""
+    verdict = _status_problem(reply, "GET")
+    if verdict:
+        return verdict
+    if reply.over_limit:
+        return (
+            Problem.INVALID,
+            f"manifest body over the size bound ({reply.content_length or reply.received} bytes read)",
+        )
+    if pinned is not None:
+        actual = reply.digest if pinned.algorithm == "sha256" else Digest.of(reply.body, pinned.algorithm)
+        if actual != pinned:
+            return Problem.DIGEST_MISMATCH, f"body of {len(reply.body)} bytes hashes to {actual}"
+    if expected is not None and expected.size != len(reply.body):
+        return Problem.SIZE_MISMATCH, f"body is {len(reply.body)} bytes, descriptor says {expected.size}"
+    return None
+
+
+def blob_reply(reply: Reply, expected: Descriptor, mode: BlobMode) -> Verdict:
+    method = "HEAD" if mode == "head" or (mode == "range" and expected.size == 0) else "GET"
+    if reply.status == 416 and reply.range_total is not None and reply.range_total != expected.size:
+        return Problem.SIZE_MISMATCH, f"registry holds {reply.range_total} bytes, descriptor says {expected.size}"
+    verdict = _status_problem(reply, method)
+    if verdict:
+        return verdict
+    size = expected.size
+    if method == "HEAD":
+        if reply.content_length is not None and reply.content_length != size:
+            return Problem.SIZE_MISMATCH, f"HEAD Content-Length {reply.content_length}, descriptor says {size}"
+        return None
+    if mode == "range":
+        total = reply.range_total if reply.status == 206 else reply.content_length
+        if total is not None and total != size:
+            return Problem.SIZE_MISMATCH, f"GET {reply.status} reports {total} bytes, descriptor says {size}"
+        if reply.received == 0:
+            return Problem.TRUNCATED, f"GET {reply.status} with Range: bytes=0-0 delivered no body bytes"
+        return None
+    if reply.received != size:
+        if reply.content_length is not None and reply.received < reply.content_length:
+            return Problem.TRUNCATED, f"GET delivered {reply.received} of {reply.content_length} bytes"
+        return Problem.SIZE_MISMATCH, f"GET delivered {reply.received} bytes, descriptor says {size}"
+    if reply.digest != expected.digest:
+        return Problem.DIGEST_MISMATCH, f"content hashes to {reply.digest}"
+    return None
+
+
+# -- from the walk's graph to findings ------------------------------------------------------------
+
+Key = tuple[str, Digest]  # ("manifest" | "blob", digest): one object in one repository
+
+
+@dataclass(slots=True)
+class Node:
+    kind: Kind
+    problem: Problem | None = None
+    status: int | None = None
+    detail: str = ""
+    children: tuple[Key, ...] = ()
+    #: An index child a pull-through cache has not fetched: expected, not a finding.
+    absent: bool = False
+
+
+@dataclass(slots=True)
+class TagRoot:
+    """Where a tag's walk starts, or why it could not."""
+
+    key: Key | None
+    problem: Problem | None = None
+    status: int | None = None
+    detail: str = ""
+    #: Docker-Content-Digest of an unresolvable tag, when the registry sent a valid one.
+    hint: Digest | None = None
+
+
+@dataclass(slots=True)
+class _Hit:
+    tags: set[str] = field(default_factory=set)
+    parent: Digest | None = None
+
+
+def findings(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> list[Finding]:
+    """One finding per broken object, naming every tag whose walk reaches it and its first parent."""
+    hits: dict[Key, _Hit] = {}
+    out: list[Finding] = []
+    for tag in sorted(roots):
+        root = roots[tag]
+        if root.key is None:
+            problem = root.problem or Problem.UNREACHABLE
+            out.append(Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail))
+            continue
+        for key, parent in _reachable(root.key, nodes):
+            node = nodes[key]
+            if node.problem is None:
+                continue
+            hit = hits.setdefault(key, _Hit(parent=parent))
+            hit.tags.add(tag)
+    for key, hit in hits.items():
+        node = nodes[key]
+        assert node.problem is not None
+        out.append(
+            Finding(
+                repository,
+                key[1],
+                node.kind,
+                node.problem,
+                node.status,
+                tuple(sorted(hit.tags)),
+                hit.parent,
+                node.detail,
+            )
+        )
+    out.sort(key=_order)
+    return out
+
+
+def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None]]:
+    """Depth-first, each node once, in descriptor order; yields (key, the digest it was reached from)."""
+    seen = {start}
+    stack: list[tuple[Key, Digest | None]] = [(start, None)]
+    while stack:
+        key, parent = stack.pop()
+        node = nodes.get(key)
+        if node is None:  # not walked (deadline): nothing to say about it
+            continue
+        yield key, parent
+        for child in reversed(node.children):
+            if child not in seen:
+                seen.add(child)
+                stack.append((child, key[1]))
+
+
+_KIND_ORDER = {Kind.MANIFEST: 0, Kind.CONFIG: 1, Kind.LAYER: 2}
+
+
+def _order(f: Finding) -> tuple[str, int, str, str]:
+    return (f.repository, _KIND_ORDER[f.kind], str(f.digest or ""), ",".join(f.tags))

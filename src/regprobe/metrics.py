@@ -1,0 +1,100 @@
+"""Turns run results into the contract's metrics and pushes them to a Prometheus pushgateway.
+
+Push semantics, chosen so the alerts stay truthful:
+
+* A run that completed is pushed with **PUT**: the group (job, registry) is replaced whole, so the
+  ``regprobe_image_broken`` series of an image fixed since the last run disappear, and
+  ``regprobe_last_success_timestamp_seconds`` advances.
+* A run that did not complete is pushed with **POST**, which replaces only the metric names it carries.
+  It carries the run's status (catalog, completeness, last run, duration, requests) but never
+  ``last_success``, so the previous success time stays and the stale alert can fire. It carries the
+  integrity metrics only when it found something: a run that could not look must not report a broken
+  registry as healed.
+
+Each registry gets a fresh ``CollectorRegistry`` (never the process-global one).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway
+
+from .config import Config
+from .model import OUTCOMES, Kind, RegistryResult
+
+log = logging.getLogger(__name__)
+
+
+def build(result: RegistryResult, max_broken_series: int) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    label = ["registry"]
+
+    def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+        return Gauge(name, doc, [*label, *labels], registry=registry)
+
+    gauge("regprobe_catalog_accessible", "1 if the repositories could be listed this run").labels(result.name).set(
+        int(result.catalog_accessible)
+    )
+    gauge("regprobe_run_complete", "1 if every selected tag was walked").labels(result.name).set(int(result.complete))
+    gauge("regprobe_last_run_timestamp_seconds", "Unix time of this run").labels(result.name).set(result.started_at)
+    if result.complete:
+        gauge("regprobe_last_success_timestamp_seconds", "Unix time of the last run that completed").labels(
+            result.name
+        ).set(result.started_at)
+    gauge("regprobe_images_checked", "Tags walked").labels(result.name).set(result.images_checked)
+    gauge("regprobe_duration_seconds", "Wall time of this registry's run").labels(result.name).set(
+        result.duration_seconds
+    )
+    requests = gauge("regprobe_requests", "Requests this run by outcome", ["outcome"])
+    for outcome in OUTCOMES:
+        requests.labels(result.name, outcome).set(result.requests.get(outcome, 0))
+    if result.complete or result.findings:
+        broken = result.broken_images
+        gauge("regprobe_broken_images", "(repository, tag) pairs with at least one finding").labels(result.name).set(
+            len(broken)
+        )
+        objects = gauge("regprobe_broken_objects", "Distinct broken objects by kind", ["kind"])
+        for kind, count in result.broken_objects().items():
+            objects.labels(result.name, kind.value).set(count)
+        image = gauge("regprobe_image_broken", "1 per broken tag (capped)", ["repository", "tag"])
+        # Bounded cardinality: a registry-wide outage must not explode Prometheus' series count.
+        for repository, tag in broken[:max_broken_series]:
+            image.labels(result.name, repository, tag).set(1)
+    return registry
+
+
+def push(url: str, job: str, result: RegistryResult, max_broken_series: int, timeout: float = 30.0) -> None:
+    registry = build(result, max_broken_series)
+    send = push_to_gateway if result.complete else pushadd_to_gateway
+    send(url, job=job, registry=registry, grouping_key={"registry": result.name}, timeout=timeout)
+
+
+def push_all(config: Config, results: Sequence[RegistryResult]) -> bool:
+    """Push every registry's group; False (after logging which and why) if any push failed."""
+    gateway = config.pushgateway
+    assert gateway is not None
+    ok = True
+    for result in results:
+        try:
+            push(gateway.url, gateway.job, result, config.max_broken_series, timeout=config.timeout)
+        except Exception as exc:  # urllib raises URLError, HTTPError, OSError, ValueError...
+            ok = False
+            log.error("pushgateway %s: push for registry %s failed: %s", _safe(gateway.url), result.name, _reason(exc))
+    return ok
+
+
+def _safe(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+def _reason(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return f"{type(exc).__name__}: {str(reason)[:200]}"
+
+
+__all__ = ["Kind", "build", "push", "push_all"]

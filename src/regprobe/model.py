@@ -1,0 +1,94 @@
+"""Result objects. The JSON report, the text report and the metrics all render these; nothing parses
+strings back out of output."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .digest import Digest
+
+
+class Kind(StrEnum):
+    MANIFEST = "manifest"  # a tag's manifest or an index child
+    CONFIG = "config"
+    LAYER = "layer"
+
+
+class Problem(StrEnum):
+    MISSING = "missing"  # 404 / 410
+    TRUNCATED = "truncated"  # fewer bytes than promised (200 with an empty body)
+    SIZE_MISMATCH = "size_mismatch"  # length differs from the descriptor
+    DIGEST_MISMATCH = "digest_mismatch"  # content hashes to another digest
+    INVALID = "invalid"  # unparseable, unsupported, over a bound
+    UNREACHABLE = "unreachable"  # 5xx or timeouts that outlast the retries
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    repository: str
+    digest: Digest | None  # None only when a tag itself cannot be resolved
+    kind: Kind
+    problem: Problem
+    status: int | None
+    tags: tuple[str, ...]
+    parent: Digest | None
+    detail: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "repository": self.repository,
+            "digest": str(self.digest) if self.digest else None,
+            "kind": self.kind.value,
+            "problem": self.problem.value,
+            "status": self.status,
+            "tags": list(self.tags),
+            "parent": str(self.parent) if self.parent else None,
+            "detail": self.detail,
+        }
+
+
+#: Request outcomes counted per registry (`regprobe_requests{outcome}`). `network_error` (no usable
+#: answer: refused, reset, body cut short) is ours, beside the contract's five.
+OUTCOMES = ("ok", "client_error", "server_error", "timeout", "network_error", "retried")
+
+
+@dataclass(slots=True)
+class RegistryResult:
+    name: str
+    url: str
+    catalog_accessible: bool = False
+    complete: bool = False
+    repositories: int = 0
+    images_checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    #: Why the run is incomplete or what was skipped, for people; never a finding.
+    errors: list[str] = field(default_factory=list)
+    duration_seconds: float = 0.0
+    requests: Counter[str] = field(default_factory=Counter)
+    started_at: float = 0.0
+
+    @property
+    def broken_images(self) -> list[tuple[str, str]]:
+        """(repository, tag) pairs with at least one finding, sorted."""
+        return sorted({(f.repository, tag) for f in self.findings for tag in f.tags})
+
+    def broken_objects(self) -> Counter[Kind]:
+        counts: Counter[Kind] = Counter({kind: 0 for kind in Kind})
+        counts.update(f.kind for f in self.findings)
+        return counts
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "url": self.url,
+            "catalog_accessible": self.catalog_accessible,
+            "complete": self.complete,
+            "repositories": self.repositories,
+            "images_checked": self.images_checked,
+            "findings": [f.to_json() for f in self.findings],
+            "errors": list(self.errors),
+            "duration_seconds": round(self.duration_seconds, 3),
+            "requests": {outcome: self.requests.get(outcome, 0) for outcome in OUTCOMES},
+        }

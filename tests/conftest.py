@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from regprobe.cli import main
+
+from .registry import Registry
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """The registry:2 default: in-memory blob descriptor cache."""
+    reg = Registry(tmp_path_factory.mktemp("registry")).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def registry_nocache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    reg = Registry(tmp_path_factory.mktemp("registry-nocache"), cache=False).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def ns() -> str:
+    """A repository namespace of this test's own: tests share one registry and must not see each other."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+class Run:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads(self.out)  # type: ignore[no-any-return]
+
+    def findings(self, registry: int = 0) -> list[dict[str, Any]]:
+        return self.report["registries"][registry]["findings"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def regprobe(capsys: pytest.CaptureFixture[str]) -> Any:
+    def run(*argv: str) -> Run:
+        capsys.readouterr()
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def probe_config(tmp_path: Path) -> Any:
+    """Write a config for the given registries and return its path."""
+
+    def write(*registries: dict[str, Any], **top: Any) -> str:
+        path = tmp_path / f"config-{uuid.uuid4().hex[:6]}.yaml"
+        path.write_text(yaml.safe_dump({"registries": list(registries), **top}))
+        return str(path)
+
+    return write

@@ -1,0 +1,300 @@
+"""A real distribution registry (Debian ``docker-registry``) for tests and the demo, plus helpers that
+push synthetic images over the HTTP API and break them in storage the way clean-up scripts and GC do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Image:
+    """What was pushed: digests to aim faults at."""
+
+    repository: str
+    digest: str
+    config: str = ""
+    layers: list[str] = field(default_factory=list)
+    children: list[Image] = field(default_factory=list)
+
+
+class Registry:
+    def __init__(self, workdir: Path, *, cache: bool = True, extra: dict[str, Any] | None = None) -> None:
+        self.workdir = workdir
+        self.root = workdir / "data"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = f"127.0.0.1:{self.port}"
+        storage: dict[str, Any] = {"filesystem": {"rootdirectory": str(self.root)}, "delete": {"enabled": True}}
+        if cache:
+            # The registry:2 image's default config has this cache; it is what makes GC's damage show
+            # as HEAD 200 / GET empty body (REGISTRY-FACTS.md).
+            storage["cache"] = {"blobdescriptor": "inmemory"}
+        config: dict[str, Any] = {
+            "version": 0.1,
+            "log": {"level": "error", "accesslog": {"disabled": True}},
+            "storage": storage,
+            "http": {"addr": f"127.0.0.1:{self.port}", "secret": "test-secret"},
+            # Lets foreign (Windows-style) layers be pushed; distribution rejects their URLs by default.
+            "validation": {"manifests": {"urls": {"allow": ["^https://"]}}},
+        }
+        for key, value in (extra or {}).items():
+            config[key] = value
+        self.config_path = workdir / "config.yml"
+        self.proc: subprocess.Popen[bytes] | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(json.dumps(config))  # JSON is YAML
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    @property
+    def v2(self) -> Path:
+        return self.root / "docker" / "registry" / "v2"
+
+    def start(self) -> Registry:
+        log = open(self.workdir / "registry.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen([BINARY, "serve", str(self.config_path)], stdout=log, stderr=log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"docker-registry exited: {(self.workdir / 'registry.log').read_text()[-2000:]}")
+            try:
+                if self.http.get("/v2/").status_code in (200, 401):
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise RuntimeError("docker-registry did not start within 20s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        """Drops the in-memory descriptor cache."""
+        self.stop()
+        self.start()
+
+    # -- pushing ------------------------------------------------------------------------------------
+
+    def push_blob(self, repository: str, data: bytes) -> str:
+        digest = sha256(data)
+        started = self.http.post(f"/v2/{repository}/blobs/uploads/")
+        assert started.status_code == 202, started.text
+        location = started.headers["location"]
+        sep = "&" if "?" in location else "?"
+        done = self.http.put(
+            f"{location}{sep}digest={digest}", content=data, headers={"Content-Type": "application/octet-stream"}
+        )
+        assert done.status_code == 201, done.text
+        return digest
+
+    def push_manifest(self, repository: str, reference: str, body: bytes, media_type: str) -> str:
+        response = self.http.put(
+            f"/v2/{repository}/manifests/{reference}", content=body, headers={"Content-Type": media_type}
+        )
+        assert response.status_code == 201, response.text
+        return sha256(body)
+
+    def push_image(
+        self,
+        repository: str,
+        tag: str | None,
+        *,
+        layers: list[bytes] | None = None,
+        docker: bool = False,
+        platform: str = "linux/amd64",
+        foreign: bool = False,
+        config_extra: dict[str, Any] | None = None,
+    ) -> Image:
+        """A single-platform image (OCI, or Docker schema2 with ``docker``)."""
+        layers = layers if layers is not None else [os.urandom(1500), os.urandom(2500)]
+        os_name, arch = platform.split("/")[:2]
+        config = json.dumps(
+            {"architecture": arch, "os": os_name, "rootfs": {"type": "layers"}, **(config_extra or {})},
+            sort_keys=True,
+        ).encode()
+        config_digest = self.push_blob(repository, config)
+        layer_descs = []
+        for data in layers:
+            layer_descs.append(
+                {
+                    "mediaType": DOCKER_LAYER if docker else OCI_LAYER,
+                    "digest": self.push_blob(repository, data),
+                    "size": len(data),
+                }
+            )
+        if foreign:
+            # A Windows base layer: served from `urls`, never from this registry.
+            fake = os.urandom(64)
+            layer_descs.append(
+                {
+                    "mediaType": DOCKER_FOREIGN,
+                    "digest": sha256(fake),
+                    "size": 64,
+                    "urls": ["https://example.invalid/layer"],
+                }
+            )
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
+            "config": {
+                "mediaType": DOCKER_CONFIG if docker else OCI_CONFIG,
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": layer_descs,
+        }
+        body = json.dumps(manifest, indent=3).encode()
+        media = DOCKER_MANIFEST if docker else OCI_MANIFEST
+        digest = self.push_manifest(repository, tag or sha256(body), body, media)
+        return Image(repository, digest, config_digest, [d["digest"] for d in layer_descs if "urls" not in d])
+
+    def push_attestation(self, repository: str, subject: str) -> Image:
+        """A BuildKit attestation manifest: a real manifest with real blobs."""
+        statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1", "subject": subject}).encode()
+        config = b"{}"
+        config_digest = self.push_blob(repository, config)
+        layer = self.push_blob(repository, statement)
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": layer, "size": len(statement)}],
+        }
+        body = json.dumps(manifest).encode()
+        digest = self.push_manifest(repository, sha256(body), body, OCI_MANIFEST)
+        return Image(repository, digest, config_digest, [layer])
+
+    def push_index(
+        self,
+        repository: str,
+        tag: str,
+        *,
+        platforms: tuple[str, ...] = ("linux/amd64", "linux/arm64"),
+        docker: bool = False,
+        attestations: bool = True,
+        children: list[Image] | None = None,
+    ) -> Image:
+        """A multi-platform index (OCI, or a Docker manifest list), children pushed by digest."""
+        kids = (
+            children
+            if children is not None
+            else [self.push_image(repository, None, docker=docker, platform=p) for p in platforms]
+        )
+        entries: list[dict[str, Any]] = []
+        for kid, plat in zip(kids, platforms, strict=False):
+            os_name, arch = plat.split("/")[:2]
+            body = self.http.get(
+                f"/v2/{repository}/manifests/{kid.digest}",
+                headers={"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}, {OCI_INDEX}"},
+            )
+            entries.append(
+                {
+                    "mediaType": body.headers["content-type"],
+                    "digest": kid.digest,
+                    "size": len(body.content),
+                    "platform": {"architecture": arch, "os": os_name},
+                }
+            )
+        if attestations and not docker:
+            for kid in list(kids):
+                att = self.push_attestation(repository, kid.digest)
+                size = len(
+                    self.http.get(f"/v2/{repository}/manifests/{att.digest}", headers={"Accept": OCI_MANIFEST}).content
+                )
+                entries.append(
+                    {
+                        "mediaType": OCI_MANIFEST,
+                        "digest": att.digest,
+                        "size": size,
+                        "platform": {"architecture": "unknown", "os": "unknown"},
+                        "annotations": {
+                            "vnd.docker.reference.type": "attestation-manifest",
+                            "vnd.docker.reference.digest": kid.digest,
+                        },
+                    }
+                )
+                kids.append(att)
+        media = DOCKER_LIST if docker else OCI_INDEX
+        body = json.dumps({"schemaVersion": 2, "mediaType": media, "manifests": entries}, indent=2).encode()
+        digest = self.push_manifest(repository, tag, body, media)
+        return Image(repository, digest, children=kids)
+
+    def tag(self, repository: str, tag: str, digest: str) -> None:
+        response = self.http.get(
+            f"/v2/{repository}/manifests/{digest}",
+            headers={"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}, {DOCKER_LIST}, {DOCKER_MANIFEST}"},
+        )
+        assert response.status_code == 200, response.text
+        self.push_manifest(repository, tag, response.content, response.headers["content-type"])
+
+    # -- breaking storage, as clean-up scripts and GC do -----------------------------------------------
+
+    def _blob_dir(self, digest: str) -> Path:
+        hexpart = digest.split(":", 1)[1]
+        return self.v2 / "blobs" / "sha256" / hexpart[:2] / hexpart
+
+    def remove_revision_link(self, repository: str, digest: str) -> None:
+        """A tag clean-up script or GC of "untagged" index children: data kept, link gone."""
+        hexpart = digest.split(":", 1)[1]
+        shutil.rmtree(self.v2 / "repositories" / repository / "_manifests" / "revisions" / "sha256" / hexpart)
+
+    def remove_blob_data(self, digest: str) -> None:
+        """GC deleted the data it believed unreferenced; layer links survive."""
+        shutil.rmtree(self._blob_dir(digest))
+
+    def truncate_blob(self, digest: str) -> None:
+        (self._blob_dir(digest) / "data").write_bytes(b"")
+
+    def corrupt_blob(self, digest: str) -> None:
+        """Bit rot: same size, other content."""
+        path = self._blob_dir(digest) / "data"
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    def remove_layer_link(self, repository: str, digest: str) -> None:
+        hexpart = digest.split(":", 1)[1]
+        shutil.rmtree(self.v2 / "repositories" / repository / "_layers" / "sha256" / hexpart)
+
+    def warm(self, repository: str, digest: str) -> None:
+        """Read a blob once so its descriptor is in the registry's cache."""
+        assert self.http.head(f"/v2/{repository}/blobs/{digest}").status_code == 200

@@ -1,0 +1,258 @@
+"""The walk against the real registry, broken in storage the way each row of REGISTRY-FACTS.md says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .registry import Registry
+
+
+def config_for(reg: Registry, ns: str, **extra: Any) -> dict[str, Any]:
+    return {"name": "local", "url": reg.url, "repositories": {"include": [f"{ns}/*"]}, **extra}
+
+
+def run_json(regprobe: Any, probe_config: Any, reg: Registry, ns: str, **extra: Any) -> Any:
+    result = regprobe("run", "-c", probe_config(config_for(reg, ns, **extra)), "--format", "json")
+    assert result.code in (0, 1), result.err
+    return result
+
+
+def only(findings: list[dict[str, Any]]) -> dict[str, Any]:
+    assert len(findings) == 1, findings
+    return findings[0]
+
+
+def test_healthy_registry_has_no_findings(registry: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    shared = b"shared-base-layer" * 100
+    registry.push_image(f"{ns}/oci", "v1", layers=[shared, b"app-one" * 50])
+    registry.push_image(f"{ns}/oci", "v2", layers=[shared, b"app-two" * 50])
+    docker = registry.push_image(f"{ns}/docker", "1.0", docker=True)
+    registry.tag(f"{ns}/docker", "latest", docker.digest)
+    registry.push_index(f"{ns}/multi", "latest")
+    registry.push_index(f"{ns}/list", "stable", docker=True)
+    registry.push_image(f"{ns}/windows", "ltsc", foreign=True, docker=True)
+    registry.push_image(f"{ns}/untagged", None)  # listed in the catalog, no tags: normal
+
+    result = run_json(regprobe, probe_config, registry, ns)
+
+    entry = result.report["registries"][0]
+    assert result.code == 0
+    assert entry["findings"] == []
+    assert entry["catalog_accessible"] is True and entry["complete"] is True
+    assert entry["repositories"] == 6
+    assert entry["images_checked"] == 7
+
+
+def test_index_child_revision_link_gone(registry: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    index = registry.push_index(f"{ns}/app", "latest")
+    registry.tag(f"{ns}/app", "v2", index.digest)
+    registry.push_image(f"{ns}/app", "healthy")
+    arm64 = index.children[1]
+    registry.remove_revision_link(f"{ns}/app", arm64.digest)
+
+    result = run_json(regprobe, probe_config, registry, ns)
+
+    assert result.code == 1
+    finding = only(result.findings())
+    assert finding == {
+        "repository": f"{ns}/app",
+        "digest": arm64.digest,
+        "kind": "manifest",
+        "problem": "missing",
+        "status": 404,
+        "tags": ["latest", "v2"],
+        "parent": index.digest,
+        "detail": "GET answered 404 MANIFEST_UNKNOWN",
+    }
+
+
+def test_docker_manifest_list_child_gone(registry: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    index = registry.push_index(f"{ns}/list", "1.0", docker=True)
+    registry.remove_revision_link(f"{ns}/list", index.children[0].digest)
+
+    finding = only(run_json(regprobe, probe_config, registry, ns).findings())
+
+    assert (finding["kind"], finding["problem"], finding["digest"]) == ("manifest", "missing", index.children[0].digest)
+
+
+# Removing a layer link is only visible once the registry's descriptor cache no longer holds the blob
+# (with `cache: inmemory`, the repository-scoped entry keeps serving it until a restart; so do clients).
+def test_attestation_manifests_are_walked(
+    registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    index = registry_nocache.push_index(f"{ns}/app", "latest", platforms=("linux/amd64",))
+    attestation = index.children[-1]
+    registry_nocache.remove_layer_link(f"{ns}/app", attestation.layers[0])
+
+    finding = only(run_json(regprobe, probe_config, registry_nocache, ns).findings())
+
+    assert (finding["kind"], finding["problem"], finding["digest"]) == ("layer", "missing", attestation.layers[0])
+    assert finding["parent"] == attestation.digest
+
+
+def test_blob_data_gone_without_descriptor_cache(
+    registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    image = registry_nocache.push_image(f"{ns}/app", "v1")
+    registry_nocache.remove_blob_data(image.layers[0])
+
+    finding = only(run_json(regprobe, probe_config, registry_nocache, ns).findings())
+
+    assert (finding["kind"], finding["problem"], finding["status"]) == ("layer", "missing", 404)
+    assert finding["digest"] == image.layers[0] and finding["parent"] == image.digest
+    assert "BLOB_UNKNOWN" in finding["detail"]
+
+
+@pytest.mark.parametrize("blob_check", ["range", "digest"])
+def test_blob_data_gone_with_descriptor_cache(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any, blob_check: str
+) -> None:
+    """GC while the registry runs: HEAD still says 200, a GET delivers no body (distribution #2945)."""
+    image = registry.push_image(f"{ns}/app", "v1")
+    registry.warm(f"{ns}/app", image.layers[1])
+    registry.remove_blob_data(image.layers[1])
+    head = registry.http.head(f"/v2/{ns}/app/blobs/{image.layers[1]}")
+    assert head.status_code == 200  # the registry still claims the blob: a HEAD-only probe is blind
+
+    finding = only(run_json(regprobe, probe_config, registry, ns, blob_check=blob_check).findings())
+
+    assert (finding["kind"], finding["problem"], finding["digest"]) == ("layer", "truncated", image.layers[1])
+    assert finding["tags"] == ["v1"]
+
+
+def test_blob_truncated_to_zero_bytes(registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    image = registry_nocache.push_image(f"{ns}/app", "v1")
+    registry_nocache.truncate_blob(image.layers[0])
+
+    finding = only(run_json(regprobe, probe_config, registry_nocache, ns).findings())
+
+    assert (finding["kind"], finding["problem"], finding["digest"]) == ("layer", "size_mismatch", image.layers[0])
+
+
+def test_blob_truncated_head_mode(registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    image = registry_nocache.push_image(f"{ns}/app", "v1")
+    registry_nocache.truncate_blob(image.layers[0])
+
+    finding = only(run_json(regprobe, probe_config, registry_nocache, ns, blob_check="head").findings())
+
+    assert (finding["problem"], finding["detail"]) == ("size_mismatch", "HEAD Content-Length 0, descriptor says 1500")
+
+
+def test_layer_link_gone_in_one_repository_only(
+    registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    base = b"common-base" * 300
+    one = registry_nocache.push_image(f"{ns}/one", "v1", layers=[base])
+    registry_nocache.push_image(f"{ns}/two", "v1", layers=[base])
+    registry_nocache.remove_layer_link(f"{ns}/one", one.layers[0])
+
+    finding = only(run_json(regprobe, probe_config, registry_nocache, ns).findings())
+
+    assert (finding["repository"], finding["kind"], finding["problem"]) == (f"{ns}/one", "layer", "missing")
+
+
+def test_tag_pointing_at_gone_revision(registry: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    image = registry.push_image(f"{ns}/app", "v1")
+    registry.push_image(f"{ns}/app", "v2")
+    registry.remove_revision_link(f"{ns}/app", image.digest)
+
+    result = run_json(regprobe, probe_config, registry, ns)
+
+    finding = only(result.findings())
+    assert finding["digest"] is None
+    assert (finding["kind"], finding["problem"], finding["status"], finding["tags"]) == (
+        "manifest",
+        "missing",
+        404,
+        ["v1"],
+    )
+    assert result.report["registries"][0]["images_checked"] == 2
+
+
+def test_corrupted_blob_same_size_needs_digest_mode(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    image = registry.push_image(f"{ns}/app", "v1")
+    registry.corrupt_blob(image.layers[0])
+
+    finding = only(run_json(regprobe, probe_config, registry, ns, blob_check="digest").findings())
+
+    assert (finding["kind"], finding["problem"], finding["digest"]) == ("layer", "digest_mismatch", image.layers[0])
+
+
+def test_config_blob_gone(registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    image = registry_nocache.push_image(f"{ns}/app", "v1")
+    registry_nocache.remove_layer_link(f"{ns}/app", image.config)
+
+    finding = only(run_json(regprobe, probe_config, registry_nocache, ns).findings())
+
+    assert (finding["kind"], finding["problem"], finding["digest"]) == ("config", "missing", image.config)
+
+
+def test_shared_object_reported_once_with_every_tag(
+    registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    base = b"base-layer" * 500
+    registry_nocache.push_image(f"{ns}/app", "a", layers=[base, b"a" * 100])
+    registry_nocache.push_image(f"{ns}/app", "b", layers=[base, b"b" * 100])
+    c = registry_nocache.push_image(f"{ns}/app", "c", layers=[b"c" * 100])
+    registry_nocache.tag(f"{ns}/app", "c-alias", c.digest)
+    registry_nocache.remove_blob_data(registry_nocache.push_blob(f"{ns}/app", base))
+
+    result = run_json(regprobe, probe_config, registry_nocache, ns)
+
+    finding = only(result.findings())
+    assert finding["tags"] == ["a", "b"]
+    requests = result.report["registries"][0]["requests"]
+    # catalog + tags list + 4 tag GETs + 1 config (the three images share it) + 4 distinct layers
+    # (base checked once though two tags use it) = 11
+    assert requests == {"ok": 10, "client_error": 1, "server_error": 0, "timeout": 0, "network_error": 0, "retried": 0}
+
+
+def test_index_children_false_tolerates_missing_child(
+    registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    """A pull-through cache holds only the platforms someone pulled; what it holds is still walked."""
+    index = registry_nocache.push_index(f"{ns}/cache", "latest", attestations=False)
+    registry_nocache.remove_revision_link(f"{ns}/cache", index.children[1].digest)
+
+    clean = run_json(regprobe, probe_config, registry_nocache, ns, index_children=False)
+    assert clean.code == 0 and clean.findings() == []
+
+    registry_nocache.remove_layer_link(f"{ns}/cache", index.children[0].layers[0])
+    broken = run_json(regprobe, probe_config, registry_nocache, ns, index_children=False)
+    finding = only(broken.findings())
+    assert (finding["kind"], finding["problem"], finding["parent"]) == ("layer", "missing", index.children[0].digest)
+
+
+def test_repository_selection(registry: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    for name in ("team-a/app", "team-a/tool", "team-b/app"):
+        registry.push_image(f"{ns}/{name}", "v1")
+    broken = registry.push_image(f"{ns}/team-b/app", "v2")
+    registry.remove_revision_link(f"{ns}/team-b/app", broken.digest)
+
+    def run(repositories: dict[str, Any]) -> Any:
+        cfg = {"name": "local", "url": registry.url, "repositories": repositories}
+        return regprobe("run", "-c", probe_config(cfg), "--format", "json")
+
+    included = run({"include": [f"{ns}/team-a/*"]})
+    assert included.code == 0 and included.report["registries"][0]["repositories"] == 2
+    excluded = run({"include": [f"{ns}/*"], "exclude": [f"{ns}/team-b/*"]})
+    assert excluded.code == 0 and excluded.report["registries"][0]["repositories"] == 2
+    listed = run({"list": [f"{ns}/team-b/app"]})
+    assert listed.code == 1 and listed.report["registries"][0]["repositories"] == 1
+    assert [f["tags"] for f in listed.findings()] == [["v2"]]
+
+
+def test_docker_schema2_and_oci_are_both_accepted(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    """Without the OCI types in Accept, distribution answers 404 for an OCI manifest: a false 'missing'."""
+    registry.push_image(f"{ns}/oci", "v1")
+    registry.push_image(f"{ns}/docker", "v1", docker=True)
+
+    result = run_json(regprobe, probe_config, registry, ns)
+
+    assert result.code == 0 and result.report["registries"][0]["images_checked"] == 2
