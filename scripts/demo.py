@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.registry import Registry  # noqa: E402 - the same harness the tests use
+from tests.registry import Registry  # the same harness the tests use
 
 
 def main() -> int:
