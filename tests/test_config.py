@@ -1,0 +1,68 @@
+"""Each invalid-*.yml under testdata/config pins a bad configuration to its exact error (the first line
+says which), in the blackbox_exporter manner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from regprobe import config
+from regprobe.errors import ConfigError
+
+TESTDATA = Path(__file__).parent / "testdata" / "config"
+INVALID = sorted(TESTDATA.glob("invalid-*.yml"))
+
+
+def expected_error(path: Path) -> str:
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# error: "), path
+    return first.removeprefix("# error: ")
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_config_names_file_and_key(path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ")
+    assert expected_error(path) in message
+    assert "hunter2" not in message  # values are never echoed: a misplaced password must not reach a log
+
+
+def test_valid_full_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGPROBE_TEST_PASSWORD", "s3cret")
+    cfg = config.load(TESTDATA / "valid-full.yml")
+    private, hub = cfg.registries
+    assert private.auth is not None and private.auth.password is not None
+    assert private.auth.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(cfg)
+    assert (cfg.concurrency_for(private), cfg.timeout_for(private)) == (8, 10.0)
+    assert (cfg.concurrency_for(hub), cfg.timeout_for(hub)) == (16, 30.0)
+    assert hub.repositories.list_ == ["library/alpine"] and hub.index_children is False
+    assert cfg.pushgateway is not None and cfg.pushgateway.job == "registry-integrity-probe"
+
+
+def test_defaults() -> None:
+    cfg = config.parse({"registries": [{"name": "r", "url": "http://127.0.0.1:5000/"}]}, "inline")
+    registry = cfg.registries[0]
+    assert registry.url == "http://127.0.0.1:5000"
+    assert (registry.blob_check, registry.index_children, registry.repositories.include) == ("range", True, ["*"])
+    assert (cfg.concurrency, cfg.timeout, cfg.deadline, cfg.max_broken_series) == (16, 30.0, 840.0, 50)
+    assert cfg.deadline < 15 * 60  # a run must end before the next CronJob run starts
+
+
+def test_password_file_is_read_and_stripped(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("from-file\n")
+    cfg = config.parse(
+        {"registries": [{"name": "r", "url": "http://x", "auth": {"username": "u", "password_file": str(secret)}}]},
+        "inline",
+    )
+    auth = cfg.registries[0].auth
+    assert auth is not None and auth.password is not None and auth.password.get_secret_value() == "from-file"
+
+
+def test_unreadable_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        config.load(tmp_path / "absent.yaml")

@@ -1,0 +1,104 @@
+"""The pure judgement of replies and of the walk's graph."""
+
+from __future__ import annotations
+
+from regprobe.client import Reply
+from regprobe.digest import Digest
+from regprobe.judge import Node, TagRoot, blob_reply, findings, manifest_reply
+from regprobe.manifest import Descriptor
+from regprobe.model import Kind, Problem
+
+A, B, C, M, I = (Digest("sha256", c * 64) for c in "abcde")  # noqa: E741
+LAYER = Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", A, 100)
+
+
+def reply(**kw: object) -> Reply:
+    return Reply(url="http://r/v2/x", **kw)  # type: ignore[arg-type]
+
+
+def test_range_healthy_and_broken() -> None:
+    assert blob_reply(reply(status=206, range_total=100, content_length=1, received=1), LAYER, "range") is None
+    # Registry ignoring Range: the full length is the total.
+    assert blob_reply(reply(status=200, content_length=100, received=64), LAYER, "range") is None
+    assert blob_reply(reply(status=404, code="BLOB_UNKNOWN"), LAYER, "range") == (
+        Problem.MISSING,
+        "GET answered 404 BLOB_UNKNOWN",
+    )
+    stale = blob_reply(reply(status=206, range_total=100, content_length=1, truncated=True), LAYER, "range")
+    assert stale is not None and stale[0] is Problem.TRUNCATED
+    # Headers without a length and no body at all: still not a pullable blob.
+    empty = blob_reply(reply(status=206, received=0), LAYER, "range")
+    assert empty is not None and empty[0] is Problem.TRUNCATED
+    wrong = blob_reply(reply(status=206, range_total=99, received=1), LAYER, "range")
+    assert wrong is not None and wrong[0] is Problem.SIZE_MISMATCH
+    unsatisfiable = blob_reply(reply(status=416, range_total=0), LAYER, "range")
+    assert unsatisfiable is not None and unsatisfiable[0] is Problem.SIZE_MISMATCH
+
+
+def test_unreachable_and_other_statuses() -> None:
+    timeout = blob_reply(reply(status=None, timeout=True, error="ReadTimeout after 30s"), LAYER, "head")
+    assert timeout == (Problem.UNREACHABLE, "HEAD timed out: ReadTimeout after 30s")
+    server = blob_reply(reply(status=503), LAYER, "range")
+    assert server is not None and server[0] is Problem.UNREACHABLE
+    gone = blob_reply(reply(status=410), LAYER, "range")
+    assert gone is not None and gone[0] is Problem.MISSING
+
+
+def test_head_and_digest_modes() -> None:
+    assert blob_reply(reply(status=200, content_length=100), LAYER, "head") is None
+    assert blob_reply(reply(status=200, content_length=0), LAYER, "head") == (
+        Problem.SIZE_MISMATCH,
+        "HEAD Content-Length 0, descriptor says 100",
+    )
+    assert blob_reply(reply(status=200, content_length=100, received=100, digest=A), LAYER, "digest") is None
+    bad = blob_reply(reply(status=200, content_length=100, received=100, digest=B), LAYER, "digest")
+    assert bad is not None and bad[0] is Problem.DIGEST_MISMATCH
+    short = blob_reply(reply(status=200, content_length=100, received=40, digest=B), LAYER, "digest")
+    assert short is not None and short[0] is Problem.TRUNCATED
+
+
+def test_empty_blob_is_checked_with_head_in_range_mode() -> None:
+    empty = Descriptor("x", Digest.of(b""), 0)
+    assert blob_reply(reply(status=200, content_length=0), empty, "range") is None
+
+
+def test_manifest_digest_and_size() -> None:
+    body = b'{"schemaVersion": 2}'
+    right = Digest.of(body)
+    assert manifest_reply(reply(status=200, body=body, digest=right), None, right) is None
+    lie = manifest_reply(reply(status=200, body=body, digest=right), None, A)
+    assert lie is not None and lie[0] is Problem.DIGEST_MISMATCH
+    size = manifest_reply(reply(status=200, body=body, digest=right), Descriptor("x", right, 3), right)
+    assert size is not None and size[0] is Problem.SIZE_MISMATCH
+    big = manifest_reply(reply(status=200, over_limit=True, content_length=1 << 30), None, None)
+    assert big is not None and big[0] is Problem.INVALID
+
+
+def test_findings_name_every_tag_and_first_parent() -> None:
+    nodes = {
+        ("manifest", I): Node(Kind.MANIFEST, children=(("manifest", M), ("manifest", C))),
+        ("manifest", M): Node(Kind.MANIFEST, children=(("blob", A), ("blob", B))),
+        ("manifest", C): Node(Kind.MANIFEST, Problem.MISSING, 404, "GET answered 404"),
+        ("blob", A): Node(Kind.CONFIG),
+        ("blob", B): Node(Kind.LAYER, Problem.TRUNCATED, 206, "cut"),
+    }
+    roots = {
+        "v2": TagRoot(("manifest", I)),
+        "latest": TagRoot(("manifest", I)),
+        "arm-only": TagRoot(("manifest", M)),
+        "gone": TagRoot(None, Problem.MISSING, 404, "tag gone: 404"),
+    }
+    out = findings("team/app", roots, nodes)
+    assert [(f.kind, f.digest, f.problem, f.tags, f.parent) for f in out] == [
+        (Kind.MANIFEST, None, Problem.MISSING, ("gone",), None),
+        (Kind.MANIFEST, C, Problem.MISSING, ("latest", "v2"), I),
+        (Kind.LAYER, B, Problem.TRUNCATED, ("arm-only", "latest", "v2"), M),
+    ]
+
+
+def test_absent_cache_children_are_not_findings() -> None:
+    nodes = {
+        ("manifest", I): Node(Kind.MANIFEST, children=(("manifest", M),)),
+        ("manifest", M): Node(Kind.MANIFEST, status=404, absent=True),
+    }
+    assert findings("cache/app", {"latest": TagRoot(("manifest", I))}, nodes) == []

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from regprobe.digest import Digest
+from regprobe.errors import DigestError, InvalidReferenceError, ParseError
+from regprobe.reference import Reference
+
+D = "sha256:" + "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "repository", "tag", "digest"),
+    [
+        ("alpine", "docker.io", "library/alpine", "latest", None),
+        ("alpine:3.20", "docker.io", "library/alpine", "3.20", None),
+        ("bitnami/redis", "docker.io", "bitnami/redis", "latest", None),
+        ("docker.io/alpine", "docker.io", "library/alpine", "latest", None),
+        ("index.docker.io/library/alpine:edge", "docker.io", "library/alpine", "edge", None),
+        ("localhost/app", "localhost", "app", "latest", None),
+        ("localhost:5000/team/app:v1", "localhost:5000", "team/app", "v1", None),
+        ("127.0.0.1:5000/a/b/c:1.0-rc_1", "127.0.0.1:5000", "a/b/c", "1.0-rc_1", None),
+        ("ghcr.io/org/img@" + D, "ghcr.io", "org/img", None, D),
+        ("ghcr.io/org/img:v2@" + D, "ghcr.io", "org/img", "v2", D),
+        ("[::1]:5000/app", "[::1]:5000", "app", "latest", None),
+        ("registry.example.com/a__b/c-d/e.f", "registry.example.com", "a__b/c-d/e.f", "latest", None),
+    ],
+)
+def test_parse(text: str, host: str, repository: str, tag: str | None, digest: str | None) -> None:
+    ref = Reference.parse(text)
+    assert (ref.host, ref.repository, ref.tag) == (host, repository, tag)
+    assert (str(ref.digest) if ref.digest else None) == digest
+
+
+def test_docker_hub_api_host() -> None:
+    assert Reference.parse("alpine").api_host == "registry-1.docker.io"
+    assert Reference.parse("localhost:5000/x").api_host == "localhost:5000"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "empty"),
+        ("Upper/case", "must be lowercase"),
+        ("host.io/app:bad tag", "not a valid tag"),
+        ("host.io/app@sha256:short", "lowercase hex"),
+        ("host.io/app@md5:" + "a" * 32, "unsupported algorithm"),
+        ("host.io/-app", "component"),
+        ("host.io/a//b", "component"),
+        ("host.io/app:" + "t" * 129, "not a valid tag"),
+        (" alpine", "surrounding space"),
+    ],
+)
+def test_reject(text: str, message: str) -> None:
+    with pytest.raises(InvalidReferenceError, match=message):
+        Reference.parse(text)
+
+
+def test_digest_round_trip_and_short() -> None:
+    digest = Digest.parse(D)
+    assert str(digest) == D and digest.short == "sha256:aaaaaaaaaaaa"
+    assert Digest.of(b"") == Digest.parse("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+
+
+@pytest.mark.parametrize(
+    "bad", ["sha256:" + "A" * 64, "sha256:" + "a" * 63, "sha256" + "a" * 64, "sha256:../../etc", 42, None, "x:y"]
+)
+def test_digest_rejects(bad: object) -> None:
+    with pytest.raises(DigestError):
+        Digest.parse(bad)
+
+
+@given(st.text(max_size=300))
+def test_arbitrary_text_raises_only_parse_errors(text: str) -> None:
+    try:
+        ref = Reference.parse(text)
+    except ParseError:
+        return
+    assert "/" in str(ref) and ref.repository == ref.repository.lower()
