@@ -78,7 +78,9 @@ json_values = st.recursive(
 )
 
 
-@given(st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()), st.sampled_from([None, mt.OCI_INDEX]))
+@given(
+    st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()), st.sampled_from([None, mt.OCI_INDEX])
+)
 def test_arbitrary_bodies_raise_only_manifest_error(raw: bytes, content_type: str | None) -> None:
     try:
         parse(raw, content_type)

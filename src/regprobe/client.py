@@ -171,6 +171,15 @@ class RegistryClient:
             url = target
         raise RegistryError(f"GET {path}: more than {_MAX_PAGES} pages; stopped", url=str(url))
 
+    async def ping(self) -> None:
+        """``GET /v2/``: raise unless the registry answers (authenticating if it asks)."""
+        url = self.base.join("/v2/")
+        reply = await self._exchange("GET", url, {}, None)
+        if reply.status is None or reply.status >= 300:
+            raise RegistryError(
+                f"registry unreachable: {_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status
+            )
+
     # -- objects ----------------------------------------------------------------------------------
 
     async def manifest(self, repository: str, reference: str, max_bytes: int) -> Reply:

@@ -90,6 +90,10 @@ async def probe_registry(
     finished = False
     try:
         async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            if pinned or (selection and selection.names):
+                # No catalog to tell a dead registry from a broken image: ask the registry first, so
+                # an outage is an incomplete run (exit 3), never a pile of findings.
+                await client.ping()
             if pinned:
                 result.catalog_accessible = True
                 result.repositories = len({image.repository for image in pinned})
@@ -110,7 +114,7 @@ async def probe_registry(
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        for repo in state.repos.values():  # cut off by the deadline: report what was seen
+        for repo in list(state.repos.values()):  # pinned images, and repositories cut off by the deadline
             _finish(state, repo)
         result.requests.update(client.requests)
         result.duration_seconds = time.monotonic() - started
