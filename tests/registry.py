@@ -52,11 +52,19 @@ class Image:
 
 
 class Registry:
-    def __init__(self, workdir: Path, *, cache: bool = True, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        cache: bool = True,
+        extra: dict[str, Any] | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        """``tls``: (certificate, key) to serve HTTPS with."""
         self.workdir = workdir
         self.root = workdir / "data"
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.host = f"127.0.0.1:{self.port}"
         storage: dict[str, Any] = {"filesystem": {"rootdirectory": str(self.root)}, "delete": {"enabled": True}}
         if cache:
@@ -71,13 +79,16 @@ class Registry:
             # Lets foreign (Windows-style) layers be pushed; distribution rejects their URLs by default.
             "validation": {"manifests": {"urls": {"allow": ["^https://"]}}},
         }
+        if tls:
+            config["http"]["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
         for key, value in (extra or {}).items():
             config[key] = value
         self.config_path = workdir / "config.yml"
         self.proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(json.dumps(config))  # JSON is YAML
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        # The harness pushes and breaks; trust is what the tests of regprobe check, not this client.
+        self.http = httpx.Client(base_url=self.url, timeout=30, verify=False)
 
     @property
     def v2(self) -> Path:
@@ -152,7 +163,7 @@ class Registry:
             sort_keys=True,
         ).encode()
         config_digest = self.push_blob(repository, config)
-        layer_descs = []
+        layer_descs: list[dict[str, Any]] = []
         for data in layers:
             layer_descs.append(
                 {
@@ -185,7 +196,7 @@ class Registry:
         body = json.dumps(manifest, indent=3).encode()
         media = DOCKER_MANIFEST if docker else OCI_MANIFEST
         digest = self.push_manifest(repository, tag or sha256(body), body, media)
-        return Image(repository, digest, config_digest, [d["digest"] for d in layer_descs if "urls" not in d])
+        return Image(repository, digest, config_digest, [str(d["digest"]) for d in layer_descs if "urls" not in d])
 
     def push_attestation(self, repository: str, subject: str) -> Image:
         """A BuildKit attestation manifest: a real manifest with real blobs."""
@@ -222,15 +233,15 @@ class Registry:
         entries: list[dict[str, Any]] = []
         for kid, plat in zip(kids, platforms, strict=False):
             os_name, arch = plat.split("/")[:2]
-            body = self.http.get(
+            fetched = self.http.get(
                 f"/v2/{repository}/manifests/{kid.digest}",
                 headers={"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}, {OCI_INDEX}"},
             )
             entries.append(
                 {
-                    "mediaType": body.headers["content-type"],
+                    "mediaType": fetched.headers["content-type"],
                     "digest": kid.digest,
-                    "size": len(body.content),
+                    "size": len(fetched.content),
                     "platform": {"architecture": arch, "os": os_name},
                 }
             )

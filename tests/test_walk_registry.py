@@ -256,3 +256,17 @@ def test_docker_schema2_and_oci_are_both_accepted(
     result = run_json(regprobe, probe_config, registry, ns)
 
     assert result.code == 0 and result.report["registries"][0]["images_checked"] == 2
+
+
+def test_catalog_pages_smaller_than_asked(tmp_path: Any, regprobe: Any, probe_config: Any) -> None:
+    """Asking for more than `catalog.maxentries` gives 400 PAGINATION_NUMBER_INVALID; every page is followed."""
+    small = Registry(tmp_path / "small", extra={"catalog": {"maxentries": 3}}).start()
+    try:
+        for i in range(8):
+            small.push_image(f"paged/repo{i}", "v1")
+        assert small.http.get("/v2/_catalog?n=1000").status_code == 400
+        result = regprobe("run", "-c", probe_config({"name": "small", "url": small.url}), "--format", "json")
+        entry = result.report["registries"][0]
+        assert result.code == 0 and (entry["repositories"], entry["images_checked"]) == (8, 8)
+    finally:
+        small.stop()

@@ -33,6 +33,7 @@ BlobMode = Literal["head", "range", "digest"]
 _ERROR_BODY_LIMIT = 64 << 10
 _MAX_PAGES = 100_000
 _CHUNK = 64 << 10
+# aiter_bytes, not aiter_raw: a Content-Encoding is transport; digests are over the decoded content.
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +323,7 @@ async def _read_into(
 ) -> None:
     hasher = hashlib.new(algorithm)
     chunks: list[bytes] = []
-    async for chunk in response.aiter_raw(_CHUNK):
+    async for chunk in response.aiter_bytes(_CHUNK):
         reply.received += len(chunk)
         if limit is not None and reply.received > limit and not stop_early:
             reply.over_limit = True
@@ -341,7 +342,7 @@ async def _read_into(
 
 async def _read_error(response: httpx.Response, reply: Reply) -> None:
     body = b""
-    async for chunk in response.aiter_raw(_CHUNK):
+    async for chunk in response.aiter_bytes(_CHUNK):
         body += chunk
         if len(body) >= _ERROR_BODY_LIMIT:
             break

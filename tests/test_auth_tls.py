@@ -1,0 +1,136 @@
+"""Real registries behind htpasswd basic auth and behind TLS with a private CA."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import pytest
+import trustme
+
+from .registry import Registry
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(scope="module")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    work = tmp_path_factory.mktemp("basic")
+    htpasswd = work / "htpasswd"
+    htpasswd.write_text("ci:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode() + "\n")
+    reg = Registry(work, extra={"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}}).start()
+    reg.http.auth = ("ci", PASSWORD)
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[Registry]:
+    work = tmp_path_factory.mktemp("tls")
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_pem.write_to_path(str(work / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
+    reg = Registry(work, tls=(work / "cert.pem", work / "key.pem"))
+    reg.start()
+    yield reg
+    reg.stop()
+
+
+def test_basic_auth_password_file(
+    basic_registry: Registry, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    image = basic_registry.push_image(f"{ns}/app", "v1")
+    basic_registry.push_image(f"{ns}/app", "v2")
+    basic_registry.remove_revision_link(f"{ns}/app", image.digest)
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD + "\n")
+    cfg = {
+        "name": "basic",
+        "url": basic_registry.url,
+        "auth": {"username": "ci", "password_file": str(secret)},
+        "repositories": {"include": [f"{ns}/*"]},
+    }
+
+    result = regprobe("run", "-c", probe_config(cfg), "--format", "json", "-vv")
+
+    assert result.code == 1
+    assert [(f["tags"], f["problem"]) for f in result.findings()] == [(["v1"], "missing")]
+    assert PASSWORD not in result.out + result.err
+
+
+def test_basic_auth_env_and_refused(
+    basic_registry: Registry, ns: str, regprobe: Any, probe_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    basic_registry.push_image(f"{ns}/app", "v1")
+    monkeypatch.setenv("REG_PASSWORD", PASSWORD)
+    monkeypatch.setenv("WRONG_PASSWORD", "nope-" + PASSWORD)
+    good: dict[str, Any] = {
+        "name": "good",
+        "url": basic_registry.url,
+        "auth": {"username": "ci", "password_env": "REG_PASSWORD"},
+    }
+    bad: dict[str, Any] = {
+        "name": "bad",
+        "url": basic_registry.url,
+        "auth": {"username": "ci", "password_env": "WRONG_PASSWORD"},
+    }
+    anonymous: dict[str, Any] = {"name": "anon", "url": basic_registry.url}
+    for cfg in (good, bad, anonymous):
+        cfg["repositories"] = {"include": [f"{ns}/*"]}
+
+    result = regprobe("run", "-c", probe_config(good, bad, anonymous), "--format", "json")
+
+    assert result.code == 3  # refused credentials are an access problem, never findings
+    ok, refused, anon = result.report["registries"]
+    assert ok["complete"] and ok["images_checked"] == 1 and ok["findings"] == []
+    assert refused["findings"] == [] and not refused["catalog_accessible"]
+    assert "refused the credentials: 401" in refused["errors"][0]
+    assert "requires credentials (none configured)" in anon["errors"][0]
+    assert PASSWORD not in result.out + result.err
+
+
+def test_check_with_password_stdin_and_docker_config(
+    basic_registry: Registry, ns: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, regprobe: Any
+) -> None:
+    basic_registry.push_image(f"{ns}/app", "v1")
+    ref = f"{basic_registry.host}/{ns}/app:v1"
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert regprobe("check", "--plain-http", "--username", "ci", "--password-stdin", ref).code == 0
+
+    docker = tmp_path / "docker"
+    docker.mkdir()
+    token = base64.b64encode(f"ci:{PASSWORD}".encode()).decode()
+    (docker / "config.json").write_text(json.dumps({"auths": {basic_registry.host: {"auth": token}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker))
+    result = regprobe("check", "--plain-http", ref)
+    assert result.code == 0, result.out + result.err
+
+
+def test_tls_with_private_ca(
+    tls_registry: Registry, ca: trustme.CA, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    tls_registry.push_image(f"{ns}/app", "v1")
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    base = {"url": tls_registry.url, "repositories": {"include": [f"{ns}/*"]}, "timeout": 5}
+    trusted = {**base, "name": "trusted", "tls": {"ca_file": str(bundle)}}
+    untrusted = {**base, "name": "untrusted"}
+    skipped = {**base, "name": "skip", "tls": {"insecure_skip_verify": True}}
+
+    result = regprobe("run", "-c", probe_config(trusted, untrusted, skipped), "--format", "json")
+
+    good, bad, skip = result.report["registries"]
+    assert good["complete"] and good["images_checked"] == 1
+    assert skip["complete"] and skip["images_checked"] == 1
+    assert not bad["catalog_accessible"] and "CERTIFICATE_VERIFY_FAILED" in bad["errors"][0]
+    assert result.code == 3

@@ -1,0 +1,172 @@
+"""The HTTP client against request/response tables: what a real registry:2 can't be made to do."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from regprobe.client import ClientSettings, RegistryClient, Reply, RetryPolicy
+from regprobe.digest import Digest
+from regprobe.errors import RegistryError
+
+FAST = RetryPolicy(attempts=3, base_delay=0.001, max_delay=0.01, max_retry_after=0.05)
+BLOB = Digest("sha256", "b" * 64)
+
+
+def client(handler: Callable[[httpx.Request], httpx.Response], **kw: Any) -> RegistryClient:
+    settings = ClientSettings(url="http://registry.test", concurrency=4, timeout=2, retry=FAST, **kw)
+    return RegistryClient(settings, transport=httpx.MockTransport(handler))
+
+
+def table(*responses: httpx.Response) -> tuple[Callable[[httpx.Request], httpx.Response], list[httpx.Request]]:
+    """Serve the responses in order (the last one repeats) and record the requests."""
+    seen: list[httpx.Request] = []
+    queue: Iterator[httpx.Response] = iter(responses)
+    last = [responses[-1]]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        response = next(queue, None)
+        if response is None:
+            response = last[0]
+        return httpx.Response(response.status_code, headers=response.headers, content=response.content)
+
+    return handler, seen
+
+
+def blob(c: RegistryClient, mode: str = "range") -> Reply:
+    async def go() -> Reply:
+        async with c:
+            return await c.blob("app", BLOB, mode, 10)  # type: ignore[arg-type]
+
+    return asyncio.run(go())
+
+
+def test_503_twice_then_206_is_retried_and_counted() -> None:
+    handler, seen = table(
+        httpx.Response(503),
+        httpx.Response(503),
+        httpx.Response(206, headers={"content-range": "bytes 0-0/10"}, content=b"x"),
+    )
+    c = client(handler)
+    reply = blob(c)
+    assert (reply.status, reply.range_total, reply.received) == (206, 10, 1)
+    assert len(seen) == 3 and seen[0].headers["range"] == "bytes=0-0"
+    assert (c.requests["server_error"], c.requests["retried"], c.requests["ok"]) == (2, 2, 1)
+
+
+def test_5xx_that_outlasts_the_retries_is_returned_not_raised() -> None:
+    handler, seen = table(httpx.Response(502))
+    c = client(handler)
+    assert blob(c).status == 502 and len(seen) == FAST.attempts
+
+
+def test_404_is_an_answer_never_retried() -> None:
+    handler, seen = table(httpx.Response(404, json={"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown"}]}))
+    reply = blob(client(handler))
+    assert (reply.status, reply.code, len(seen)) == (404, "BLOB_UNKNOWN", 1)
+
+
+def test_429_retry_after_is_honoured() -> None:
+    handler, seen = table(httpx.Response(429, headers={"retry-after": "0"}), httpx.Response(200, content=b"x" * 10))
+    c = client(handler)
+    assert blob(c, "head").status == 200
+    assert len(seen) == 2 and c.requests["retried"] == 1 and c.requests["client_error"] == 1
+
+
+def test_timeout_becomes_unreachable_after_retries() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    c = client(handler)
+    reply = blob(c)
+    assert reply.status is None and reply.timeout and "ReadTimeout" in (reply.error or "")
+    assert c.requests["timeout"] == FAST.attempts
+
+
+def test_blob_redirect_to_storage_drops_authorization() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "registry.test":
+            if "authorization" not in request.headers:
+                return httpx.Response(401, headers={"www-authenticate": 'Basic realm="r"'})
+            return httpx.Response(307, headers={"location": "https://bucket.s3.test/blob?X-Amz-Signature=secret"})
+        return httpx.Response(206, headers={"content-range": "bytes 0-0/10"}, content=b"x")
+
+    from regprobe.auth import RegistryAuth
+
+    reply = blob(client(handler, auth=RegistryAuth("u", "p")))
+    assert reply.status == 206
+    storage = [r for r in seen if r.url.host == "bucket.s3.test"]
+    assert storage and all("authorization" not in r.headers for r in storage)
+    assert "X-Amz-Signature" not in reply.url  # presigned queries never reach output
+
+
+def pages(c: RegistryClient) -> list[str]:
+    async def go() -> list[str]:
+        out: list[str] = []
+        async with c:
+            async for page in c.pages("/v2/_catalog", "repositories"):
+                out.extend(page)
+        return out
+
+    return asyncio.run(go())
+
+
+def test_pagination_follows_relative_link_and_falls_back_when_n_is_too_big() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if params.get("n") == "1000":
+            return httpx.Response(400, json={"errors": [{"code": "PAGINATION_NUMBER_INVALID"}]})
+        if "last" not in params:
+            return httpx.Response(
+                200, json={"repositories": ["a", "b"]}, headers={"link": '</v2/_catalog?last=b&n=2>; rel="next"'}
+            )
+        return httpx.Response(200, json={"repositories": ["c"]})
+
+    assert pages(client(handler)) == ["a", "b", "c"]
+
+
+def test_pagination_link_to_another_host_is_not_followed() -> None:
+    handler, seen = table(
+        httpx.Response(
+            200, json={"repositories": ["a"]}, headers={"link": '<https://evil.test/v2/_catalog?last=a>; rel="next"'}
+        )
+    )
+    with pytest.raises(RegistryError, match="another host"):
+        pages(client(handler))
+    assert all(r.url.host == "registry.test" for r in seen)
+
+
+@pytest.mark.parametrize("body", [b"not json", b'{"repositories": "a"}', b'{"repositories": [1, 2]}', b"[]"])
+def test_hostile_listing_is_an_error(body: bytes) -> None:
+    handler, _ = table(httpx.Response(200, content=body))
+    with pytest.raises(RegistryError):
+        pages(client(handler))
+
+
+def test_null_tags_is_an_empty_repository() -> None:
+    handler, _ = table(httpx.Response(200, json={"name": "a", "tags": None}))
+
+    async def go() -> list[list[str]]:
+        async with client(handler) as c:
+            return [page async for page in c.pages("/v2/a/tags/list", "tags")]
+
+    assert asyncio.run(go()) == [[]]
+
+
+def test_manifest_over_the_size_bound_is_not_read() -> None:
+    handler, _ = table(httpx.Response(200, content=b"{" + b" " * 5000 + b"}"))
+
+    async def go() -> Reply:
+        async with client(handler) as c:
+            return await c.manifest("app", "latest", max_bytes=1024)
+
+    reply = asyncio.run(go())
+    assert reply.over_limit and reply.body == b""
