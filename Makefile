@@ -20,9 +20,11 @@ deps:
 demo: deps venv
 	$(BIN)/python scripts/demo.py
 
+PY_DIRS := src tests scripts $(wildcard bench)
+
 lint: venv
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 
 ## test: lint, type-check, and the whole suite against real servers

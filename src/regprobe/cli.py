@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, format="regprobe: %(levelname)s: %(message)s")
+    logging.basicConfig(level=level, stream=sys.stderr, format="regprobe: %(levelname)s: %(message)s", force=True)
     # httpx logs every request URL at INFO; presigned blob URLs carry credentials in their query.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
