@@ -170,3 +170,22 @@ def test_manifest_over_the_size_bound_is_not_read() -> None:
 
     reply = asyncio.run(go())
     assert reply.over_limit and reply.body == b""
+
+
+def test_requests_in_flight_never_exceed_the_bound() -> None:
+    in_flight, peak = 0, 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.005)
+        in_flight -= 1
+        return httpx.Response(206, headers={"content-range": "bytes 0-0/10"}, content=b"x")
+
+    async def go() -> None:
+        async with client(handler) as c:  # type: ignore[arg-type]
+            await asyncio.gather(*(c.blob(f"r{i}", BLOB, "range", 10) for i in range(40)))
+
+    asyncio.run(go())
+    assert peak == 4

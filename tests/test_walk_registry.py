@@ -270,3 +270,18 @@ def test_catalog_pages_smaller_than_asked(tmp_path: Any, regprobe: Any, probe_co
         assert result.code == 0 and (entry["repositories"], entry["images_checked"]) == (8, 8)
     finally:
         small.stop()
+
+
+def test_nested_index(registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    """An index whose child is itself an index: walked to the bottom."""
+    repo = f"{ns}/nested"
+    inner = registry_nocache.push_index(repo, "inner", attestations=False)
+    outer = registry_nocache.push_index(repo, "outer", platforms=("linux/amd64",), children=[inner], attestations=False)
+    registry_nocache.remove_layer_link(repo, inner.children[0].layers[0])
+
+    result = run_json(regprobe, probe_config, registry_nocache, ns)
+
+    finding = only(result.findings())
+    assert (finding["kind"], finding["problem"], finding["parent"]) == ("layer", "missing", inner.children[0].digest)
+    assert finding["tags"] == ["inner", "outer"]
+    assert outer.digest != inner.digest

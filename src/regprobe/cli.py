@@ -90,6 +90,8 @@ def _setup_logging(verbosity: int) -> None:
 def _run(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
     cfg = config_mod.load(path)
+    if cfg.cache_dir is not None:
+        log.warning("%s: cache_dir: manifest caching between runs is not implemented yet; ignored", path)
     results = asyncio.run(run_config(cfg))
     _emit(results, args.format)
     pushed = True
