@@ -268,7 +268,8 @@ class RegistryClient:
                     if status in (401, 403):
                         self.requests["client_error"] += 1
                         await _read_error(response, reply)
-                        raise _auth_error(method, url, reply, self.settings.auth is not None)
+                        challenge = response.headers.get("www-authenticate", "")
+                        raise _auth_error(method, url, reply, self.settings.auth is not None, challenge)
                     if status >= 400:
                         await _read_error(response, reply)
                     elif reader is not None and method != "HEAD":
@@ -399,10 +400,12 @@ def _outcome(reply: Reply) -> str:
     return "ok"
 
 
-def _auth_error(method: str, url: httpx.URL, reply: Reply, had_credentials: bool) -> AuthError:
+def _auth_error(method: str, url: httpx.URL, reply: Reply, had_credentials: bool, challenge: str) -> AuthError:
     what = "refused the credentials" if had_credentials else "requires credentials (none configured)"
     if reply.status == 403:
         what = "denied access"
+    elif challenge.lower().startswith("bearer"):
+        what = "asks for a bearer token, which this version of regprobe cannot fetch"
     detail = f" ({reply.code})" if reply.code else ""
     return AuthError(
         f"{method} {_path(url)}: registry {what}: {reply.status}{detail}",
