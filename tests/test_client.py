@@ -189,13 +189,3 @@ def test_requests_in_flight_never_exceed_the_bound() -> None:
 
     asyncio.run(go())
     assert peak == 4
-
-
-def test_bearer_challenge_is_named_not_misreported() -> None:
-    from regprobe.errors import AuthError
-
-    handler, _ = table(
-        httpx.Response(401, headers={"www-authenticate": 'Bearer realm="https://auth.test/token",service="r"'})
-    )
-    with pytest.raises(AuthError, match="bearer token"):
-        blob(client(handler))

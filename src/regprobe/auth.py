@@ -1,34 +1,196 @@
-"""Registry authentication as an ``httpx.Auth`` flow.
+"""Registry authentication as an ``httpx.Auth`` flow: Basic, and Docker token auth (Bearer).
 
-Credentials are sent only after the registry asks for them (a 401 challenge), and from then on to that
-registry's origin only; httpx strips ``Authorization`` on redirects to another origin.
+The scheme is learned from the registry's first 401 challenge. With Bearer, tokens are fetched from the
+challenge's realm - with credentials when we have them, anonymously otherwise - cached per scope until
+shortly before ``expires_in``, and attached to later requests of the same scope up front, so a walk
+costs one token request per repository, not one per request.
+
+What goes where: the registry's credentials go to the registry origin (Basic) or to the token realm,
+and to a realm only over https or on the registry's own host; a token only to the registry origin.
+httpx strips ``Authorization`` when a redirect leaves the origin (blobs redirected to object storage).
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import asyncio
+import base64
+import json
+import re
+import time
+from collections.abc import AsyncGenerator, Generator
+from dataclasses import dataclass
+from typing import NoReturn
 
 import httpx
 
+from .errors import AuthError, RegistryError
+
+#: Tokens without ``expires_in`` live 60 s (the Docker token spec's default).
+DEFAULT_TOKEN_LIFETIME = 60
+_PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
+_MAX_TOKEN_BODY = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge:
+    scheme: str  # lower case: "basic", "bearer"
+    params: dict[str, str]
+
+
+def parse_challenge(header: str | None) -> Challenge | None:
+    """``Bearer realm="https://a/token",service="r",scope="repository:x:pull,push"`` -> Challenge.
+
+    Quoted values may contain commas and escaped quotes; only the first challenge is used.
+    """
+    if not header:
+        return None
+    scheme, _, rest = header.strip().partition(" ")
+    if not scheme or not scheme.isalpha():
+        return None
+    params: dict[str, str] = {}
+    for key, value in _PARAM.findall(rest):
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params.setdefault(key.lower(), value)
+    return Challenge(scheme.lower(), params)
+
+
+def scope_for(url: httpx.URL) -> str:
+    """The token scope a request needs: the catalog, a repository's pull, or none (``/v2/``)."""
+    path = url.path
+    if path.startswith("/v2/_catalog"):
+        return "registry:catalog:*"
+    for marker in ("/manifests/", "/blobs/", "/tags/"):
+        if marker in path:
+            name = path[len("/v2/") : path.index(marker)]
+            return f"repository:{name}:pull"
+    return ""
+
 
 class RegistryAuth(httpx.Auth):
-    def __init__(self, username: str, password: str) -> None:
-        self._basic = httpx.BasicAuth(username, password)
-        self._challenged = False
+    def __init__(self, username: str | None = None, password: str | None = None) -> None:
+        self._credentials = (username, password) if username is not None and password is not None else None
+        self._basic_header = (
+            "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode() if self._credentials else None
+        )
+        self._registry_host: str | None = None
+        self._scheme: str | None = None
+        self._realm: httpx.URL | None = None
+        self._service: str | None = None
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
-    def __repr__(self) -> str:  # never show the password, even in a debugger or a traceback
-        return "RegistryAuth(***)"
+    @property
+    def has_credentials(self) -> bool:
+        return self._credentials is not None
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._challenged:
-            yield from self._basic.auth_flow(request)
-            return
+    def __repr__(self) -> str:  # never show secrets, even in a debugger or a traceback
+        return f"RegistryAuth(scheme={self._scheme!r}, credentials={'***' if self._credentials else None})"
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        raise NotImplementedError("regprobe talks to registries through httpx.AsyncClient only")
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        scope = scope_for(request.url)
+        if self._scheme == "basic":
+            self._basic(request)
+        elif self._scheme == "bearer":
+            token = self._cached(scope)
+            if token is None:
+                async with self._lock(scope):  # concurrent walks of one repository share one fetch
+                    token = self._cached(scope)
+                    if token is None:
+                        token = await self._store(scope, (yield self._token_request(scope)))
+            request.headers["Authorization"] = f"Bearer {token}"
+
         response = yield request
         if response.status_code != 401:
             return
-        scheme = response.headers.get("www-authenticate", "").split(" ", 1)[0].lower()
-        if scheme not in ("basic", ""):
-            # Bearer token realms are not supported yet; the 401 stands and becomes an AuthError.
+        challenge = parse_challenge(response.headers.get("www-authenticate"))
+        if challenge is None:
             return
-        self._challenged = True
-        yield from self._basic.auth_flow(request)
+        if challenge.scheme == "basic":
+            if self._credentials is None or self._scheme == "basic":
+                return  # nothing to offer, or already refused: the 401 stands
+            self._scheme = "basic"
+            self._basic(request)
+            yield request
+        elif challenge.scheme == "bearer" and "realm" in challenge.params:
+            self._scheme = "bearer"
+            self._learn(challenge, request.url)
+            # The challenge names the scope this request needs; the token we sent (if any) was refused.
+            scope = challenge.params.get("scope", scope)
+            self._tokens.pop(scope, None)
+            token = await self._store(scope, (yield self._token_request(scope)))
+            request.headers["Authorization"] = f"Bearer {token}"
+            yield request
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _basic(self, request: httpx.Request) -> None:
+        if self._basic_header is not None:
+            request.headers["Authorization"] = self._basic_header
+
+    def _lock(self, scope: str) -> asyncio.Lock:
+        return self._locks.setdefault(scope, asyncio.Lock())
+
+    def _cached(self, scope: str) -> str | None:
+        entry = self._tokens.get(scope)
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def _learn(self, challenge: Challenge, registry: httpx.URL) -> None:
+        try:
+            realm = httpx.URL(challenge.params["realm"])
+        except (httpx.InvalidURL, ValueError):
+            _refuse(registry, f"token realm {challenge.params['realm'][:100]!r} is not a URL")
+        if realm.scheme not in ("http", "https") or not realm.host:
+            _refuse(registry, "token realm is not an http(s) URL")
+        self._realm, self._service = realm, challenge.params.get("service")
+        self._registry_host = registry.host
+
+    def _token_request(self, scope: str) -> httpx.Request:
+        assert self._realm is not None
+        params = {}
+        if self._service:
+            params["service"] = self._service
+        if scope:
+            params["scope"] = scope
+        request = httpx.Request("GET", self._realm.copy_merge_params(params))
+        # Credentials only where they cannot be read off the wire by someone else, or to the registry's
+        # own host: a hostile registry must not be able to send them to any realm it likes over http.
+        if self._basic_header is not None and (
+            self._realm.scheme == "https" or self._realm.host == self._registry_host
+        ):
+            request.headers["Authorization"] = self._basic_header
+        return request
+
+    async def _store(self, scope: str, response: httpx.Response) -> str:
+        realm = f"{response.request.url.scheme}://{response.request.url.host}{response.request.url.path}"
+        length = response.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > _MAX_TOKEN_BODY:
+            raise RegistryError(f"token service {realm} answered a body over {_MAX_TOKEN_BODY} bytes")
+        # Read through httpx (it re-reads this response after the flow continues); a chunked body has no
+        # length to check first and is read whole.
+        body = await response.aread()
+        if response.status_code in (401, 403):
+            what = "refused the credentials" if self._credentials else "refused anonymous access"
+            raise AuthError(f"token service {realm} {what} for scope {scope or '(none)'!r}: {response.status_code}")
+        if response.status_code != 200:
+            raise RegistryError(f"token service {realm} answered {response.status_code}", status=response.status_code)
+        try:
+            doc = json.loads(body)
+            token = doc.get("token") or doc.get("access_token")
+            lifetime = doc.get("expires_in") or DEFAULT_TOKEN_LIFETIME
+        except (ValueError, AttributeError, RecursionError):
+            raise RegistryError(f"token service {realm} answered something that is not a token document") from None
+        if not isinstance(token, str) or not token or not isinstance(lifetime, int | float) or lifetime <= 0:
+            raise RegistryError(f"token service {realm} answered no usable token")
+        # Renew a little early so a token does not expire between attaching it and the registry checking it.
+        self._tokens[scope] = (token, time.monotonic() + max(1.0, lifetime - min(10.0, lifetime / 4)))
+        return token
+
+
+def _refuse(registry: httpx.URL, why: str) -> NoReturn:
+    raise AuthError(f"{registry.scheme}://{registry.host}: {why}")

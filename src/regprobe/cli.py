@@ -109,7 +109,7 @@ async def run_config(cfg: Config) -> list[RegistryResult]:
 
 async def _probe_configured(cfg: Config, registry: RegistryConfig, deadline: float) -> RegistryResult:
     if registry.auth is not None and registry.auth.password is not None:
-        auth: RegistryAuth | None = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
+        auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
     else:
         auth = _docker_auth(registry.url)
     settings = ClientSettings(
@@ -128,10 +128,11 @@ async def _probe_configured(cfg: Config, registry: RegistryConfig, deadline: flo
     return await _guarded(registry.name, settings, policy, deadline, selection=selection)
 
 
-def _docker_auth(host_or_url: str) -> RegistryAuth | None:
-    """Credentials for a host from docker's config.json, the fallback when the config gives none."""
+def _docker_auth(host_or_url: str) -> RegistryAuth:
+    """Credentials for a host from docker's config.json, the fallback when the config gives none;
+    anonymous (which still fetches anonymous pull tokens) when it has none."""
     found = credentials.lookup(host_or_url.split("://", 1)[-1])
-    return RegistryAuth(*found) if found else None
+    return RegistryAuth(*found) if found else RegistryAuth()
 
 
 async def _guarded(
@@ -184,10 +185,8 @@ async def _check_refs(
     for host, group in by_host.items():
         scheme = "http" if args.plain_http else "https"
         api_host = group[0].api_host
-        if args.username and password is not None:
-            auth: RegistryAuth | None = RegistryAuth(args.username, password)
-        else:
-            auth = _docker_auth(host)
+        explicit = args.username and password is not None
+        auth = RegistryAuth(args.username, password) if explicit else _docker_auth(host)
         settings = ClientSettings(
             url=f"{scheme}://{api_host}",
             concurrency=args.concurrency,

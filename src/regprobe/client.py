@@ -269,7 +269,8 @@ class RegistryClient:
                         self.requests["client_error"] += 1
                         await _read_error(response, reply)
                         challenge = response.headers.get("www-authenticate", "")
-                        raise _auth_error(method, url, reply, self.settings.auth is not None, challenge)
+                        has_credentials = getattr(self.settings.auth, "has_credentials", self.settings.auth is not None)
+                        raise _auth_error(method, url, reply, bool(has_credentials), challenge)
                     if status >= 400:
                         await _read_error(response, reply)
                     elif reader is not None and method != "HEAD":
@@ -404,8 +405,6 @@ def _auth_error(method: str, url: httpx.URL, reply: Reply, had_credentials: bool
     what = "refused the credentials" if had_credentials else "requires credentials (none configured)"
     if reply.status == 403:
         what = "denied access"
-    elif challenge.lower().startswith("bearer"):
-        what = "asks for a bearer token, which this version of regprobe cannot fetch"
     detail = f" ({reply.code})" if reply.code else ""
     return AuthError(
         f"{method} {_path(url)}: registry {what}: {reply.status}{detail}",

@@ -1,0 +1,163 @@
+"""WWW-Authenticate parsing and the token flow against request tables (odd challenges, expiry, realms
+on other hosts) - what a real token service is not made to do."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from regprobe.auth import Challenge, RegistryAuth, parse_challenge, scope_for
+from regprobe.client import ClientSettings, RegistryClient, RetryPolicy
+from regprobe.digest import Digest
+from regprobe.errors import AuthError
+
+BLOB = Digest("sha256", "c" * 64)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ('Basic realm="Registry Realm"', Challenge("basic", {"realm": "Registry Realm"})),
+        (
+            'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"',
+            Challenge(
+                "bearer",
+                {
+                    "realm": "https://auth.docker.io/token",
+                    "service": "registry.docker.io",
+                    "scope": "repository:library/alpine:pull",
+                },
+            ),
+        ),
+        (
+            'Bearer realm="https://a/t", scope="repository:x:pull,push"',
+            Challenge("bearer", {"realm": "https://a/t", "scope": "repository:x:pull,push"}),
+        ),
+        ("bearer REALM=https://a/t,service=svc", Challenge("bearer", {"realm": "https://a/t", "service": "svc"})),
+        ('Bearer realm="quote \\" inside"', Challenge("bearer", {"realm": 'quote " inside'})),
+        ("", None),
+        ("   ", None),
+        ("=weird", None),
+    ],
+)
+def test_parse_challenge(header: str, expected: Challenge | None) -> None:
+    assert parse_challenge(header) == expected
+
+
+@given(st.text(max_size=200))
+def test_parse_challenge_never_raises(header: str) -> None:
+    parse_challenge(header)
+
+
+def test_scope_for() -> None:
+    assert scope_for(httpx.URL("http://r/v2/_catalog?n=10")) == "registry:catalog:*"
+    assert scope_for(httpx.URL("http://r/v2/team/app/manifests/v1")) == "repository:team/app:pull"
+    assert scope_for(httpx.URL("http://r/v2/a/blobs/sha256:x")) == "repository:a:pull"
+    assert scope_for(httpx.URL("http://r/v2/a/b/tags/list")) == "repository:a/b:pull"
+    assert scope_for(httpx.URL("http://r/v2/")) == ""
+
+
+class TokenRegistry:
+    """A registry and its token service in one handler."""
+
+    def __init__(
+        self, realm: str = "https://auth.test/token", expires_in: int | None = 300, token_status: int = 200
+    ) -> None:
+        self.realm, self.expires_in, self.token_status = realm, expires_in, token_status
+        self.token_requests: Counter[str] = Counter()
+        self.realm_authorization: list[str | None] = []
+        self.issued = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            self.token_requests[request.url.params.get("scope", "")] += 1
+            self.realm_authorization.append(request.headers.get("authorization"))
+            if self.token_status != 200:
+                return httpx.Response(self.token_status)
+            self.issued += 1
+            doc: dict[str, object] = {"token": f"tok-{self.issued}"}
+            if self.expires_in is not None:
+                doc["expires_in"] = self.expires_in
+            return httpx.Response(200, content=json.dumps(doc).encode())
+        if not request.headers.get("authorization", "").startswith("Bearer tok-"):
+            scope = scope_for(request.url)
+            return httpx.Response(
+                401, headers={"www-authenticate": f'Bearer realm="{self.realm}",service="reg",scope="{scope}"'}
+            )
+        return httpx.Response(206, headers={"content-range": "bytes 0-0/10"}, content=b"x")
+
+
+def make_client(handler: TokenRegistry, auth: RegistryAuth) -> RegistryClient:
+    settings = ClientSettings(
+        url="https://registry.test", concurrency=8, auth=auth, retry=RetryPolicy(attempts=2, base_delay=0.001)
+    )
+    return RegistryClient(settings, transport=httpx.MockTransport(handler))
+
+
+def test_one_token_per_scope_under_concurrency() -> None:
+    handler = TokenRegistry()
+
+    async def go() -> list[int | None]:
+        async with make_client(handler, RegistryAuth("u", "p")) as c:
+            replies = await asyncio.gather(*(c.blob(f"repo{i % 3}", BLOB, "range", 10) for i in range(30)))
+        return [r.status for r in replies]
+
+    assert asyncio.run(go()) == [206] * 30
+    assert handler.token_requests == Counter({f"repository:repo{i}:pull": 1 for i in range(3)})
+
+
+def test_expired_token_is_renewed() -> None:
+    handler = TokenRegistry(expires_in=1)
+
+    async def go() -> None:
+        async with make_client(handler, RegistryAuth()) as c:
+            await c.blob("repo", BLOB, "range", 10)
+            await c.blob("repo", BLOB, "range", 10)
+            await asyncio.sleep(1.1)
+            await c.blob("repo", BLOB, "range", 10)
+
+    asyncio.run(go())
+    assert handler.token_requests["repository:repo:pull"] == 2
+
+
+def test_anonymous_token_request_carries_no_credentials() -> None:
+    handler = TokenRegistry()
+
+    async def go() -> None:
+        async with make_client(handler, RegistryAuth()) as c:
+            await c.blob("repo", BLOB, "range", 10)
+
+    asyncio.run(go())
+    assert handler.realm_authorization == [None]
+
+
+def test_credentials_never_go_to_a_plain_http_realm_on_another_host() -> None:
+    handler = TokenRegistry(realm="http://collector.test/token")
+
+    async def go() -> None:
+        async with make_client(handler, RegistryAuth("u", "secret-pw")) as c:
+            await c.blob("repo", BLOB, "range", 10)
+
+    asyncio.run(go())
+    assert handler.realm_authorization == [None]
+
+
+def test_refused_token_is_an_auth_error() -> None:
+    handler = TokenRegistry(token_status=401)
+
+    async def go() -> None:
+        async with make_client(handler, RegistryAuth("u", "p")) as c:
+            await c.blob("repo", BLOB, "range", 10)
+
+    with pytest.raises(AuthError, match="refused the credentials"):
+        asyncio.run(go())
+
+
+def test_auth_repr_hides_secrets() -> None:
+    assert "hunter2" not in repr(RegistryAuth("u", "hunter2"))
