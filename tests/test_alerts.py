@@ -35,9 +35,7 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not on PATH (apt-get install prometheus); CI installs it")
-    return subprocess.run(
-        [promtool, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
+    return subprocess.run([promtool, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
 
 
 def _show(proc: subprocess.CompletedProcess[str]) -> str:
@@ -66,13 +64,15 @@ def test_rules_are_the_contract_alerts() -> None:
 
 
 def test_runbook_urls_point_at_existing_runbooks() -> None:
-    bases = set()
+    bases: set[str] = set()
     for rule in _alert_rules():
         url = rule["annotations"]["runbook_url"]
         base, marker, page = url.partition(RUNBOOK_MARKER)
         assert marker, f"{rule['alert']}: runbook_url {url!r} does not point into docs/runbooks/"
         path = RUNBOOKS / page
-        assert path.is_file(), f"{rule['alert']}: runbook_url {url!r} names {path.relative_to(ROOT)}, which does not exist"
+        assert path.is_file(), (
+            f"{rule['alert']}: runbook_url {url!r} names {path.relative_to(ROOT)}, which does not exist"
+        )
         assert path.stem == rule["alert"], f"{rule['alert']}: runbook_url {url!r} names another alert's page"
         bases.add(base)
     # Operators repoint the base with one search-and-replace; a second base would be missed.

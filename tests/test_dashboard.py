@@ -77,7 +77,7 @@ def test_every_panel_and_target_uses_the_datasource_variable() -> None:
 def test_every_expression_uses_only_contract_metrics() -> None:
     targets = _targets()
     assert targets
-    used = set()
+    used: set[str] = set()
     for title, target in targets:
         names = set(METRIC_NAME.findall(target["expr"]))
         assert names, f"{title}: {target['expr']!r} queries no regprobe metric"
@@ -96,5 +96,7 @@ def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
     rules = [{"record": f"dashboard:target_{i}", "expr": target["expr"]} for i, (_, target) in enumerate(_targets())]
     path = tmp_path / "dashboard.rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
-    proc = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"

@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from . import config as config_mod
 from . import credentials, report
 from .auth import RegistryAuth
+from .cache import ManifestCache
 from .client import ClientSettings, RegistryClient, ssl_context
 from .config import Config, RegistryConfig
 from .errors import ConfigError, ParseError
@@ -90,9 +91,15 @@ def _setup_logging(verbosity: int) -> None:
 def _run(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
     cfg = config_mod.load(path)
+    cache = None
     if cfg.cache_dir is not None:
-        log.warning("%s: cache_dir: manifest caching between runs is not implemented yet; ignored", path)
-    results = asyncio.run(run_config(cfg))
+        try:
+            cache = ManifestCache(cfg.cache_dir)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
+    results = asyncio.run(run_config(cfg, cache))
+    if cache is not None:
+        cache.prune()
     _emit(results, args.format)
     pushed = True
     if cfg.pushgateway is not None and not args.no_push:
@@ -102,12 +109,14 @@ def _run(args: argparse.Namespace) -> int:
     return exit_code(results, pushed)
 
 
-async def run_config(cfg: Config) -> list[RegistryResult]:
+async def run_config(cfg: Config, cache: ManifestCache | None = None) -> list[RegistryResult]:
     deadline = time.monotonic() + cfg.deadline
-    return list(await asyncio.gather(*(_probe_configured(cfg, r, deadline) for r in cfg.registries)))
+    return list(await asyncio.gather(*(_probe_configured(cfg, r, deadline, cache) for r in cfg.registries)))
 
 
-async def _probe_configured(cfg: Config, registry: RegistryConfig, deadline: float) -> RegistryResult:
+async def _probe_configured(
+    cfg: Config, registry: RegistryConfig, deadline: float, cache: ManifestCache | None
+) -> RegistryResult:
     if registry.auth is not None and registry.auth.password is not None:
         auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
     else:
@@ -125,7 +134,7 @@ async def _probe_configured(cfg: Config, registry: RegistryConfig, deadline: flo
     policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
     repos = registry.repositories
     selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_))
-    return await _guarded(registry.name, settings, policy, deadline, selection=selection)
+    return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache)
 
 
 def _docker_auth(host_or_url: str) -> RegistryAuth:
@@ -143,11 +152,14 @@ async def _guarded(
     *,
     selection: Selection | None = None,
     pinned: Sequence[Pinned] = (),
+    cache: ManifestCache | None = None,
 ) -> RegistryResult:
     """One registry's probe; whatever goes wrong in it, the others are still probed and reported."""
     try:
         async with RegistryClient(settings) as client:
-            return await probe_registry(name, client, policy, selection=selection, pinned=pinned, deadline=deadline)
+            return await probe_registry(
+                name, client, policy, selection=selection, pinned=pinned, deadline=deadline, cache=cache
+            )
     except Exception as exc:
         log.exception("internal error probing %s", name)
         return RegistryResult(name=name, url=settings.url, errors=[f"internal error {type(exc).__name__}; see the log"])

@@ -50,6 +50,7 @@ class Reply:
     """Facts about one exchange (after retries)."""
 
     url: str
+    method: str = "GET"
     status: int | None = None  # None: no HTTP answer at all
     code: str | None = None  # registry error code (MANIFEST_UNKNOWN, BLOB_UNKNOWN, ...)
     message: str | None = None
@@ -76,7 +77,8 @@ class Reply:
             return True
         return self.status in TEMPORARY_STATUSES or self.truncated
 
-    def describe(self, method: str) -> str:
+    def describe(self, method: str | None = None) -> str:
+        method = method or self.method
         if self.status is None:
             return f"{method} {'timed out' if self.timeout else 'failed'}: {self.error}"
         text = f"{method} answered {self.status}"
@@ -194,6 +196,11 @@ class RegistryClient:
 
         return await self._exchange("GET", url, {"Accept": mt.ACCEPT}, read)
 
+    async def manifest_head(self, repository: str, reference: str) -> Reply:
+        """``HEAD`` a manifest: existence, length and (maybe) ``Docker-Content-Digest``, no body."""
+        url = self.base.join(f"/v2/{repository}/manifests/{reference}")
+        return await self._exchange("HEAD", url, {"Accept": mt.ACCEPT}, None)
+
     async def blob(self, repository: str, digest: Digest, mode: BlobMode, expected_size: int) -> Reply:
         url = self.base.join(f"/v2/{repository}/blobs/{digest}")
         if mode == "head" or (mode == "range" and expected_size == 0):
@@ -259,7 +266,7 @@ class RegistryClient:
         headers: Mapping[str, str],
         reader: Callable[[httpx.Response, Reply], Any] | None,
     ) -> Reply:
-        reply = Reply(url=_path(url))
+        reply = Reply(url=_path(url), method=method)
         async with self._slots:
             try:
                 async with self._http.stream(method, url, headers=headers) as response:

@@ -29,7 +29,7 @@ def _status_problem(reply: Reply, method: str) -> Verdict:
 
 def manifest_reply(reply: Reply, expected: Descriptor | None, pinned: Digest | None) -> Verdict:
     """Judge a manifest GET. ``pinned`` is the digest it was fetched by (None for a tag)."""
-    verdict = _status_problem(reply, "GET")
+    verdict = _status_problem(reply, reply.method)
     if verdict:
         return verdict
     if reply.over_limit:

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+from .cache import ManifestCache
 from .client import RegistryClient
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
@@ -68,6 +69,7 @@ async def probe_registry(
     selection: Selection | None = None,
     pinned: Sequence[Pinned] = (),
     deadline: float,
+    cache: ManifestCache | None = None,
 ) -> RegistryResult:
     """Walk what ``selection`` (a whole registry) or ``pinned`` (``check``) names, until ``deadline``
     (a ``time.monotonic()`` value). Never raises for registry trouble: it ends up in the result."""
@@ -82,7 +84,7 @@ async def probe_registry(
         while True:
             _, _, repo_name, item = await queue.get()
             try:
-                await _work(state, client, policy, queue, order, repo_name, item)
+                await _work(state, client, policy, cache, queue, order, repo_name, item)
             finally:
                 queue.task_done()
 
@@ -160,6 +162,7 @@ async def _work(
     state: _State,
     client: RegistryClient,
     policy: WalkPolicy,
+    cache: ManifestCache | None,
     queue: asyncio.PriorityQueue[tuple[int, int, str, str | Pinned]],
     order: itertools.count[int],
     repo_name: str,
@@ -168,7 +171,7 @@ async def _work(
     result = state.result
     repo = state.repos.get(repo_name)
     if repo is None:
-        repo = state.repos[repo_name] = _Repo(RepositoryWalk(client, repo_name, policy))
+        repo = state.repos[repo_name] = _Repo(RepositoryWalk(client, repo_name, policy, cache))
     try:
         if isinstance(item, Pinned):
             if item.digest is not None:

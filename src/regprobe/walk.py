@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from . import judge, manifest
+from .cache import ManifestCache
 from .client import BlobMode, RegistryClient, Reply
 from .digest import Digest
 from .errors import DigestError, ManifestError
@@ -31,8 +32,11 @@ class WalkPolicy:
 
 
 class RepositoryWalk:
-    def __init__(self, client: RegistryClient, repository: str, policy: WalkPolicy) -> None:
+    def __init__(
+        self, client: RegistryClient, repository: str, policy: WalkPolicy, cache: ManifestCache | None = None
+    ) -> None:
         self.client = client
+        self.cache = cache
         self.repository = repository
         self.policy = policy
         self.nodes: dict[Key, Node] = {}
@@ -45,7 +49,7 @@ class RepositoryWalk:
         return judge.findings(self.repository, self.roots, self.nodes)
 
     async def walk_tag(self, tag: str) -> None:
-        reply = await self.client.manifest(self.repository, tag, self.policy.max_manifest_bytes)
+        reply = await self._fetch_tag(tag)
         verdict = judge.manifest_reply(reply, expected=None, pinned=None)
         if verdict is not None or reply.digest is None:
             problem, detail = verdict or (Problem.INVALID, "manifest body could not be read")
@@ -83,9 +87,47 @@ class RepositoryWalk:
             raise
         future.set_result(None)
 
+    async def _fetch_tag(self, tag: str) -> Reply:
+        """The tag's manifest: from the cache after a HEAD when we hold its digest, else one GET."""
+        if self.cache is not None:
+            head = await self.client.manifest_head(self.repository, tag)
+            if head.status is None or head.status >= 300 or head.truncated:
+                return head  # the same verdict a GET would get, without spending a GET
+            hint = _hint(head)
+            if hint is not None:
+                # The header is only a cache key: whatever we use must hash to it.
+                body = self.cache.get(hint)
+                if body is not None:
+                    return _from_cache(head, body, hint)
+                reply = await self._get(hint)
+                if judge.manifest_reply(reply, expected=None, pinned=hint) is None:
+                    return reply
+                # Registries get Docker-Content-Digest wrong; the tag itself is the truth.
+        reply = await self.client.manifest(self.repository, tag, self.policy.max_manifest_bytes)
+        if self.cache is not None and reply.digest is not None and judge.manifest_reply(reply, None, None) is None:
+            self.cache.put(reply.digest, reply.body)
+        return reply
+
+    async def _fetch_digest(self, digest: Digest) -> Reply:
+        """A manifest by digest; with a cache entry, a HEAD proves the registry still serves it."""
+        body = self.cache.get(digest) if self.cache is not None else None
+        if body is not None:
+            head = await self.client.manifest_head(self.repository, str(digest))
+            if head.status is None or head.status >= 300 or head.truncated:
+                return head
+            if head.content_length in (None, len(body)):
+                return _from_cache(head, body, digest)
+        return await self._get(digest)
+
+    async def _get(self, digest: Digest) -> Reply:
+        reply = await self.client.manifest(self.repository, str(digest), self.policy.max_manifest_bytes)
+        if self.cache is not None and judge.manifest_reply(reply, None, digest) is None:
+            self.cache.put(digest, reply.body)
+        return reply
+
     async def _manifest(self, key: Key, expected: Descriptor | None, depth: int, ancestors: frozenset[Digest]) -> None:
         digest = key[1]
-        reply = await self.client.manifest(self.repository, str(digest), self.policy.max_manifest_bytes)
+        reply = await self._fetch_digest(digest)
         if reply.status in (404, 410) and expected is not None and not self.policy.index_children:
             self.nodes[key] = Node(Kind.MANIFEST, absent=True, status=reply.status)
             return
@@ -139,6 +181,11 @@ class RepositoryWalk:
             self.nodes[("blob", descriptor.digest)] = node
 
         return check
+
+
+def _from_cache(head: Reply, body: bytes, digest: Digest) -> Reply:
+    """A HEAD that found the manifest, completed with the body we already hold."""
+    return Reply(head.url, "HEAD", head.status, content_type=head.content_type, body=body, digest=digest)
 
 
 def _hint(reply: Reply) -> Digest | None:
