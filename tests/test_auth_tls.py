@@ -134,3 +134,41 @@ def test_tls_with_private_ca(
     assert skip["complete"] and skip["images_checked"] == 1
     assert not bad["catalog_accessible"] and "CERTIFICATE_VERIFY_FAILED" in bad["errors"][0]
     assert result.code == 3
+
+
+def test_mutual_tls(
+    tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    work = tmp_path_factory.mktemp("mtls")
+    server = ca.issue_cert("127.0.0.1")
+    server.private_key_pem.write_to_path(str(work / "key.pem"))
+    server.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
+    ca.cert_pem.write_to_path(str(work / "ca.pem"))
+    client = ca.issue_cert("regprobe-client")
+    client.cert_chain_pems[0].write_to_path(str(work / "client.pem"))
+    client.private_key_pem.write_to_path(str(work / "client-key.pem"))
+    reg = Registry(work, tls=(work / "cert.pem", work / "key.pem"))
+    config = json.loads(reg.config_path.read_text())
+    config["http"]["tls"]["clientcas"] = [str(work / "ca.pem")]
+    reg.config_path.write_text(json.dumps(config))
+    reg.http = __import__("httpx").Client(
+        base_url=reg.url, verify=False, cert=(str(work / "client.pem"), str(work / "client-key.pem"))
+    )
+    reg.start()
+    try:
+        reg.push_image(f"{ns}/app", "v1")
+        tls = {
+            "ca_file": str(work / "ca.pem"),
+            "cert_file": str(work / "client.pem"),
+            "key_file": str(work / "client-key.pem"),
+        }
+        base = {"url": reg.url, "repositories": {"include": [f"{ns}/*"]}, "timeout": 5}
+        with_cert = {**base, "name": "with-cert", "tls": tls}
+        without = {**base, "name": "without-cert", "tls": {"ca_file": str(work / "ca.pem")}}
+        result = regprobe("run", "-c", probe_config(with_cert, without), "--format", "json")
+        good, bad = result.report["registries"]
+        assert good["complete"] and good["images_checked"] == 1
+        assert not bad["catalog_accessible"] and bad["findings"] == []
+        assert result.code == 3
+    finally:
+        reg.stop()

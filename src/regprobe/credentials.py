@@ -34,7 +34,9 @@ def lookup(host: str, path: Path | None = None) -> tuple[str, str] | None:
         raise ConfigError(f"{path}: cannot read docker credentials: {type(exc).__name__}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: not a JSON object")
-    auths = doc.get("auths") or {}
+    auths = doc.get("auths")
+    if auths is None:
+        auths = {}
     if not isinstance(auths, dict):
         raise ConfigError(f"{path}: auths: must be an object")
     for key in _keys(host):
