@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import bcrypt
+import httpx
 import pytest
 import trustme
 
@@ -151,9 +153,9 @@ def test_mutual_tls(
     config = json.loads(reg.config_path.read_text())
     config["http"]["tls"]["clientcas"] = [str(work / "ca.pem")]
     reg.config_path.write_text(json.dumps(config))
-    reg.http = __import__("httpx").Client(
-        base_url=reg.url, verify=False, cert=(str(work / "client.pem"), str(work / "client-key.pem"))
-    )
+    harness = ssl.create_default_context(cafile=str(work / "ca.pem"))
+    harness.load_cert_chain(str(work / "client.pem"), str(work / "client-key.pem"))
+    reg.http = httpx.Client(base_url=reg.url, verify=harness)
     reg.start()
     try:
         reg.push_image(f"{ns}/app", "v1")
