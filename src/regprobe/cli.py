@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--concurrency", type=int, default=16)
     check.add_argument("--timeout", type=float, default=30.0)
     common(check)
+
+    fsck = sub.add_parser("fsck", help="scan registry:2 filesystem storage offline (read-only unless --repair)")
+    fsck.add_argument("root", metavar="ROOT", help="the storage rootdirectory (it holds docker/registry/v2)")
+    fsck.add_argument(
+        "--no-index-children", action="store_true", help="pull-through cache: index children may be absent"
+    )
+    fsck.add_argument("--repair", action="store_true", help="remove layer links whose data is missing or empty")
+    fsck.add_argument("--verify-digests", action="store_true", help="hash blob data (reads everything)")
+    common(fsck)
     return parser
 
 
@@ -72,6 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "fsck":
+            from .fsck import run_fsck
+
+            return run_fsck(
+                args.root,
+                index_children=not args.no_index_children,
+                repair=args.repair,
+                verify_digests=args.verify_digests,
+                fmt=args.format,
+            )
         return _check(args, parser)
     except ConfigError as exc:
         print(f"regprobe: {exc}", file=sys.stderr)
