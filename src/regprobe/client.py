@@ -72,8 +72,18 @@ class Reply:
     next_link: str | None = None
 
     @property
+    def failed(self) -> bool:
+        """No complete answer: nothing came back, or it stopped coming (timeout mid-body)."""
+        return self.status is None or self.timeout or self.error is not None
+
+    @property
+    def ok(self) -> bool:
+        """A complete 2xx answer."""
+        return not self.failed and not self.truncated and self.status is not None and self.status < 300
+
+    @property
     def temporary(self) -> bool:
-        if self.status is None:
+        if self.failed:
             return True
         return self.status in TEMPORARY_STATUSES or self.truncated
 
@@ -81,6 +91,8 @@ class Reply:
         method = method or self.method
         if self.status is None:
             return f"{method} {'timed out' if self.timeout else 'failed'}: {self.error}"
+        if self.failed:
+            return f"{method} answered {self.status}, then {'timed out' if self.timeout else 'failed'}: {self.error}"
         text = f"{method} answered {self.status}"
         if self.code:
             text += f" {self.code}"
@@ -157,7 +169,7 @@ class RegistryClient:
                 # The server's page limit (catalog.maxentries) is below what we asked: let it choose.
                 url = url.copy_remove_param("n")
                 continue
-            if reply.status is None or reply.status >= 300:
+            if not reply.ok:
                 raise RegistryError(
                     f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code
                 )
@@ -178,7 +190,7 @@ class RegistryClient:
         """``GET /v2/``: raise unless the registry answers (authenticating if it asks)."""
         url = self.base.join("/v2/")
         reply = await self._exchange("GET", url, {}, None)
-        if reply.status is None or reply.status >= 300:
+        if not reply.ok:
             raise RegistryError(
                 f"registry unreachable: {_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status
             )
@@ -216,7 +228,7 @@ class RegistryClient:
         async def whole(response: httpx.Response, reply: Reply) -> None:
             await _read_into(response, reply, limit=None, keep=False, hash_=True, algorithm=digest.algorithm)
 
-        return await self._exchange("GET", url, {}, whole)
+        return await self._exchange("GET", url, {}, whole, bounded=False)
 
     # -- one exchange, retried ----------------------------------------------------------------------
 
@@ -226,6 +238,7 @@ class RegistryClient:
         url: httpx.URL,
         headers: Mapping[str, str],
         reader: Callable[[httpx.Response, Reply], Any] | None,
+        bounded: bool = True,
     ) -> Reply:
         policy = self.settings.retry
         retrying = AsyncRetrying(
@@ -238,7 +251,7 @@ class RegistryClient:
         reply: Reply | None = None
         async for attempt in retrying:
             with attempt:
-                reply = await self._attempt(method, url, headers, reader)
+                reply = await self._attempt(method, url, headers, reader, bounded)
             if attempt.retry_state.outcome and not attempt.retry_state.outcome.failed:
                 attempt.retry_state.set_result(reply)
         assert reply is not None
@@ -265,11 +278,16 @@ class RegistryClient:
         url: httpx.URL,
         headers: Mapping[str, str],
         reader: Callable[[httpx.Response, Reply], Any] | None,
+        bounded: bool,
     ) -> Reply:
         reply = Reply(url=_path(url), method=method)
+        # httpx's timeouts are per read: a server trickling a byte a second would never trip them. So
+        # the whole exchange gets `timeout` too - except full blob downloads (blob_check: digest), which
+        # may rightly take longer and are bounded by the run's deadline.
+        total = self.settings.timeout if bounded else None
         async with self._slots:
             try:
-                async with self._http.stream(method, url, headers=headers) as response:
+                async with asyncio.timeout(total), self._http.stream(method, url, headers=headers) as response:
                     _fill_headers(response, reply)
                     status = response.status_code
                     if status in (401, 403):
@@ -284,6 +302,8 @@ class RegistryClient:
                         await reader(response, reply)
             except httpx.TimeoutException as exc:
                 reply.timeout, reply.error = True, f"{type(exc).__name__} after {self.settings.timeout:g}s"
+            except TimeoutError:
+                reply.timeout, reply.error = True, f"no complete answer within {self.settings.timeout:g}s"
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 if reply.status is not None:
                     # Headers arrived, then the connection ended early: the stale descriptor cache mode.

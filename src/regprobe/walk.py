@@ -91,7 +91,7 @@ class RepositoryWalk:
         """The tag's manifest: from the cache after a HEAD when we hold its digest, else one GET."""
         if self.cache is not None:
             head = await self.client.manifest_head(self.repository, tag)
-            if head.status is None or head.status >= 300 or head.truncated:
+            if not head.ok:
                 return head  # the same verdict a GET would get, without spending a GET
             hint = _hint(head)
             if hint is not None:
@@ -113,7 +113,7 @@ class RepositoryWalk:
         body = self.cache.get(digest) if self.cache is not None else None
         if body is not None:
             head = await self.client.manifest_head(self.repository, str(digest))
-            if head.status is None or head.status >= 300 or head.truncated:
+            if not head.ok:
                 return head
             if head.content_length in (None, len(body)):
                 return _from_cache(head, body, digest)
@@ -144,7 +144,7 @@ class RepositoryWalk:
         try:
             parsed = manifest.parse(reply.body, reply.content_type)
         except ManifestError as exc:
-            node.problem, node.detail = Problem.INVALID, f"manifest {exc}"
+            node.problem, node.detail = Problem.INVALID, str(exc)
             return
         ancestors = ancestors | {digest}
         if isinstance(parsed, manifest.Index):

@@ -1,0 +1,171 @@
+"""A registry that misbehaves on purpose, on a real socket: hangs, trickles, floods, lies.
+
+Paths it serves (everything else is a normal tiny registry with one image `evil/app:v1`):
+behaviours are chosen per test by setting ``HostileRegistry.mode``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from .registry import free_port
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class HostileRegistry:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.mode = "healthy"
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.layer = b"layer-bytes" * 100
+        self.config = b'{"architecture": "amd64", "os": "linux"}'
+        self.manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": digest(self.config),
+                    "size": len(self.config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        "digest": digest(self.layer),
+                        "size": len(self.layer),
+                    }
+                ],
+            }
+        ).encode()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._stop = threading.Event()
+
+    def start(self) -> HostileRegistry:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        reg = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_HEAD(self) -> None:
+                self.do_GET()
+
+            def do_GET(self) -> None:
+                reg.requests.append((self.command, self.path, dict(self.headers)))
+                path = self.path.split("?", 1)[0]
+                if path == "/v2/":
+                    return self.send(200, b"{}")
+                if path == "/v2/_catalog":
+                    return self.send(200, json.dumps({"repositories": ["evil/app"]}).encode())
+                if path == "/v2/evil/app/tags/list":
+                    return self.send(200, json.dumps({"name": "evil/app", "tags": ["v1"]}).encode())
+                if path.startswith("/v2/evil/app/manifests/"):
+                    return self.manifest_route()
+                if path.startswith("/v2/evil/app/blobs/"):
+                    return self.blob_route(path.rsplit("/", 1)[1])
+                return self.send(404, b'{"errors": [{"code": "NAME_UNKNOWN"}]}')
+
+            def manifest_route(self) -> None:
+                mode = reg.mode
+                if mode == "hang-manifest":
+                    reg._stop.wait(60)  # accept, then say nothing
+                    return
+                if mode == "trickle-manifest":
+                    self.send_response(200)
+                    self.send_header("Content-Type", OCI_MANIFEST)
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    for _ in range(600):  # one byte per 0.1 s: never idle long enough for a read timeout
+                        if reg._stop.is_set():
+                            return
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                    return
+                if mode == "huge-manifest":
+                    # 64 MiB, chunked, no Content-Length to refuse it by.
+                    self.send_response(200)
+                    self.send_header("Content-Type", OCI_MANIFEST)
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    chunk = b" " * (1 << 20)
+                    try:
+                        for _ in range(64):
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.write(b"0\r\n\r\n")
+                    except OSError:
+                        pass  # the client stopped reading: that is the point
+                    return
+                bodies = {
+                    "not-json": b"<html>502 Bad Gateway</html>",
+                    "wrong-types": b'{"schemaVersion": 2, "mediaType": "'
+                    + OCI_MANIFEST.encode()
+                    + b'", "config": "x", "layers": 7}',
+                    "schema1": b'{"schemaVersion": 1, "name": "evil/app", "tag": "v1", "fsLayers": []}',
+                    "unknown-type": b'{"schemaVersion": 2, "mediaType": "application/x-evil"}',
+                    "bad-digest": reg.manifest.replace(digest(reg.layer).encode(), b"sha256:../../../../etc/passwd"),
+                    "no-content-type": reg.manifest,
+                }
+                body = bodies.get(mode, reg.manifest)
+                content_type = None if mode == "no-content-type" else OCI_MANIFEST
+                if mode == "lying-digest" and "sha256:" in self.path:
+                    body = reg.manifest + b" "
+                self.send(200, body, content_type)
+
+            def blob_route(self, ref: str) -> None:
+                if reg.mode == "hang-blob":
+                    reg._stop.wait(60)
+                    return
+                data = {digest(reg.layer): reg.layer, digest(reg.config): reg.config}.get(ref)
+                if data is None:
+                    return self.send(404, b'{"errors": [{"code": "BLOB_UNKNOWN"}]}')
+                self.send(200, data, "application/octet-stream")
+
+            def send(self, status: int, body: bytes, content_type: str | None = "application/json") -> None:
+                self.send_response(status)
+                if content_type:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                self.end_headers()
+                if self.command != "HEAD":
+                    try:
+                        self.wfile.write(body)
+                    except OSError:
+                        pass
+
+        return Handler
+
+
+def port_that_accepts_and_never_answers() -> tuple[socket.socket, int]:
+    """A listening socket nobody serves: connects succeed, then silence."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    return sock, int(sock.getsockname()[1])

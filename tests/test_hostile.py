@@ -1,0 +1,129 @@
+"""Whatever a registry sends, regprobe ends in bounded time and memory and reports it as findings:
+no hang, no crash, no broken image called healthy. The server is real (a socket), the behaviour hostile."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .hostile import HostileRegistry, digest, port_that_accepts_and_never_answers
+
+
+@pytest.fixture
+def evil() -> Iterator[HostileRegistry]:
+    reg = HostileRegistry().start()
+    yield reg
+    reg.stop()
+
+
+def run(regprobe: Any, probe_config: Any, evil: HostileRegistry, **extra: Any) -> Any:
+    cfg = {"name": "evil", "url": evil.url, "timeout": 1, **extra}
+    return regprobe("run", "-c", probe_config(cfg), "--format", "json")
+
+
+def test_healthy_baseline(evil: HostileRegistry, regprobe: Any, probe_config: Any) -> None:
+    result = run(regprobe, probe_config, evil)
+    assert result.code == 0 and result.report["registries"][0]["images_checked"] == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "detail"),
+    [
+        ("not-json", "body is not JSON"),
+        ("wrong-types", "no 'layers' list"),
+        ("schema1", "schema1 manifest: unsupported"),
+        ("unknown-type", "unsupported manifest media type 'application/x-evil'"),
+        ("bad-digest", "layers[0].digest"),
+    ],
+)
+def test_unusable_manifests_are_invalid_findings(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any, mode: str, detail: str
+) -> None:
+    evil.mode = mode
+    result = run(regprobe, probe_config, evil)
+    assert result.code == 1
+    (finding,) = result.findings()
+    assert (finding["kind"], finding["problem"], finding["tags"]) == ("manifest", "invalid", ["v1"])
+    assert detail in finding["detail"]
+    assert finding["digest"] is not None and finding["digest"].startswith("sha256:")
+    # A malformed digest is never used to build a URL.
+    assert not any(".." in path for _, path, _ in evil.requests)
+
+
+def test_missing_content_type_is_fine_when_the_body_says_what_it_is(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any
+) -> None:
+    evil.mode = "no-content-type"
+    assert run(regprobe, probe_config, evil).code == 0
+
+
+def test_body_that_does_not_hash_to_its_digest(evil: HostileRegistry, regprobe: Any) -> None:
+    evil.mode = "lying-digest"
+    host = evil.url.removeprefix("http://")
+    result = regprobe(
+        "check", "--plain-http", "--timeout", "1", "--format", "json", f"{host}/evil/app@{digest(evil.manifest)}"
+    )
+    assert result.code == 1
+    (finding,) = result.findings()
+    assert (finding["kind"], finding["problem"]) == ("manifest", "digest_mismatch")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["hang-manifest", "trickle-manifest"])
+def test_silent_or_trickling_server_ends_within_the_timeout(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any, mode: str
+) -> None:
+    evil.mode = mode
+    result = run(regprobe, probe_config, evil)
+    assert result.code == 1
+    (finding,) = result.findings()
+    assert (finding["problem"], finding["digest"], finding["tags"]) == ("unreachable", None, ["v1"])
+    assert "within 1s" in finding["detail"] or "Timeout" in finding["detail"]
+
+
+@pytest.mark.timeout(60)
+def test_blob_that_never_answers(evil: HostileRegistry, regprobe: Any, probe_config: Any) -> None:
+    evil.mode = "hang-blob"
+    result = run(regprobe, probe_config, evil)
+    assert result.code == 1
+    assert {(f["kind"], f["problem"]) for f in result.findings()} == {
+        ("config", "unreachable"),
+        ("layer", "unreachable"),
+    }
+
+
+@pytest.mark.timeout(60)
+def test_registry_that_accepts_and_never_answers(regprobe: Any, probe_config: Any) -> None:
+    sock, port = port_that_accepts_and_never_answers()
+    try:
+        result = regprobe("run", "-c", probe_config({"name": "mute", "url": f"http://127.0.0.1:{port}", "timeout": 1}))
+    finally:
+        sock.close()
+    assert result.code == 3 and "catalog" in result.out
+
+
+def test_64_mib_manifest_costs_bounded_memory(evil: HostileRegistry, regprobe: Any, probe_config: Any) -> None:
+    evil.mode = "huge-manifest"
+    tracemalloc.start()
+    try:
+        result = run(regprobe, probe_config, evil, timeout=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.code == 1
+    (finding,) = result.findings()
+    assert (finding["problem"], finding["digest"]) == ("invalid", None)
+    assert "size bound" in finding["detail"]
+    assert peak < 24 << 20, f"peak {peak >> 20} MiB while refusing a 64 MiB manifest (bound: 4 MiB)"
+
+
+def test_deadline_bounds_a_whole_run_of_slow_answers(evil: HostileRegistry, regprobe: Any, probe_config: Any) -> None:
+    evil.mode = "hang-blob"
+    cfg = {"name": "evil", "url": evil.url, "timeout": 30}
+    result = regprobe("run", "-c", probe_config(cfg, deadline=2), "--format", "json")
+    entry = result.report["registries"][0]
+    assert result.code == 3 and not entry["complete"] and "deadline" in entry["errors"][0]
+    assert entry["findings"] == []  # cut off by the deadline is not evidence of anything
