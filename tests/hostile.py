@@ -133,6 +133,15 @@ class HostileRegistry:
                     "bad-digest": reg.manifest.replace(digest(reg.layer).encode(), b"sha256:../../../../etc/passwd"),
                     "no-content-type": reg.manifest,
                 }
+                if mode == "loop-index":
+                    # An index naming a child that, fetched, is the same index again: followed naively,
+                    # a walk never ends. The child's body cannot hash to the child's digest.
+                    child = {"mediaType": OCI_INDEX, "digest": "sha256:" + "e" * 64, "size": 10}
+                    return self.send(
+                        200,
+                        json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child]}).encode(),
+                        OCI_INDEX,
+                    )
                 body = bodies.get(mode, reg.manifest)
                 content_type = None if mode == "no-content-type" else OCI_MANIFEST
                 if mode == "lying-digest" and "sha256:" in self.path:

@@ -127,3 +127,43 @@ def test_deadline_bounds_a_whole_run_of_slow_answers(evil: HostileRegistry, regp
     entry = result.report["registries"][0]
     assert result.code == 3 and not entry["complete"] and "deadline" in entry["errors"][0]
     assert entry["findings"] == []  # cut off by the deadline is not evidence of anything
+
+
+def test_index_pointing_back_at_itself_is_reported_not_followed(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any
+) -> None:
+    evil.mode = "loop-index"
+    result = run(regprobe, probe_config, evil)
+    assert result.code == 1
+    (finding,) = result.findings()
+    assert (finding["digest"], finding["problem"]) == ("sha256:" + "e" * 64, "digest_mismatch")
+    assert sum(1 for _, path, _ in evil.requests if "/manifests/" in path) == 2
+
+
+def test_loop_guard_even_if_hashes_collided() -> None:
+    """Defence in depth: were a registry able to serve an index under its own digest (a sha256 fixed
+    point), the walk still stops. The client here is a stand-in that claims every body hashes right."""
+    import asyncio
+    import json
+
+    from regprobe.client import Reply
+    from regprobe.digest import Digest
+    from regprobe.walk import RepositoryWalk, WalkPolicy
+
+    me = Digest("sha256", "f" * 64)
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json", "digest": str(me), "size": 1}],
+        }
+    ).encode()
+
+    class Colliding:
+        async def manifest(self, repository: str, reference: str, max_bytes: int) -> Reply:
+            return Reply(url="x", status=200, body=body, digest=me, content_type=None)
+
+    walk = RepositoryWalk(Colliding(), "loop", WalkPolicy())  # type: ignore[arg-type]
+    asyncio.run(asyncio.wait_for(walk.walk_tag("v1"), 5))
+    (finding,) = walk.findings()
+    assert finding.problem.value == "invalid" and "loop" in finding.detail

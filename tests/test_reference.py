@@ -79,3 +79,19 @@ def test_arbitrary_text_raises_only_parse_errors(text: str) -> None:
     except ParseError:
         return
     assert "/" in str(ref) and ref.repository == ref.repository.lower()
+
+
+@given(st.text(max_size=200))
+def test_arbitrary_digest_text_raises_only_digest_error(text: str) -> None:
+    try:
+        digest = Digest.parse(text)
+    except DigestError:
+        return
+    assert str(digest) == text and "/" not in text and "." not in text
+
+
+@given(st.text(max_size=100))
+def test_media_type_normalise_never_raises(text: str) -> None:
+    from regprobe.mediatypes import normalise
+
+    assert ";" not in normalise(text)

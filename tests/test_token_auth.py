@@ -63,6 +63,7 @@ def test_token_auth_walk_with_config_credentials(
     for repo in ("a", "b", "multi"):
         assert tokens.requests[f"repository:{ns}/{repo}:pull"] == 1
     assert USERS["ci"] not in result.out + result.err
+    assert "eyJ" not in result.out + result.err  # no JWT (they all start so) in any output at -vv
 
 
 def test_anonymous_pull_tokens_for_check(token_registry: Registry, tokens: TokenServer, ns: str, regprobe: Any) -> None:
