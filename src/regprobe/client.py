@@ -12,6 +12,7 @@ import email.utils
 import hashlib
 import json
 import logging
+import os
 import random
 import ssl
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from . import mediatypes as mt
@@ -130,9 +132,14 @@ class RegistryClient:
     def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.base = httpx.URL(settings.url)
+        # Hot-path URLs are relative strings: httpx parses a URL per request anyway, and a second
+        # parse (URL.join) per request cost more CPU than anything regprobe does itself.
+        self._origin = _path(self.base).rstrip("/")
         self.requests: Counter[str] = Counter()
         self._slots = asyncio.Semaphore(settings.concurrency)
         limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
+        if transport is None:
+            transport = _transport(settings.verify, limits)
         self._http = httpx.AsyncClient(
             base_url=settings.url,
             auth=settings.auth,
@@ -198,7 +205,7 @@ class RegistryClient:
     # -- objects ----------------------------------------------------------------------------------
 
     async def manifest(self, repository: str, reference: str, max_bytes: int) -> Reply:
-        url = self.base.join(f"/v2/{repository}/manifests/{reference}")
+        url = f"/v2/{repository}/manifests/{reference}"
 
         async def read(response: httpx.Response, reply: Reply) -> None:
             if reply.content_length is not None and reply.content_length > max_bytes:
@@ -210,11 +217,11 @@ class RegistryClient:
 
     async def manifest_head(self, repository: str, reference: str) -> Reply:
         """``HEAD`` a manifest: existence, length and (maybe) ``Docker-Content-Digest``, no body."""
-        url = self.base.join(f"/v2/{repository}/manifests/{reference}")
+        url = f"/v2/{repository}/manifests/{reference}"
         return await self._exchange("HEAD", url, {"Accept": mt.ACCEPT}, None)
 
     async def blob(self, repository: str, digest: Digest, mode: BlobMode, expected_size: int) -> Reply:
-        url = self.base.join(f"/v2/{repository}/blobs/{digest}")
+        url = f"/v2/{repository}/blobs/{digest}"
         if mode == "head" or (mode == "range" and expected_size == 0):
             return await self._exchange("HEAD", url, {}, None)
         if mode == "range":
@@ -235,12 +242,18 @@ class RegistryClient:
     async def _exchange(
         self,
         method: str,
-        url: httpx.URL,
+        url: httpx.URL | str,
         headers: Mapping[str, str],
         reader: Callable[[httpx.Response, Reply], Any] | None,
         bounded: bool = True,
     ) -> Reply:
+        """One exchange, retried while the answer is temporary. The first attempt runs outside
+        tenacity: nearly every request succeeds at once, and the retry machinery costs CPU per call."""
+        first: Reply | None = await self._attempt(method, url, headers, reader, bounded)
+        assert first is not None
         policy = self.settings.retry
+        if not first.temporary or policy.attempts <= 1:
+            return first
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.attempts),
             retry=retry_if_result(lambda reply: reply.temporary),
@@ -251,7 +264,12 @@ class RegistryClient:
         reply: Reply | None = None
         async for attempt in retrying:
             with attempt:
-                reply = await self._attempt(method, url, headers, reader, bounded)
+                # Tenacity sees the first answer as its first attempt, then waits and retries.
+                reply, first = (
+                    (first, None)
+                    if first is not None
+                    else (await self._attempt(method, url, headers, reader, bounded), None)
+                )
             if attempt.retry_state.outcome and not attempt.retry_state.outcome.failed:
                 attempt.retry_state.set_result(reply)
         assert reply is not None
@@ -275,12 +293,13 @@ class RegistryClient:
     async def _attempt(
         self,
         method: str,
-        url: httpx.URL,
+        url: httpx.URL | str,
         headers: Mapping[str, str],
         reader: Callable[[httpx.Response, Reply], Any] | None,
         bounded: bool,
     ) -> Reply:
-        reply = Reply(url=_path(url), method=method)
+        display = self._origin + url if isinstance(url, str) else _path(url)
+        reply = Reply(url=display, method=method)
         # httpx's timeouts are per read: a server trickling a byte a second would never trip them. So
         # the whole exchange gets `timeout` too - except full blob downloads (blob_check: digest), which
         # may rightly take longer and are bounded by the run's deadline.
@@ -293,15 +312,20 @@ class RegistryClient:
                     if status in (401, 403):
                         self.requests["client_error"] += 1
                         await _read_error(response, reply)
-                        challenge = response.headers.get("www-authenticate", "")
                         has_credentials = getattr(self.settings.auth, "has_credentials", self.settings.auth is not None)
-                        raise _auth_error(method, url, reply, bool(has_credentials), challenge)
+                        raise _auth_error(method, display, reply, bool(has_credentials))
                     if status >= 400:
                         await _read_error(response, reply)
                     elif reader is not None and method != "HEAD":
                         await reader(response, reply)
             except httpx.TimeoutException as exc:
-                reply.timeout, reply.error = True, f"{type(exc).__name__} after {self.settings.timeout:g}s"
+                cause = exc.__cause__
+                if cause is not None and not isinstance(cause, TimeoutError):
+                    # The aiohttp transport maps every connection failure (refused, reset, TLS
+                    # verification) to ConnectTimeout; the cause says what really happened.
+                    reply.error = _exc_text(cause)
+                else:
+                    reply.timeout, reply.error = True, f"{type(exc).__name__} after {self.settings.timeout:g}s"
             except TimeoutError:
                 reply.timeout, reply.error = True, f"no complete answer within {self.settings.timeout:g}s"
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
@@ -316,6 +340,15 @@ class RegistryClient:
                 reply.error = _exc_text(exc)
         self.requests[_outcome(reply)] += 1
         return reply
+
+
+def _transport(verify: ssl.SSLContext | bool, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """httpx's API over aiohttp's connection handling: httpx's own pool costs several times the CPU
+    per request (bench/, docs/performance.md). REGPROBE_HTTP_TRANSPORT=httpx selects httpx's own, for
+    comparison."""
+    if os.environ.get("REGPROBE_HTTP_TRANSPORT") == "httpx":
+        return httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    return AiohttpTransport(verify=verify, limits=limits, trust_env=False)
 
 
 async def _read_json_body(response: httpx.Response, reply: Reply) -> None:
@@ -428,14 +461,14 @@ def _outcome(reply: Reply) -> str:
     return "ok"
 
 
-def _auth_error(method: str, url: httpx.URL, reply: Reply, had_credentials: bool, challenge: str) -> AuthError:
+def _auth_error(method: str, url: str, reply: Reply, had_credentials: bool) -> AuthError:
     what = "refused the credentials" if had_credentials else "requires credentials (none configured)"
     if reply.status == 403:
         what = "denied access"
     detail = f" ({reply.code})" if reply.code else ""
     return AuthError(
-        f"{method} {_path(url)}: registry {what}: {reply.status}{detail}",
-        url=str(url),
+        f"{method} {url}: registry {what}: {reply.status}{detail}",
+        url=url,
         status=reply.status,
         code=reply.code,
     )

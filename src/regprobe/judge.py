@@ -15,7 +15,7 @@ Verdict = tuple[Problem, str] | None
 
 def _status_problem(reply: Reply, method: str) -> Verdict:
     """Problems visible from the status alone; None when the exchange succeeded."""
-    if reply.failed:
+    if reply.failed or reply.status is None:
         return Problem.UNREACHABLE, reply.describe(method)
     if reply.status in (404, 410):
         return Problem.MISSING, reply.describe(method)

@@ -1,0 +1,128 @@
+"""Side-by-side benchmark on the real registry: regprobe's wall time against the registry's own limit
+for the same minimal request list (replayed by wrk), requests regprobe actually issued (from the access
+log), peak RSS, and skopeo inspect on a sample of the same tags.
+
+    python -m bench.run_bench --repositories 200 --tags 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.gen_storage import generate  # noqa: E402
+from tests.registry import Registry  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ACCESS = re.compile(r'"(?:GET|HEAD) /v2/\S* HTTP/[\d.]+" \d+ .*"regprobe/')
+
+
+def wrk(url: str, requests_file: Path, connections: int, seconds: int) -> float:
+    """Requests per second wrk sustains over the replay list."""
+    env = {**os.environ, "REPLAY_FILE": str(requests_file)}
+    out = subprocess.run(
+        ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "-s", str(HERE / "replay.lua"), url],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def run_regprobe(config: Path) -> tuple[float, int, dict[str, object]]:
+    """Wall seconds, peak RSS in bytes, and the JSON report of one `regprobe run`."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "regprobe", "run", "-c", str(config), "--no-push", "--format", "json"],
+        capture_output=True,
+    )
+    wall = time.monotonic() - started
+    stdout, stderr = proc.stdout, proc.stderr
+    # ru_maxrss of waited-for children: the largest regprobe run so far (wrk and skopeo are far smaller).
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    if proc.returncode != 0:
+        raise SystemExit(f"regprobe exited {proc.returncode}: {stderr.decode()[-2000:]}")
+    return wall, rss, json.loads(stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repositories", type=int, default=200)
+    parser.add_argument("--tags", type=int, default=10)
+    parser.add_argument("--index-every", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--wrk-seconds", type=int, default=5)
+    parser.add_argument("--skopeo-sample", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    for tool in ("docker-registry", "wrk", "skopeo"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (make deps)")
+
+    with tempfile.TemporaryDirectory(prefix="regprobe-bench-") as tmp:
+        work = Path(tmp)
+        registry = Registry(work / "registry", extra={"log": {"level": "error", "accesslog": {"disabled": False}}})
+        t0 = time.monotonic()
+        plan = generate(registry.root, args.repositories, args.tags, args.index_every)
+        generated = time.monotonic() - t0
+        replay = work / "requests.tsv"
+        replay.write_text(
+            "".join(f"{m}\t{p}\t{h.get('Accept', '')}\t{h.get('Range', '')}\n" for m, p, h in plan.requests)
+        )
+        config = work / "config.yaml"
+        registry.start()
+        try:
+            config.write_text(
+                f"registries:\n  - name: bench\n    url: {registry.url}\nconcurrency: {args.concurrency}\ndeadline: 3600\n"
+            )
+            log = registry.workdir / "registry.log"
+            run_regprobe(config)  # warm the page cache and the registry's descriptor cache
+            rows = []
+            for _ in range(args.rounds):
+                limit_rps = max(wrk(registry.url, replay, c, args.wrk_seconds) for c in (16, 64))
+                limit = len(plan.requests) / limit_rps
+                before = log.stat().st_size
+                wall, rss, report = run_regprobe(config)
+                with log.open(errors="replace") as f:
+                    f.seek(before)
+                    issued = len(ACCESS.findall(f.read()))
+                entry = report["registries"][0]  # type: ignore[index]
+                assert entry["images_checked"] == len(plan.tags) and not entry["findings"], entry
+                rows.append((wall, limit, issued, rss))
+            sample = plan.tags[: args.skopeo_sample]
+            t0 = time.monotonic()
+            for repo, tag in sample:
+                subprocess.run(
+                    ["skopeo", "inspect", "--tls-verify=false", f"docker://{registry.host}/{repo}:{tag}"],
+                    capture_output=True, check=True,
+                )
+            skopeo_per_tag = (time.monotonic() - t0) / len(sample)
+        finally:
+            registry.stop()
+
+    tags, minimal = len(plan.tags), len(plan.requests)
+    print(f"\n{args.repositories} repositories x {args.tags} tags = {tags} tags "
+          f"(every {args.index_every}th an index with attestations); minimal walk {minimal} requests; "
+          f"storage generated in {generated:.1f}s; regprobe concurrency {args.concurrency}\n")
+    print("| round | regprobe wall | registry limit (wrk) | ratio | requests issued / minimal | peak RSS |")
+    print("|---|---|---|---|---|---|")
+    for i, (wall, limit, issued, rss) in enumerate(rows, 1):
+        print(f"| {i} | {wall:.2f} s | {limit:.2f} s | {wall / limit:.2f}x | {issued} / {minimal} "
+              f"({(issued - minimal) / minimal:+.1%}) | {rss / 2**20:.0f} MiB |")
+    print(f"\nskopeo inspect: {skopeo_per_tag * 1000:.0f} ms per tag on a sample of {len(sample)}; "
+          f"{skopeo_per_tag * tags:.0f} s extrapolated to all {tags} tags (one tag at a time).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""``regprobe fsck ROOT``: an offline scan of a registry:2 filesystem storage root.
+
+Where the HTTP walk answers "can a client pull it", fsck answers "what is broken on disk", in the same
+vocabulary (kind, problem) so the two reports can be compared. It reads one repository at a time and
+keeps only that repository's links and manifests in memory; blob facts are cached in a bounded LRU.
+Nothing on disk changes unless ``repair`` is set, and then only layer links whose blob data is missing
+or empty are removed. See docs/fsck.md.
+
+Exit codes: 0 clean; 1 findings (also when every one was repaired: the images that needed those blobs
+are still broken until the content is re-supplied); 2 ROOT missing or not a storage root; 3 parts of
+the tree could not be read and nothing was found in the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TextIO
+
+from ..errors import ConfigError
+from . import check
+from .check import FsckFinding
+from .output import JsonOutput, Output, Progress, Summary, TextOutput
+from .storage import V2, Storage
+
+__all__ = ["FsckFinding", "Storage", "run_fsck", "scan"]
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 3
+log = logging.getLogger(__name__)
+
+
+def run_fsck(
+    root: str,
+    *,
+    index_children: bool = True,
+    repair: bool = False,
+    verify_digests: bool = False,
+    fmt: str = "text",
+    out: TextIO | None = None,
+) -> int:
+    """Scan ``root``, write the report (``fmt`` "text" or "json") to ``out`` (stdout), return the exit code.
+
+    Raises :class:`~regprobe.errors.ConfigError` (exit 2) when ``root`` is not a storage root.
+    """
+    absolute = os.path.abspath(root)
+    _check_root(root, absolute)
+    stream = out if out is not None else sys.stdout
+    output: Output
+    if fmt == "json":
+        output = JsonOutput(absolute, stream)
+    else:
+        colour = stream.isatty() and "NO_COLOR" not in os.environ
+        output = TextOutput(absolute, stream, colour)
+    summary = scan(Storage(absolute, verify_digests=verify_digests), output, index_children, repair)
+    if summary.findings:
+        return EXIT_FINDINGS
+    return EXIT_OK if summary.complete else EXIT_INCOMPLETE
+
+
+def scan(storage: Storage, output: Output, index_children: bool = True, repair: bool = False) -> Summary:
+    summary = Summary()
+    progress = Progress()
+    for name, rel in storage.repositories():
+        facts = storage.collect(name, rel)
+        found = check.findings(facts, index_children=index_children)
+        if repair:
+            found = [_repair(storage, f) for f in found]
+        summary.repositories += 1
+        summary.manifests += len(facts.revisions)
+        summary.layer_links += len(facts.layers)
+        summary.findings += len(found)
+        summary.repaired += sum(f.repaired for f in found)
+        output.repository(name, found)
+        progress.tick(summary.repositories)
+    progress.done()
+    summary.errors, summary.error_count = storage.errors, storage.error_count
+    output.finish(summary)
+    return summary
+
+
+def _repair(storage: Storage, finding: FsckFinding) -> FsckFinding:
+    if finding.repair is None or finding.digest is None:
+        return finding
+    if not storage.remove_layer_link(finding.repair, finding.digest):
+        return finding
+    log.info("removed %s", os.path.dirname(finding.repair))
+    return finding.with_repaired()
+
+
+def _check_root(given: str, absolute: str) -> None:
+    if not os.path.isdir(absolute):
+        why = "not a directory" if os.path.exists(absolute) else "no such directory"
+        raise ConfigError(f"ROOT {given}: {why}")
+    if os.path.isdir(os.path.join(absolute, V2)):
+        return
+    message = f"ROOT {given}: no {V2} under it"
+    # The usual mistake: pointing at docker/registry/v2 itself rather than the rootdirectory.
+    parts = absolute.rstrip("/").split("/")
+    if parts[-3:] == V2.split("/") and os.path.isdir(os.path.join(absolute, "repositories")):
+        message += f" (it looks like {V2} itself; the rootdirectory is {'/'.join(parts[:-3]) or '/'})"
+    raise ConfigError(message)

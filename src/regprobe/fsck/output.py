@@ -1,0 +1,133 @@
+"""Streams fsck results: each repository's findings are written as soon as it is judged, so output
+starts at once and memory does not grow with the number of findings. Text for people, one JSON
+document for machines."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TextIO
+
+from .check import FsckFinding
+
+_RED, _YELLOW, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[33m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
+
+
+@dataclass(slots=True)
+class Summary:
+    repositories: int = 0
+    manifests: int = 0  # revision links
+    layer_links: int = 0
+    findings: int = 0
+    repaired: int = 0
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def complete(self) -> bool:
+        return self.error_count == 0
+
+
+class Output(Protocol):
+    def repository(self, name: str, findings: Sequence[FsckFinding]) -> None: ...
+
+    def finish(self, summary: Summary) -> None: ...
+
+
+class TextOutput:
+    def __init__(self, root: str, out: TextIO, colour: bool) -> None:
+        self.root, self.out, self.colour = root, out, colour
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"{code}{text}{_RESET}" if self.colour else text
+
+    def repository(self, name: str, findings: Sequence[FsckFinding]) -> None:
+        if not findings:
+            return
+        tags = sorted({t for f in findings for t in f.tags})
+        lines = [f"{self._paint(name, _BOLD)}  " + (f"tags: {', '.join(tags)}" if tags else "(no tags affected)")]
+        for f in findings:
+            digest = f.digest.short if f.digest else "(no digest)"
+            head = f"  {f.kind.value:<8} {digest:<19} {self._paint(f.problem.value, _RED)}"
+            if f.parent:
+                head += f"  under {f.parent.short}"
+            lines.append(head)
+            lines.append(self._paint(f"    {f.detail}", _DIM))
+            lines.append(self._paint(f"    {f.path}", _DIM))
+            if f.repaired and f.repair:
+                lines.append(f"    {self._paint('removed', _YELLOW)} {os.path.dirname(f.repair)}")
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+
+    def finish(self, s: Summary) -> None:
+        if s.findings:
+            state = self._paint("BROKEN", _RED + _BOLD)
+        elif not s.complete:
+            state = self._paint("INCOMPLETE", _YELLOW + _BOLD)
+        else:
+            state = self._paint("OK", _GREEN + _BOLD)
+        lines = [
+            f"{self._paint(self.root, _BOLD)}  {state}",
+            f"  {s.repositories} repositories, {s.manifests} manifests, {s.layer_links} layer links; "
+            f"{s.findings} broken objects, {s.repaired} repaired; {time.monotonic() - s.started:.1f}s",
+        ]
+        lines.extend("  " + self._paint("! " + e, _YELLOW) for e in s.errors)
+        if s.error_count > len(s.errors):
+            lines.append("  " + self._paint(f"! ... and {s.error_count - len(s.errors)} more", _YELLOW))
+        self.out.write("\n".join(lines) + "\n")
+
+
+class JsonOutput:
+    """``{"root": ..., "findings": [...], ...}`` written piecewise; valid JSON once :meth:`finish` ran."""
+
+    def __init__(self, root: str, out: TextIO) -> None:
+        self.out = out
+        self._first = True
+        out.write('{\n  "root": ' + json.dumps(root) + ',\n  "findings": [')
+
+    def repository(self, name: str, findings: Sequence[FsckFinding]) -> None:
+        for f in findings:
+            self.out.write(("\n" if self._first else ",\n") + "    " + json.dumps(f.to_json()))
+            self._first = False
+
+    def finish(self, s: Summary) -> None:
+        tail = {
+            "complete": s.complete,
+            "repositories": s.repositories,
+            "manifests": s.manifests,
+            "layer_links": s.layer_links,
+            "repaired": s.repaired,
+            "errors": s.errors,
+            "duration_seconds": round(time.monotonic() - s.started, 3),
+        }
+        self.out.write(
+            ("]" if self._first else "\n  ]") + "".join(f',\n  "{k}": {json.dumps(v)}' for k, v in tail.items())
+        )
+        self.out.write("\n}\n")
+
+
+class Progress:
+    """``scanned N repositories`` on stderr, rewritten in place; only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.25) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self.interval = interval
+        self._last = 0.0
+
+    def tick(self, repositories: int) -> None:
+        now = time.monotonic()
+        if self.enabled and now - self._last >= self.interval:
+            self._last = now
+            self.stream.write(f"\rscanned {repositories} repositories")
+            self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled and self._last:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
