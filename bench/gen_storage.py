@@ -21,7 +21,9 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-ACCEPT = f"{OCI_INDEX}, {OCI_MANIFEST}, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+ACCEPT = f"{OCI_INDEX}, {OCI_MANIFEST}, {DOCKER_LIST}, {DOCKER_MANIFEST}"
 
 
 @dataclass
@@ -67,6 +69,74 @@ def _bytes(*parts: object, size: int = 512) -> bytes:
     return (seed * (size // len(seed) + 1))[:size]
 
 
+class _Repository:
+    """Writes one repository's images and records the requests a walk of it needs."""
+
+    def __init__(self, writer: Writer, plan: Plan, name: str) -> None:
+        self.w, self.plan, self.name = writer, plan, name
+        self.checked: set[str] = set()  # blobs: one check per repository
+        self.manifests: set[str] = set()  # index children: one GET each
+
+    def image(self, tag: str, platform: str, attestation_of: str | None = None) -> tuple[str, int]:
+        if attestation_of:
+            config = b"{}"
+            statement = {"_type": "https://in-toto.io/Statement/v0.1", "subject": attestation_of}
+            layers = [json.dumps(statement).encode()]
+        else:
+            config = json.dumps({"architecture": platform, "os": "linux", "tag": tag}).encode()
+            layers = [_bytes(self.name, "base", size=2048), _bytes(self.name, tag, platform)]
+        config_digest = self.w.blob(config)
+        self.w.layer_link(self.name, config_digest)
+        descs = []
+        for data in layers:
+            digest = self.w.blob(data)
+            self.w.layer_link(self.name, digest)
+            descs.append({"mediaType": OCI_LAYER, "digest": digest, "size": len(data)})
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+            "layers": descs,
+        }
+        body = json.dumps(manifest).encode()
+        digest = self.w.blob(body)
+        self.w.revision(self.name, digest)
+        for blob in [config_digest] + [str(d["digest"]) for d in descs]:
+            if blob not in self.checked:
+                self.checked.add(blob)
+                self.plan.requests.append(("GET", f"/v2/{self.name}/blobs/{blob}", {"Range": "bytes=0-0"}))
+        return digest, len(body)
+
+    def index(self, tag: str) -> str:
+        entries: list[dict[str, object]] = []
+        for arch in ("amd64", "arm64"):
+            digest, size = self.image(tag, arch)
+            platform = {"architecture": arch, "os": "linux"}
+            entries.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": size, "platform": platform})
+            att, att_size = self.image(tag, arch, attestation_of=digest)
+            entries.append(
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": att,
+                    "size": att_size,
+                    "platform": {"architecture": "unknown", "os": "unknown"},
+                    "annotations": {
+                        "vnd.docker.reference.type": "attestation-manifest",
+                        "vnd.docker.reference.digest": digest,
+                    },
+                }
+            )
+        body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+        top = self.w.blob(body)
+        self.w.revision(self.name, top)
+        for entry in entries:
+            child = str(entry["digest"])
+            if child not in self.manifests:
+                self.manifests.add(child)
+                self.plan.requests.append(("GET", f"/v2/{self.name}/manifests/{child}", {"Accept": ACCEPT}))
+        return top
+
+
 def generate(root: Path, repositories: int, tags: int, index_every: int = 5, page: int = 1000) -> Plan:
     w = Writer(root)
     plan = Plan()
@@ -74,60 +144,15 @@ def generate(root: Path, repositories: int, tags: int, index_every: int = 5, pag
     for start in range(0, len(names), page):
         last = f"&last={names[start - 1]}" if start else ""
         plan.requests.append(("GET", f"/v2/_catalog?n={page}{last}", {"Accept": "application/json"}))
-    for repo in names:
-        plan.requests.append(("GET", f"/v2/{repo}/tags/list?n={page}", {"Accept": "application/json"}))
-        checked: set[str] = set()
-        manifests: set[str] = set()
-
-        def image(tag: str, platform: str, attestation_of: str | None = None) -> tuple[str, int]:
-            config = b"{}" if attestation_of else json.dumps({"architecture": platform, "os": "linux", "tag": tag}).encode()
-            layers = (
-                [json.dumps({"_type": "https://in-toto.io/Statement/v0.1", "subject": attestation_of}).encode()]
-                if attestation_of
-                else [_bytes(repo, "base", size=2048), _bytes(repo, tag, platform)]
-            )
-            descs = []
-            config_digest = w.blob(config)
-            w.layer_link(repo, config_digest)
-            for data in layers:
-                digest = w.blob(data)
-                w.layer_link(repo, digest)
-                descs.append({"mediaType": OCI_LAYER, "digest": digest, "size": len(data)})
-            body = json.dumps(
-                {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)}, "layers": descs}
-            ).encode()
-            digest = w.blob(body)
-            w.revision(repo, digest)
-            for d in [config_digest] + [x["digest"] for x in descs]:
-                if d not in checked:
-                    checked.add(d)
-                    plan.requests.append(("GET", f"/v2/{repo}/blobs/{d}", {"Range": "bytes=0-0"}))
-            return digest, len(body)
-
+    for name in names:
+        plan.requests.append(("GET", f"/v2/{name}/tags/list?n={page}", {"Accept": "application/json"}))
+        repo = _Repository(w, plan, name)
         for t in range(tags):
             tag = f"v{t}"
-            if index_every and t % index_every == 0:
-                entries = []
-                for arch in ("amd64", "arm64"):
-                    digest, size = image(tag, arch)
-                    entries.append({"mediaType": OCI_MANIFEST, "digest": digest, "size": size, "platform": {"architecture": arch, "os": "linux"}})
-                    att, att_size = image(tag, arch, attestation_of=digest)
-                    entries.append(
-                        {"mediaType": OCI_MANIFEST, "digest": att, "size": att_size, "platform": {"architecture": "unknown", "os": "unknown"},
-                         "annotations": {"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": digest}}
-                    )
-                body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
-                top = w.blob(body)
-                w.revision(repo, top)
-                for entry in entries:
-                    if entry["digest"] not in manifests:
-                        manifests.add(str(entry["digest"]))
-                        plan.requests.append(("GET", f"/v2/{repo}/manifests/{entry['digest']}", {"Accept": ACCEPT}))
-            else:
-                top, _ = image(tag, "amd64")
-            w.tag(repo, tag, top)
-            plan.requests.append(("GET", f"/v2/{repo}/manifests/{tag}", {"Accept": ACCEPT}))
-            plan.tags.append((repo, tag))
+            top = repo.index(tag) if index_every and t % index_every == 0 else repo.image(tag, "amd64")[0]
+            w.tag(name, tag, top)
+            plan.requests.append(("GET", f"/v2/{name}/manifests/{tag}", {"Accept": ACCEPT}))
+            plan.tags.append((name, tag))
     return plan
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gen_storage import generate  # noqa: E402
-from tests.registry import Registry  # noqa: E402
+from tests.registry import Registry
+
+from bench.gen_storage import generate
 
 HERE = Path(__file__).resolve().parent
 ACCESS = re.compile(r'"(?:GET|HEAD) /v2/\S* HTTP/[\d.]+" \d+ .*"regprobe/')
@@ -33,19 +34,23 @@ def wrk(url: str, requests_file: Path, connections: int, seconds: int) -> float:
     env = {**os.environ, "REPLAY_FILE": str(requests_file)}
     out = subprocess.run(
         ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "-s", str(HERE / "replay.lua"), url],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     assert match, out
     return float(match.group(1))
 
 
-def run_regprobe(config: Path) -> tuple[float, int, dict[str, object]]:
+def run_regprobe(config: Path, transport: str) -> tuple[float, int, dict[str, object]]:
     """Wall seconds, peak RSS in bytes, and the JSON report of one `regprobe run`."""
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-m", "regprobe", "run", "-c", str(config), "--no-push", "--format", "json"],
         capture_output=True,
+        env={**os.environ, "REGPROBE_HTTP_TRANSPORT": transport},
     )
     wall = time.monotonic() - started
     stdout, stderr = proc.stdout, proc.stderr
@@ -65,6 +70,7 @@ def main() -> None:
     parser.add_argument("--wrk-seconds", type=int, default=5)
     parser.add_argument("--skopeo-sample", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--transport", choices=("aiohttp", "httpx"), default="aiohttp", help="what runs under httpx")
     args = parser.parse_args()
     for tool in ("docker-registry", "wrk", "skopeo"):
         if shutil.which(tool) is None:
@@ -84,16 +90,17 @@ def main() -> None:
         registry.start()
         try:
             config.write_text(
-                f"registries:\n  - name: bench\n    url: {registry.url}\nconcurrency: {args.concurrency}\ndeadline: 3600\n"
+                f"registries:\n  - name: bench\n    url: {registry.url}\n"
+                f"concurrency: {args.concurrency}\ndeadline: 3600\n"
             )
             log = registry.workdir / "registry.log"
-            run_regprobe(config)  # warm the page cache and the registry's descriptor cache
+            run_regprobe(config, args.transport)  # warm the page cache and the registry's descriptor cache
             rows = []
             for _ in range(args.rounds):
                 limit_rps = max(wrk(registry.url, replay, c, args.wrk_seconds) for c in (16, 64))
                 limit = len(plan.requests) / limit_rps
                 before = log.stat().st_size
-                wall, rss, report = run_regprobe(config)
+                wall, rss, report = run_regprobe(config, args.transport)
                 with log.open(errors="replace") as f:
                     f.seek(before)
                     issued = len(ACCESS.findall(f.read()))
@@ -105,23 +112,31 @@ def main() -> None:
             for repo, tag in sample:
                 subprocess.run(
                     ["skopeo", "inspect", "--tls-verify=false", f"docker://{registry.host}/{repo}:{tag}"],
-                    capture_output=True, check=True,
+                    capture_output=True,
+                    check=True,
                 )
             skopeo_per_tag = (time.monotonic() - t0) / len(sample)
         finally:
             registry.stop()
 
     tags, minimal = len(plan.tags), len(plan.requests)
-    print(f"\n{args.repositories} repositories x {args.tags} tags = {tags} tags "
-          f"(every {args.index_every}th an index with attestations); minimal walk {minimal} requests; "
-          f"storage generated in {generated:.1f}s; regprobe concurrency {args.concurrency}\n")
+    print(
+        f"\n{args.repositories} repositories x {args.tags} tags = {tags} tags "
+        f"(every {args.index_every}th an index with attestations); minimal walk {minimal} requests; "
+        f"storage generated in {generated:.1f}s; regprobe concurrency {args.concurrency}, "
+        f"httpx over {args.transport}\n"
+    )
     print("| round | regprobe wall | registry limit (wrk) | ratio | requests issued / minimal | peak RSS |")
     print("|---|---|---|---|---|---|")
     for i, (wall, limit, issued, rss) in enumerate(rows, 1):
-        print(f"| {i} | {wall:.2f} s | {limit:.2f} s | {wall / limit:.2f}x | {issued} / {minimal} "
-              f"({(issued - minimal) / minimal:+.1%}) | {rss / 2**20:.0f} MiB |")
-    print(f"\nskopeo inspect: {skopeo_per_tag * 1000:.0f} ms per tag on a sample of {len(sample)}; "
-          f"{skopeo_per_tag * tags:.0f} s extrapolated to all {tags} tags (one tag at a time).")
+        print(
+            f"| {i} | {wall:.2f} s | {limit:.2f} s | {wall / limit:.2f}x | {issued} / {minimal} "
+            f"({(issued - minimal) / minimal:+.1%}) | {rss / 2**20:.0f} MiB |"
+        )
+    print(
+        f"\nskopeo inspect: {skopeo_per_tag * 1000:.0f} ms per tag on a sample of {len(sample)}; "
+        f"{skopeo_per_tag * tags:.0f} s extrapolated to all {tags} tags (one tag at a time)."
+    )
 
 
 if __name__ == "__main__":

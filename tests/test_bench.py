@@ -1,0 +1,45 @@
+"""The benchmark, run tiny: it must keep working, and regprobe must issue exactly the minimal request
+list (one fetch per tag, per distinct manifest, per distinct blob per repository). Timings are the
+benchmark's business (docs/performance.md), never asserted here."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(not (shutil.which("wrk") and shutil.which("skopeo")), reason="wrk/skopeo not installed (make deps)")
+@pytest.mark.timeout(180)
+def test_tiny_benchmark_issues_exactly_the_minimal_requests() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run_bench",
+            "--repositories",
+            "4",
+            "--tags",
+            "5",
+            "--wrk-seconds",
+            "1",
+            "--rounds",
+            "1",
+            "--skopeo-sample",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = re.search(r"\| 1 \| [\d.]+ s \| [\d.]+ s \| [\d.]+x \| (\d+) / (\d+) \(\+0\.0%\) \| \d+ MiB \|", done.stdout)
+    assert row, done.stdout
+    assert row.group(1) == row.group(2)
