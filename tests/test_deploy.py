@@ -1,0 +1,353 @@
+"""deploy/k8s, the kustomize base: schema-valid manifests, a config regprobe itself loads, the CronJob's
+hardening and timing, and a PrometheusRule that carries exactly the groups of alerts/regprobe.rules.yml.
+
+kubernetes-validate checks against the JSON schemas it ships (no network, no cluster). It knows no CRD
+kinds: given a PrometheusRule it prints a warning and exits 0, so that one is checked here by hand and
+excluded from the schema run, which must report every other resource as validated.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+
+from regprobe import config as config_mod
+
+ROOT = Path(__file__).resolve().parents[1]
+K8S = ROOT / "deploy" / "k8s"
+RULES = ROOT / "alerts" / "regprobe.rules.yml"
+GENERATOR = ROOT / "scripts" / "gen-prometheusrule.py"
+
+KUBERNETES_VERSION = "1.30"
+#: Files in deploy/k8s that are not Kubernetes objects.
+NOT_MANIFESTS = {"kustomization.yaml", "config.yaml"}
+#: Examples an operator copies and fills in; applying them as they are would do harm.
+EXAMPLES = {"secret.example.yaml", "networkpolicy.yaml"}
+#: Custom resources kubernetes-validate has no schema for.
+CRD_KINDS = {"PrometheusRule"}
+#: The alerts assume one run per 15 minutes (alerts/regprobe.rules.yml).
+INTERVAL_SECONDS = 15 * 60
+
+MANIFESTS = sorted(p.name for p in K8S.glob("*.yaml") if p.name not in NOT_MANIFESTS)
+
+
+def _show(proc: subprocess.CompletedProcess[str]) -> str:
+    return f"exit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+
+
+def _load(name: str) -> dict[str, Any]:
+    doc = yaml.safe_load((K8S / name).read_text(encoding="utf-8"))
+    assert isinstance(doc, dict), name
+    return doc
+
+
+def _kinds(name: str) -> set[str]:
+    return {doc["kind"] for doc in yaml.safe_load_all((K8S / name).read_text(encoding="utf-8")) if doc}
+
+
+def _kubernetes_validate(*paths: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", KUBERNETES_VERSION, *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _kustomization() -> dict[str, Any]:
+    return _load("kustomization.yaml")
+
+
+def _cronjob() -> dict[str, Any]:
+    return _load("cronjob.yaml")
+
+
+def _pod_spec() -> dict[str, Any]:
+    spec: dict[str, Any] = _cronjob()["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return spec
+
+
+def _container() -> dict[str, Any]:
+    containers = _pod_spec()["containers"]
+    assert len(containers) == 1
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+def _volume(mount_path: str) -> dict[str, Any]:
+    """The pod volume mounted at ``mount_path`` in the container."""
+    mounts = {m["mountPath"]: m for m in _container()["volumeMounts"]}
+    assert mount_path in mounts, f"nothing is mounted at {mount_path}"
+    volumes = {v["name"]: v for v in _pod_spec()["volumes"]}
+    volume: dict[str, Any] = volumes[mounts[mount_path]["name"]]
+    return volume
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_prometheusrule", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _shipped_config(tmp_path: Path) -> config_mod.Config:
+    """deploy/k8s/config.yaml through regprobe's own loader, the password file pointed at a temp file.
+
+    The loader reads password_file at load time, and the shipped path exists only inside the pod.
+    """
+    text = (K8S / "config.yaml").read_text(encoding="utf-8")
+    paths = set(re.findall(r"password_file:\s*(\S+)", text))
+    password = tmp_path / "password"
+    password.write_text("not-the-real-one\n", encoding="utf-8")
+    for path in paths:
+        text = text.replace(path, str(password))
+    copy = tmp_path / "config.yaml"
+    copy.write_text(text, encoding="utf-8")
+    return config_mod.load(copy)
+
+
+# --- schemas and lint ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [m for m in MANIFESTS if not _kinds(m) & CRD_KINDS])
+def test_manifest_passes_kubernetes_validate(name: str) -> None:
+    proc = _kubernetes_validate(f"deploy/k8s/{name}")
+    assert proc.returncode == 0, _show(proc)
+    # A kind without a schema is a warning and exit 0: make sure every object was really checked.
+    assert "WARN" not in proc.stdout, _show(proc)
+    validated = proc.stdout.count(" passed for resource ")
+    assert validated == len(list(yaml.safe_load_all((K8S / name).read_text()))), _show(proc)
+
+
+def test_kubernetes_validate_catches_a_misspelt_field(tmp_path: Path) -> None:
+    """The schema run above means something: --strict rejects a field Kubernetes would silently drop."""
+    text = (K8S / "cronjob.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "cronjob.yaml"
+    bad.write_text(text.replace("restartPolicy: Never", "restartPolicy: Never\n          restartPolcy: Never"))
+    proc = _kubernetes_validate(str(bad))
+    assert proc.returncode != 0, _show(proc)
+    assert "restartPolcy" in proc.stdout, _show(proc)
+
+
+def test_only_the_prometheusrule_is_a_custom_resource() -> None:
+    crds = [m for m in MANIFESTS if _kinds(m) & CRD_KINDS]
+    assert crds == ["prometheusrule.yaml"]
+    proc = _kubernetes_validate("deploy/k8s/prometheusrule.yaml")
+    # If a later kubernetes-validate learns the kind, fold it into the schema run above.
+    assert "Couldn't find schema for kind PrometheusRule" in proc.stdout, _show(proc)
+
+
+def test_prometheusrule_structure() -> None:
+    doc = _load("prometheusrule.yaml")
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+    assert doc["kind"] == "PrometheusRule"
+    assert doc["metadata"]["name"] == "regprobe"
+    assert "namespace" not in doc["metadata"], "the kustomization sets the namespace"
+    assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}
+    assert set(doc["spec"]) == {"groups"}
+    groups = doc["spec"]["groups"]
+    assert isinstance(groups, list) and groups
+    names = [group["name"] for group in groups]
+    assert len(names) == len(set(names)), "group names must be unique within a PrometheusRule"
+    alerts = set()
+    for group in groups:
+        assert set(group) <= {"name", "interval", "rules", "limit", "partial_response_strategy"}, group["name"]
+        for rule in group["rules"]:
+            assert isinstance(rule.get("expr"), str) and rule["expr"].strip()
+            assert ("alert" in rule) != ("record" in rule)
+            assert set(rule) <= {"alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations"}
+            if "alert" in rule:
+                alerts.add(rule["alert"])
+                assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), rule["alert"]
+                assert "severity" in rule["labels"], rule["alert"]
+    assert {"RegistryManifestIntegrityFailure", "RegistryIntegrityProbeStale", "RegistryCatalogInaccessible"} <= alerts
+
+
+def test_prometheusrule_spec_passes_promtool(tmp_path: Path) -> None:
+    """What the operator hands Prometheus is a valid rule file (PromQL and templates parse)."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not on PATH (apt-get install prometheus); CI installs it")
+    rules = tmp_path / "spec.rules.yml"
+    rules.write_text(yaml.safe_dump(_load("prometheusrule.yaml")["spec"]), encoding="utf-8")
+    proc = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, _show(proc)
+
+
+def test_prometheusrule_matches_alerts() -> None:
+    committed = _load("prometheusrule.yaml")
+    rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    fix = "deploy/k8s/prometheusrule.yaml is out of date: run `python scripts/gen-prometheusrule.py`"
+    assert committed["spec"]["groups"] == rules["groups"], fix
+    regenerated = yaml.safe_load(_generator().render(RULES.read_text(encoding="utf-8")))
+    assert committed == regenerated, fix
+
+
+def test_yamllint() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "yamllint", "--strict", "-c", ".yamllint.yaml", "deploy", "alerts"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, _show(proc)
+
+
+# --- the kustomization ----------------------------------------------------------------------------------
+
+
+def test_kustomization_references_exist() -> None:
+    kustomization = _kustomization()
+    assert kustomization["namespace"] == "monitoring"
+    files = list(kustomization["resources"])
+    for generator in kustomization["configMapGenerator"]:
+        files += [entry.split("=", 1)[-1] for entry in generator["files"]]
+    for name in files:
+        assert (K8S / name).is_file(), f"kustomization.yaml names {name}, which does not exist"
+
+
+def test_every_manifest_is_applied_or_an_example() -> None:
+    resources = set(_kustomization()["resources"])
+    assert not resources & EXAMPLES, "examples hold placeholders and must not be applied by the base"
+    assert set(MANIFESTS) == resources | EXAMPLES
+
+
+def test_kustomize_build(tmp_path: Path) -> None:
+    """The base renders; the generated ConfigMap is what the CronJob mounts; the output validates."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (for its built-in kustomize) is not on PATH")
+    proc = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, _show(proc)
+    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    assert {o["metadata"]["namespace"] for o in objects} == {"monitoring"}
+    by_kind = {o["kind"]: o for o in objects}
+    assert set(by_kind) == {"ServiceAccount", "ConfigMap", "CronJob", "PrometheusRule"}
+    configmap = by_kind["ConfigMap"]
+    assert configmap["data"]["config.yaml"] == (K8S / "config.yaml").read_text(encoding="utf-8")
+    pod = by_kind["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    mounted = {v["name"]: v for v in pod["volumes"]}["config"]["configMap"]["name"]
+    assert mounted == configmap["metadata"]["name"] != "regprobe-config", "the hashed name is mounted"
+
+    built = tmp_path / "built.yaml"
+    built.write_text(yaml.safe_dump_all([o for o in objects if o["kind"] not in CRD_KINDS]), encoding="utf-8")
+    proc = _kubernetes_validate(str(built))
+    assert proc.returncode == 0 and "WARN" not in proc.stdout, _show(proc)
+
+
+# --- what the CronJob runs ------------------------------------------------------------------------------
+
+
+def test_shipped_config_loads(tmp_path: Path) -> None:
+    cfg = _shipped_config(tmp_path)
+    by_name = {r.name: r for r in cfg.registries}
+    assert by_name["private"].auth is not None
+    assert by_name["private"].auth.password is not None
+    assert by_name["dockerhub-cache"].index_children is False
+    assert cfg.pushgateway is not None
+    assert cfg.pushgateway.url == "http://pushgateway.monitoring:9091"
+    assert cfg.pushgateway.job == "registry-integrity-probe", "the alerts' absent() branch names this job"
+
+
+def test_config_paths_match_the_cronjob(tmp_path: Path) -> None:
+    container = _container()
+    assert container["args"] == ["run", "-c", "/etc/regprobe/config.yaml"]
+    assert {"name": "REGPROBE_CONFIG", "value": "/etc/regprobe/config.yaml"} in container["env"]
+    config_volume = _volume("/etc/regprobe")
+    assert config_volume["configMap"]["name"] == _kustomization()["configMapGenerator"][0]["name"]
+
+    secret_volume = _volume("/var/run/secrets/regprobe")["secret"]
+    secret = _load("secret.example.yaml")
+    assert secret_volume["secretName"] == secret["metadata"]["name"]
+    assert secret_volume["optional"] is True, "the base must apply before the Secret exists"
+    assert secret_volume["defaultMode"] == 0o400
+    text = (K8S / "config.yaml").read_text(encoding="utf-8")
+    for path in re.findall(r"password_file:\s*(\S+)", text):
+        directory, key = path.rsplit("/", 1)
+        assert directory == "/var/run/secrets/regprobe"
+        assert key in secret["stringData"], f"the Secret has no key {key!r}"
+
+
+def test_cache_dir_outlives_the_pod(tmp_path: Path) -> None:
+    """Each run is a new pod: a cache_dir on an emptyDir starts cold every time, and a cold cache costs
+    a HEAD on top of every tag's GET. cache_dir only belongs on a volume that persists."""
+    cache_dir = _shipped_config(tmp_path).cache_dir
+    if cache_dir is None:
+        return
+    assert "emptyDir" not in _volume(cache_dir), "cache_dir on an emptyDir costs requests and saves none"
+
+
+def test_cronjob_hardening() -> None:
+    cronjob = _cronjob()
+    pod = _pod_spec()
+    assert pod["restartPolicy"] == "Never"
+    assert pod["serviceAccountName"] == _load("serviceaccount.yaml")["metadata"]["name"]
+    assert pod["automountServiceAccountToken"] is False
+    assert _load("serviceaccount.yaml")["automountServiceAccountToken"] is False
+
+    pod_security = pod["securityContext"]
+    assert pod_security["runAsNonRoot"] is True
+    assert pod_security["runAsUser"] == pod_security["runAsGroup"] == 65532
+    assert pod_security["fsGroup"] == 65532, "the 0400 Secret files are readable through fsGroup only"
+    assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
+
+    container = _container()
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in security["capabilities"]
+    assert security.get("privileged", False) is False
+
+    for mount in container["volumeMounts"]:
+        if mount["mountPath"] in ("/etc/regprobe", "/var/run/secrets/regprobe"):
+            assert mount.get("readOnly") is True, mount["mountPath"]
+    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
+    assert writable == {"/tmp", "/var/cache/regprobe"}
+    for path in writable:
+        assert "emptyDir" in _volume(path) or "persistentVolumeClaim" in _volume(path)
+    assert not any("hostPath" in v for v in pod["volumes"])
+
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"])
+    assert cronjob["metadata"]["name"] == "regprobe"
+
+
+def test_cronjob_timing(tmp_path: Path) -> None:
+    spec = _cronjob()["spec"]
+    job = spec["jobTemplate"]["spec"]
+    assert spec["schedule"] == "*/15 * * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert 0 < spec["startingDeadlineSeconds"] < INTERVAL_SECONDS
+    assert job["backoffLimit"] == 0
+    # The Job dies before the next run is due, and regprobe stops walking before the Job dies, with
+    # time left to push its metrics.
+    deadline = _shipped_config(tmp_path).deadline
+    assert deadline + 15 <= job["activeDeadlineSeconds"] < INTERVAL_SECONDS
+
+
+def test_networkpolicy_example() -> None:
+    policy = _load("networkpolicy.yaml")
+    pod_labels = _cronjob()["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    selector = policy["spec"]["podSelector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items(), "the policy must select the CronJob's pods"
+    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    assert policy["spec"]["ingress"] == []
+    ports = {(p["protocol"], p["port"]) for rule in policy["spec"]["egress"] for p in rule["ports"]}
+    assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 9091), ("TCP", 443), ("TCP", 5000)}
+    cidrs = [peer["ipBlock"]["cidr"] for rule in policy["spec"]["egress"] for peer in rule["to"] if "ipBlock" in peer]
+    assert cidrs == ["192.0.2.0/24"], "a documentation range: the example must not open a real network"
