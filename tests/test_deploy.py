@@ -351,3 +351,22 @@ def test_networkpolicy_example() -> None:
     assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 9091), ("TCP", 443), ("TCP", 5000)}
     cidrs = [peer["ipBlock"]["cidr"] for rule in policy["spec"]["egress"] for peer in rule["to"] if "ipBlock" in peer]
     assert cidrs == ["192.0.2.0/24"], "a documentation range: the example must not open a real network"
+
+
+def test_sharded_overlay(tmp_path: Path) -> None:
+    """The Indexed-Job overlay renders, validates, and tells regprobe the same shard count it runs."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (for its built-in kustomize) is not on PATH")
+    overlay = K8S.parent / "overlays" / "sharded"
+    proc = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, _show(proc)
+    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    job = next(o for o in objects if o["kind"] == "CronJob")["spec"]["jobTemplate"]["spec"]
+    env = {e["name"]: e.get("value") for e in job["template"]["spec"]["containers"][0]["env"]}
+    assert job["completionMode"] == "Indexed"
+    assert job["completions"] == job["parallelism"] == int(env["REGPROBE_SHARDS"])
+    built = tmp_path / "sharded.yaml"
+    built.write_text(yaml.safe_dump_all([o for o in objects if o["kind"] not in CRD_KINDS]), encoding="utf-8")
+    proc = _kubernetes_validate(str(built))
+    assert proc.returncode == 0 and "WARN" not in proc.stdout, _show(proc)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from . import config as config_mod
-from . import credentials, report
+from . import credentials, report, shard
 from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, RegistryClient, ssl_context
@@ -50,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="probe every registry in the config and push metrics")
     run.add_argument("-c", "--config", help="config file (default $REGPROBE_CONFIG, then /etc/regprobe/config.yaml)")
     run.add_argument("--no-push", action="store_true", help="do not push metrics even if a pushgateway is configured")
+    run.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="probe only shard I of N of each registry's repositories "
+        "(default: $JOB_COMPLETION_INDEX of $REGPROBE_SHARDS, for an Indexed Job)",
+    )
     common(run)
 
     check = sub.add_parser("check", help="walk the named images (CI, right after a push)")
@@ -110,13 +116,14 @@ def _setup_logging(verbosity: int) -> None:
 def _run(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
     cfg = config_mod.load(path)
+    selected_shard = shard.parse(args.shard) if args.shard else shard.from_environment()
     cache = None
     if cfg.cache_dir is not None:
         try:
             cache = ManifestCache(cfg.cache_dir)
         except OSError as exc:
             raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
-    results = asyncio.run(run_config(cfg, cache))
+    results = asyncio.run(run_config(cfg, cache, selected_shard))
     if cache is not None:
         cache.prune()
     _emit(results, args.format)
@@ -128,13 +135,20 @@ def _run(args: argparse.Namespace) -> int:
     return exit_code(results, pushed)
 
 
-async def run_config(cfg: Config, cache: ManifestCache | None = None) -> list[RegistryResult]:
+async def run_config(
+    cfg: Config, cache: ManifestCache | None = None, selected_shard: shard.Shard | None = None
+) -> list[RegistryResult]:
     deadline = time.monotonic() + cfg.deadline
-    return list(await asyncio.gather(*(_probe_configured(cfg, r, deadline, cache) for r in cfg.registries)))
+    probes = (_probe_configured(cfg, r, deadline, cache, selected_shard) for r in cfg.registries)
+    return list(await asyncio.gather(*probes))
 
 
 async def _probe_configured(
-    cfg: Config, registry: RegistryConfig, deadline: float, cache: ManifestCache | None
+    cfg: Config,
+    registry: RegistryConfig,
+    deadline: float,
+    cache: ManifestCache | None,
+    selected_shard: shard.Shard | None,
 ) -> RegistryResult:
     if registry.auth is not None and registry.auth.password is not None:
         auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
@@ -152,7 +166,7 @@ async def _probe_configured(
     )
     policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
     repos = registry.repositories
-    selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_))
+    selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_), selected_shard)
     return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache)
 
 

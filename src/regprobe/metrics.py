@@ -70,7 +70,11 @@ def build(result: RegistryResult, max_broken_series: int) -> CollectorRegistry:
 def push(url: str, job: str, result: RegistryResult, max_broken_series: int, timeout: float = 30.0) -> None:
     registry = build(result, max_broken_series)
     send = push_to_gateway if result.complete else pushadd_to_gateway
-    send(url, job=job, registry=registry, grouping_key={"registry": result.name}, timeout=timeout)
+    grouping = {"registry": result.name}
+    if result.shard is not None:
+        # One group per shard: shards must not overwrite each other. The alerts aggregate over them.
+        grouping["shard"] = result.shard.split("/", 1)[0]
+    send(url, job=job, registry=registry, grouping_key=grouping, timeout=timeout)
 
 
 def push_all(config: Config, results: Sequence[RegistryResult]) -> bool:

@@ -68,6 +68,8 @@ class RegistryResult:
     duration_seconds: float = 0.0
     requests: Counter[str] = field(default_factory=Counter)
     started_at: float = 0.0
+    #: "I/N" when this process probed one shard of the registry's repositories.
+    shard: str | None = None
 
     @property
     def broken_images(self) -> list[tuple[str, str]]:
@@ -91,4 +93,5 @@ class RegistryResult:
             "errors": list(self.errors),
             "duration_seconds": round(self.duration_seconds, 3),
             "requests": {outcome: self.requests.get(outcome, 0) for outcome in OUTCOMES},
+            "shard": self.shard,
         }

@@ -21,6 +21,7 @@ from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
 from .model import RegistryResult
 from .reference import validate_repository
+from .shard import Shard
 from .walk import RepositoryWalk, WalkPolicy
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,13 @@ class Selection:
     exclude: tuple[str, ...] = ()
     #: Explicit names: the catalog is not read (Docker Hub, GHCR have none to read).
     names: tuple[str, ...] = ()
+    shard: Shard | None = None
 
     def wants(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) for p in self.include) and not any(
-            fnmatch.fnmatchcase(name, p) for p in self.exclude
+        return (
+            any(fnmatch.fnmatchcase(name, p) for p in self.include)
+            and not any(fnmatch.fnmatchcase(name, p) for p in self.exclude)
+            and (self.shard is None or self.shard.owns(name))
         )
 
 
@@ -73,7 +77,8 @@ async def probe_registry(
 ) -> RegistryResult:
     """Walk what ``selection`` (a whole registry) or ``pinned`` (``check``) names, until ``deadline``
     (a ``time.monotonic()`` value). Never raises for registry trouble: it ends up in the result."""
-    result = RegistryResult(name=name, url=str(client.base), started_at=time.time())
+    shard = str(selection.shard) if selection and selection.shard else None
+    result = RegistryResult(name=name, url=str(client.base), started_at=time.time(), shard=shard)
     state = _State(result)
     started = time.monotonic()
     concurrency = client.settings.concurrency

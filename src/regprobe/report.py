@@ -28,7 +28,8 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False) -> str:
             state = paint("INCOMPLETE", _YELLOW + _BOLD)
         else:
             state = paint("OK", _GREEN + _BOLD)
-        lines.append(f"{paint(result.name, _BOLD)} {result.url}  {state}")
+        shard = f"  shard {result.shard}" if result.shard else ""
+        lines.append(f"{paint(result.name, _BOLD)} {result.url}  {state}{shard}")
         summary = (
             f"  {result.repositories} repositories, {result.images_checked} tags walked, "
             f"{len(result.findings)} broken objects in {len(broken)} tags, {result.duration_seconds:.1f}s"

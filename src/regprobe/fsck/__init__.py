@@ -63,12 +63,14 @@ def scan(storage: Storage, output: Output, index_children: bool = True, repair: 
     progress = Progress()
     for name, rel in storage.repositories():
         facts = storage.collect(name, rel)
-        found = check.findings(facts, index_children=index_children)
+        judgement = check.judge(facts, index_children=index_children)
+        found = judgement.findings
         if repair:
             found = [_repair(storage, f) for f in found]
         summary.repositories += 1
         summary.manifests += len(facts.revisions)
         summary.layer_links += len(facts.layers)
+        summary.orphaned_links += judgement.orphaned_links
         summary.findings += len(found)
         summary.repaired += sum(f.repaired for f in found)
         output.repository(name, found)

@@ -56,6 +56,16 @@ class FsckFinding:
         return replace(self, repaired=True)
 
 
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    findings: list[FsckFinding]
+    #: Layer links no manifest of the repository uses, whose data is gone: what `registry
+    #: garbage-collect` leaves after a manifest is deleted (it deletes the data, keeps the links).
+    #: Harmless - the registry answers 404 for them and a push uploads the blob again - so counted,
+    #: not reported.
+    orphaned_links: int = 0
+
+
 @dataclass(slots=True)
 class _BlobUse:
     parent: Digest
@@ -63,7 +73,7 @@ class _BlobUse:
     size: int
 
 
-def findings(facts: RepositoryFacts, *, index_children: bool = True) -> list[FsckFinding]:
+def judge(facts: RepositoryFacts, *, index_children: bool = True) -> Judgement:
     """One finding per broken object of the repository, in report order.
 
     ``index_children=False`` is the pull-through-cache mode (``--no-index-children``): a cache holds
@@ -79,6 +89,7 @@ def findings(facts: RepositoryFacts, *, index_children: bool = True) -> list[Fsc
             tag_targets.setdefault(tag_link.target, []).append(tag)
 
     out: dict[Digest | str, FsckFinding] = {}
+    orphaned = 0
 
     def add(
         digest: Digest | None,
@@ -153,11 +164,16 @@ def findings(facts: RepositoryFacts, *, index_children: bool = True) -> list[Fsc
         if data is None:
             continue
         verdict = _blob_verdict(digest, data, blob.size if blob else None)
+        if verdict is not None and blob is None and data.missing:
+            orphaned += 1
+            continue
         if verdict is not None:
             problem, detail, on_data = verdict
             # Removing the link is safe only where the data is gone or empty: nothing is lost.
             repair = layer.path if data.missing or data.size == 0 else None
             if blob is None:
+                # Still a trap: HEAD answers 200 for it, so a later push skips the upload and the
+                # registry accepts a manifest that needs it.
                 detail += " (no manifest in this repository uses it)"
             add(digest, kind, problem, parent, data_path(digest) if on_data else layer.path, detail, repair)
 
@@ -165,7 +181,7 @@ def findings(facts: RepositoryFacts, *, index_children: bool = True) -> list[Fsc
         if tag_link.problem is not None:
             add(None, Kind.MANIFEST, tag_link.problem, None, tag_link.path, tag_link.detail, tags=(tag,))
 
-    return sorted(out.values(), key=_order)
+    return Judgement(sorted(out.values(), key=_order), orphaned)
 
 
 def _references(

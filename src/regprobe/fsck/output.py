@@ -22,6 +22,8 @@ class Summary:
     repositories: int = 0
     manifests: int = 0  # revision links
     layer_links: int = 0
+    #: Layer links no manifest uses whose data is gone: garbage-collection leftovers, not findings.
+    orphaned_links: int = 0
     findings: int = 0
     repaired: int = 0
     errors: list[str] = field(default_factory=list)
@@ -76,6 +78,10 @@ class TextOutput:
             f"  {s.repositories} repositories, {s.manifests} manifests, {s.layer_links} layer links; "
             f"{s.findings} broken objects, {s.repaired} repaired; {time.monotonic() - s.started:.1f}s",
         ]
+        if s.orphaned_links:
+            lines.append(
+                f"  {s.orphaned_links} unused layer links to deleted data (left by garbage collection; harmless)"
+            )
         lines.extend("  " + self._paint("! " + e, _YELLOW) for e in s.errors)
         if s.error_count > len(s.errors):
             lines.append("  " + self._paint(f"! ... and {s.error_count - len(s.errors)} more", _YELLOW))
@@ -101,8 +107,10 @@ class JsonOutput:
             "repositories": s.repositories,
             "manifests": s.manifests,
             "layer_links": s.layer_links,
+            "orphaned_layer_links": s.orphaned_links,
             "repaired": s.repaired,
             "errors": s.errors,
+            "error_count": s.error_count,
             "duration_seconds": round(time.monotonic() - s.started, 3),
         }
         self.out.write(

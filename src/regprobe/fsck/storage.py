@@ -38,22 +38,22 @@ MAX_ERRORS = 100
 #: the number of blobs in storage. ~100 bytes an entry.
 _CACHE_ENTRIES = 1 << 16
 
-K = TypeVar("K")
-V = TypeVar("V")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
-class _Lru(Generic[K, V]):
+class _Lru(Generic[_K, _V]):
     def __init__(self, capacity: int) -> None:
-        self._data: OrderedDict[K, V] = OrderedDict()
+        self._data: OrderedDict[_K, _V] = OrderedDict()
         self._capacity = capacity
 
-    def get(self, key: K) -> V | None:
+    def get(self, key: _K) -> _V | None:
         value = self._data.get(key)
         if value is not None:
             self._data.move_to_end(key)
         return value
 
-    def put(self, key: K, value: V) -> None:
+    def put(self, key: _K, value: _V) -> None:
         self._data[key] = value
         self._data.move_to_end(key)
         if len(self._data) > self._capacity:
