@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     fsck = sub.add_parser("fsck", help="scan registry:2 filesystem storage offline (read-only unless --repair)")
     fsck.add_argument("root", metavar="ROOT", help="the storage rootdirectory (it holds docker/registry/v2)")
     fsck.add_argument(
-        "--no-index-children", action="store_true", help="pull-through cache: index children may be absent"
+        "--no-index-children",
+        action="store_true",
+        help="pull-through cache: index children and blobs never pulled may be absent",
     )
     fsck.add_argument("--repair", action="store_true", help="remove layer links whose data is missing or empty")
     fsck.add_argument("--verify-digests", action="store_true", help="hash blob data (reads everything)")
