@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -161,3 +162,25 @@ def test_refused_token_is_an_auth_error() -> None:
 
 def test_auth_repr_hides_secrets() -> None:
     assert "hunter2" not in repr(RegistryAuth("u", "hunter2"))
+
+
+def test_endless_token_body_is_cut_off() -> None:
+    """A token realm streaming without end (no Content-Length) costs a bounded read, then an error."""
+    from regprobe.errors import RegistryError
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" * 65536
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            return httpx.Response(200, content=endless())
+        return httpx.Response(401, headers={"www-authenticate": 'Bearer realm="https://auth.test/token",service="r"'})
+
+    async def go() -> None:
+        settings = ClientSettings(url="https://registry.test", auth=RegistryAuth(), retry=RetryPolicy(attempts=1))
+        async with RegistryClient(settings, transport=httpx.MockTransport(handler)) as c:
+            await c.blob("repo", BLOB, "range", 10)
+
+    with pytest.raises(RegistryError, match="over 1048576 bytes"):
+        asyncio.run(asyncio.wait_for(go(), 30))

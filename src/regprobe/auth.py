@@ -17,7 +17,7 @@ import base64
 import json
 import re
 import time
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -168,11 +168,9 @@ class RegistryAuth(httpx.Auth):
 
     async def _store(self, scope: str, response: httpx.Response) -> str:
         realm = f"{response.request.url.scheme}://{response.request.url.host}{response.request.url.path}"
-        length = response.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > _MAX_TOKEN_BODY:
-            raise RegistryError(f"token service {realm} answered a body over {_MAX_TOKEN_BODY} bytes")
-        # Read through httpx (it re-reads this response after the flow continues); a chunked body has no
-        # length to check first and is read whole.
+        # Read through httpx (it reads this response again once the flow moves on), but through a
+        # stream that gives up past the bound: a chunked body has no length to refuse it by.
+        response.stream = _Bounded(response.stream, _MAX_TOKEN_BODY, realm)
         body = await response.aread()
         if response.status_code in (401, 403):
             what = "refused the credentials" if self._credentials else "refused anonymous access"
@@ -190,6 +188,23 @@ class RegistryAuth(httpx.Auth):
         # Renew a little early so a token does not expire between attaching it and the registry checking it.
         self._tokens[scope] = (token, time.monotonic() + max(1.0, lifetime - min(10.0, lifetime / 4)))
         return token
+
+
+class _Bounded(httpx.AsyncByteStream):
+    def __init__(self, inner: httpx.AsyncByteStream | httpx.SyncByteStream, limit: int, realm: str) -> None:
+        assert isinstance(inner, httpx.AsyncByteStream)
+        self._inner, self._limit, self._realm = inner, limit, realm
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self._inner:
+            seen += len(chunk)
+            if seen > self._limit:
+                raise RegistryError(f"token service {self._realm} answered a body over {self._limit} bytes")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 def _refuse(registry: httpx.URL, why: str) -> NoReturn:
