@@ -70,6 +70,9 @@ def main() -> None:
     parser.add_argument("--wrk-seconds", type=int, default=5)
     parser.add_argument("--skopeo-sample", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--scale-only", action="store_true", help="one cold regprobe run, no wrk or skopeo: memory and wall at size"
+    )
     parser.add_argument("--transport", choices=("aiohttp", "httpx"), default="aiohttp", help="what runs under httpx")
     args = parser.parse_args()
     for tool in ("docker-registry", "wrk", "skopeo"):
@@ -94,6 +97,17 @@ def main() -> None:
                 f"concurrency: {args.concurrency}\ndeadline: 3600\n"
             )
             log = registry.workdir / "registry.log"
+            if args.scale_only:
+                wall, rss, report = run_regprobe(config, args.transport)
+                entry = report["registries"][0]  # type: ignore[index]
+                assert entry["images_checked"] == len(plan.tags) and not entry["findings"], entry
+                with log.open(errors="replace") as f:
+                    issued = len(ACCESS.findall(f.read()))
+                print(
+                    f"\n{len(plan.tags)} tags, {len(plan.requests)} minimal requests (generated in {generated:.0f}s): "
+                    f"regprobe {wall:.1f} s, {issued} requests issued, peak RSS {rss / 2**20:.0f} MiB"
+                )
+                return
             run_regprobe(config, args.transport)  # warm the page cache and the registry's descriptor cache
             rows = []
             for _ in range(args.rounds):
