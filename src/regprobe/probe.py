@@ -52,6 +52,16 @@ class Pinned:
     digest: Digest | None
 
 
+@dataclass(frozen=True, slots=True)
+class _ListTags:
+    """Queue item: list a repository's tags (and queue one walk per tag)."""
+
+
+LIST_TAGS = _ListTags()
+#: What the workers take from the queue: list a repository, walk one of its tags, or a pinned image.
+_Item = _ListTags | str | Pinned
+
+
 @dataclass(slots=True)
 class _Repo:
     walk: RepositoryWalk
@@ -82,7 +92,7 @@ async def probe_registry(
     state = _State(result)
     started = time.monotonic()
     concurrency = client.settings.concurrency
-    queue: asyncio.PriorityQueue[tuple[int, int, str, str | Pinned]] = asyncio.PriorityQueue()
+    queue: asyncio.PriorityQueue[tuple[int, int, str, _Item]] = asyncio.PriorityQueue()
     order = itertools.count()
 
     async def worker() -> None:
@@ -110,7 +120,7 @@ async def probe_registry(
                 async for repo_name in _repositories(client, selection or Selection(), result):
                     # Tag walks (priority 0) go before listing more repositories (1): finishing
                     # repositories keeps memory flat.
-                    await queue.put((1, next(order), repo_name, ""))
+                    await queue.put((1, next(order), repo_name, LIST_TAGS))
             await queue.join()
         finished = True
     except TimeoutError:
@@ -168,10 +178,10 @@ async def _work(
     client: RegistryClient,
     policy: WalkPolicy,
     cache: ManifestCache | None,
-    queue: asyncio.PriorityQueue[tuple[int, int, str, str | Pinned]],
+    queue: asyncio.PriorityQueue[tuple[int, int, str, _Item]],
     order: itertools.count[int],
     repo_name: str,
-    item: str | Pinned,
+    item: _Item,
 ) -> None:
     result = state.result
     repo = state.repos.get(repo_name)
@@ -184,7 +194,7 @@ async def _work(
             else:
                 assert item.tag is not None
                 await repo.walk.walk_tag(item.tag)
-        elif item == "":
+        elif isinstance(item, _ListTags):
             tags = await _list_tags(client, repo_name)
             repo.outstanding += len(set(tags))
             for tag in sorted(set(tags)):
@@ -198,7 +208,7 @@ async def _work(
         result.errors.append(f"{repo_name}: internal error {type(exc).__name__}; see the log")
     finally:
         # Pinned images are judged together at the end; a listed repository as soon as its last tag is.
-        if item == "":
+        if isinstance(item, _ListTags):
             repo.listed = True
         elif isinstance(item, str):
             repo.outstanding -= 1
