@@ -163,6 +163,8 @@ class HostileRegistry:
                     self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                if reg.mode == "set-cookie":
+                    self.send_header("Set-Cookie", "sticky=node-1; Path=/")
                 self.end_headers()
                 if self.command != "HEAD":
                     with contextlib.suppress(OSError):  # the client may hang up early: that is allowed

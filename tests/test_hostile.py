@@ -29,6 +29,15 @@ def test_healthy_baseline(evil: HostileRegistry, regprobe: Any, probe_config: An
     assert result.code == 0 and result.report["registries"][0]["images_checked"] == 1
 
 
+def test_cookies_are_neither_kept_nor_sent(evil: HostileRegistry, regprobe: Any, probe_config: Any) -> None:
+    # Like docker and containerd: a registry that needed a cookie would fail their pulls too.
+    evil.mode = "set-cookie"
+    result = run(regprobe, probe_config, evil)
+    assert result.code == 0 and result.report["registries"][0]["images_checked"] == 1
+    assert len(evil.requests) >= 5
+    assert not [headers for _, _, headers in evil.requests if "Cookie" in headers or "cookie" in headers]
+
+
 @pytest.mark.parametrize(
     ("mode", "detail"),
     [

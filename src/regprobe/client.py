@@ -12,7 +12,6 @@ import email.utils
 import hashlib
 import json
 import logging
-import os
 import random
 import ssl
 import time
@@ -22,12 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from . import mediatypes as mt
 from .digest import Digest
 from .errors import TEMPORARY_STATUSES, AuthError, RegistryError
+from .transport import StatelessClient
+from .transport import transport as _transport
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +132,15 @@ class RegistryClient:
     def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.base = httpx.URL(settings.url)
-        # Hot-path URLs are relative strings: httpx parses a URL per request anyway, and a second
-        # parse (URL.join) per request cost more CPU than anything regprobe does itself.
+        # Hot-path URLs are absolute strings: httpx parses each URL anyway, and a relative one is
+        # parsed twice (once alone, once merged with base_url) - 40% of building a request.
         self._origin = _path(self.base).rstrip("/")
         self.requests: Counter[str] = Counter()
         self._slots = asyncio.Semaphore(settings.concurrency)
         limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
         if transport is None:
             transport = _transport(settings.verify, limits)
-        self._http = httpx.AsyncClient(
+        self._http = StatelessClient(
             base_url=settings.url,
             auth=settings.auth,
             verify=settings.verify,
@@ -205,7 +205,7 @@ class RegistryClient:
     # -- objects ----------------------------------------------------------------------------------
 
     async def manifest(self, repository: str, reference: str, max_bytes: int) -> Reply:
-        url = f"/v2/{repository}/manifests/{reference}"
+        url = f"{self._origin}/v2/{repository}/manifests/{reference}"
 
         async def read(response: httpx.Response, reply: Reply) -> None:
             if reply.content_length is not None and reply.content_length > max_bytes:
@@ -217,11 +217,11 @@ class RegistryClient:
 
     async def manifest_head(self, repository: str, reference: str) -> Reply:
         """``HEAD`` a manifest: existence, length and (maybe) ``Docker-Content-Digest``, no body."""
-        url = f"/v2/{repository}/manifests/{reference}"
+        url = f"{self._origin}/v2/{repository}/manifests/{reference}"
         return await self._exchange("HEAD", url, {"Accept": mt.ACCEPT}, None)
 
     async def blob(self, repository: str, digest: Digest, mode: BlobMode, expected_size: int) -> Reply:
-        url = f"/v2/{repository}/blobs/{digest}"
+        url = f"{self._origin}/v2/{repository}/blobs/{digest}"
         if mode == "head" or (mode == "range" and expected_size == 0):
             return await self._exchange("HEAD", url, {}, None)
         if mode == "range":
@@ -298,7 +298,7 @@ class RegistryClient:
         reader: Callable[[httpx.Response, Reply], Any] | None,
         bounded: bool,
     ) -> Reply:
-        display = self._origin + url if isinstance(url, str) else _path(url)
+        display = url if isinstance(url, str) else _path(url)
         reply = Reply(url=display, method=method)
         # httpx's timeouts are per read: a server trickling a byte a second would never trip them. So
         # the whole exchange gets `timeout` too - except full blob downloads (blob_check: digest), which
@@ -340,15 +340,6 @@ class RegistryClient:
                 reply.error = _exc_text(exc)
         self.requests[_outcome(reply)] += 1
         return reply
-
-
-def _transport(verify: ssl.SSLContext | bool, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """httpx's API over aiohttp's connection handling: httpx's own pool costs several times the CPU
-    per request (bench/, docs/performance.md). REGPROBE_HTTP_TRANSPORT=httpx selects httpx's own, for
-    comparison."""
-    if os.environ.get("REGPROBE_HTTP_TRANSPORT") == "httpx":
-        return httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-    return AiohttpTransport(verify=verify, limits=limits, trust_env=False)
 
 
 async def _read_json_body(response: httpx.Response, reply: Reply) -> None:

@@ -1,0 +1,101 @@
+"""What runs under httpx's API: aiohttp's connection pool, with the per-request work trimmed.
+
+A walk is tens of thousands of small GET/HEAD exchanges, and on the registry's own host every
+microsecond of client CPU is taken from the registry (docs/performance.md). httpx's own pool
+(httpcore) costs several times the CPU per request that aiohttp's does, so httpx-aiohttp's transport
+runs underneath. Its general-purpose request path re-parses and re-quotes each URL, builds a timeout
+object and consults a cookie jar per request; for bodyless GET and HEAD this subclass skips all three.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+import aiohttp
+import httpx
+import yarl
+from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
+
+_Timeouts = tuple[float | None, float | None, float | None]
+
+
+class RegistryTransport(AiohttpTransport):
+    def __init__(self, verify: ssl.SSLContext | bool, limits: httpx.Limits) -> None:
+        super().__init__(verify=verify, limits=limits, trust_env=False)
+        self._timeouts: dict[_Timeouts, aiohttp.ClientTimeout] = {}
+
+    def get_client(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self.limits.max_connections or 0,
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+        )
+        # No cookie jar: docker and containerd keep no cookies either, so a registry that needs one
+        # would fail their pulls too - and the jar is consulted on every request.
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method not in ("GET", "HEAD") or request.headers.get("content-length", "0") != "0":
+            return await super().handle_async_request(request)
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        with map_aiohttp_exceptions():
+            response = await self.client.request(
+                request.method,
+                # httpx keeps URLs percent-encoded already; yarl would parse and quote it again.
+                yarl.URL(str(request.url), encoded=True),
+                headers=request.headers.multi_items(),
+                allow_redirects=False,  # httpx follows redirects, dropping credentials across hosts
+                auto_decompress=False,  # httpx decodes; digests are over the decoded content
+                compress=False,
+                timeout=self._timeout(request.extensions.get("timeout") or {}),
+                server_hostname=request.extensions.get("sni_hostname"),
+            ).__aenter__()
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=AiohttpResponseStream(response),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
+
+    def _timeout(self, timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        cached = self._timeouts.get(key)
+        if cached is None:
+            cached = self._timeouts[key] = aiohttp.ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
+        return cached
+
+
+class StatelessClient(httpx.AsyncClient):
+    """An httpx client that neither stores nor sends cookies, like docker and containerd: nothing a
+    registry answers is carried into the next request but the auth flow's own tokens. Extracting
+    cookies from each response was ~45 µs of CPU per request."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        raise TypeError("regprobe's registry client keeps no cookies")
+
+
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        raise TypeError("regprobe's registry client keeps no cookies")
+
+
+_NO_COOKIES = _NoCookies()
+
+
+def transport(verify: ssl.SSLContext | bool, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    """REGPROBE_HTTP_TRANSPORT=httpx selects httpx's own transport, for comparison in bench/."""
+    if os.environ.get("REGPROBE_HTTP_TRANSPORT") == "httpx":
+        return httpx.AsyncHTTPTransport(verify=verify, limits=limits)
+    return RegistryTransport(verify, limits)
