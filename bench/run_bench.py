@@ -11,12 +11,12 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -26,12 +26,28 @@ from tests.registry import Registry
 from bench.gen_storage import generate
 
 HERE = Path(__file__).resolve().parent
+REGPROBE_RUN = (sys.executable, "-m", "regprobe", "run", "--no-push", "--format", "json", "-c")
 ACCESS = re.compile(r'"(?:GET|HEAD) /v2/\S* HTTP/[\d.]+" \d+ .*"regprobe/')
 
 
-def wrk(url: str, requests_file: Path, connections: int, seconds: int) -> float:
-    """Requests per second wrk sustains over the replay list."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a running process has used so far (the registry)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Measured:
+    seconds: float
+    client_cpu: float = 0.0
+    registry_cpu: float = 0.0
+    rss: int = 0
+
+
+def wrk(url: str, requests_file: Path, connections: int, seconds: int, registry_pid: int) -> tuple[float, float]:
+    """Requests per second wrk sustains over the replay list, and the registry's CPU per request."""
     env = {**os.environ, "REPLAY_FILE": str(requests_file)}
+    before = cpu_seconds(registry_pid)
     out = subprocess.run(
         ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "-s", str(HERE / "replay.lua"), url],
         capture_output=True,
@@ -39,26 +55,37 @@ def wrk(url: str, requests_file: Path, connections: int, seconds: int) -> float:
         env=env,
         check=True,
     ).stdout
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    assert match, out
-    return float(match.group(1))
+    spent = cpu_seconds(registry_pid) - before
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
+    assert rate and total, out
+    return float(rate.group(1)), spent / int(total.group(1))
 
 
-def run_regprobe(config: Path, transport: str) -> tuple[float, int, dict[str, object]]:
-    """Wall seconds, peak RSS in bytes, and the JSON report of one `regprobe run`."""
+def run_regprobe(config: Path, transport: str, registry_pid: int) -> tuple[Measured, dict[str, object]]:
+    """Wall seconds, CPU (regprobe's and the registry's), peak RSS and the JSON report of one run."""
+    registry_before = cpu_seconds(registry_pid)
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-m", "regprobe", "run", "-c", str(config), "--no-push", "--format", "json"],
-        capture_output=True,
-        env={**os.environ, "REGPROBE_HTTP_TRANSPORT": transport},
+    with tempfile.TemporaryDirectory() as tmp:
+        usage_file = Path(tmp) / "usage.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.rusage", str(usage_file), "--", *REGPROBE_RUN, str(config)],
+            capture_output=True,
+            env={**os.environ, "REGPROBE_HTTP_TRANSPORT": transport},
+            cwd=HERE.parent,
+        )
+        seconds = time.monotonic() - started
+        usage = json.loads(usage_file.read_text())
+    measured = Measured(
+        seconds=seconds,
+        client_cpu=usage["cpu"],
+        registry_cpu=cpu_seconds(registry_pid) - registry_before,
+        rss=usage["maxrss"],
     )
-    wall = time.monotonic() - started
     stdout, stderr = proc.stdout, proc.stderr
-    # ru_maxrss of waited-for children: the largest regprobe run so far (wrk and skopeo are far smaller).
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
     if proc.returncode != 0:
         raise SystemExit(f"regprobe exited {proc.returncode}: {stderr.decode()[-2000:]}")
-    return wall, rss, json.loads(stdout)
+    return measured, json.loads(stdout)
 
 
 def main() -> None:
@@ -97,30 +124,34 @@ def main() -> None:
                 f"concurrency: {args.concurrency}\ndeadline: 3600\n"
             )
             log = registry.workdir / "registry.log"
+            pid = registry.proc.pid if registry.proc else 0
             if args.scale_only:
-                wall, rss, report = run_regprobe(config, args.transport)
+                run, report = run_regprobe(config, args.transport, pid)
                 entry = report["registries"][0]  # type: ignore[index]
                 assert entry["images_checked"] == len(plan.tags) and not entry["findings"], entry
                 with log.open(errors="replace") as f:
                     issued = len(ACCESS.findall(f.read()))
                 print(
                     f"\n{len(plan.tags)} tags, {len(plan.requests)} minimal requests (generated in {generated:.0f}s): "
-                    f"regprobe {wall:.1f} s, {issued} requests issued, peak RSS {rss / 2**20:.0f} MiB"
+                    f"regprobe {run.seconds:.1f} s ({run.seconds / issued * 1000:.2f} ms per request), "
+                    f"{issued} requests issued, CPU per request: regprobe {run.client_cpu / issued * 1e3:.2f} ms, "
+                    f"registry {run.registry_cpu / issued * 1e3:.2f} ms; peak RSS {run.rss / 2**20:.0f} MiB"
                 )
                 return
-            run_regprobe(config, args.transport)  # warm the page cache and the registry's descriptor cache
+            run_regprobe(config, args.transport, pid)  # warm the page cache and the registry's descriptor cache
             rows = []
             for _ in range(args.rounds):
-                limit_rps = max(wrk(registry.url, replay, c, args.wrk_seconds) for c in (16, 64))
+                # The registry's limit: the faster of 16 and 64 connections; its CPU per request there.
+                limit_rps, limit_cpu = max(wrk(registry.url, replay, c, args.wrk_seconds, pid) for c in (16, 64))
                 limit = len(plan.requests) / limit_rps
                 before = log.stat().st_size
-                wall, rss, report = run_regprobe(config, args.transport)
+                run, report = run_regprobe(config, args.transport, pid)
                 with log.open(errors="replace") as f:
                     f.seek(before)
                     issued = len(ACCESS.findall(f.read()))
                 entry = report["registries"][0]  # type: ignore[index]
                 assert entry["images_checked"] == len(plan.tags) and not entry["findings"], entry
-                rows.append((wall, limit, issued, rss))
+                rows.append((run, limit, limit_cpu, issued))
             sample = plan.tags[: args.skopeo_sample]
             t0 = time.monotonic()
             for repo, tag in sample:
@@ -140,12 +171,17 @@ def main() -> None:
         f"storage generated in {generated:.1f}s; regprobe concurrency {args.concurrency}, "
         f"httpx over {args.transport}\n"
     )
-    print("| round | regprobe wall | registry limit (wrk) | ratio | requests issued / minimal | peak RSS |")
-    print("|---|---|---|---|---|---|")
-    for i, (wall, limit, issued, rss) in enumerate(rows, 1):
+    print(
+        "| round | regprobe wall | registry limit (wrk) | ratio | requests issued / minimal | peak RSS "
+        "| CPU per request: regprobe | registry, serving regprobe | registry, serving wrk |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for i, (run, limit, limit_cpu, issued) in enumerate(rows, 1):
         print(
-            f"| {i} | {wall:.2f} s | {limit:.2f} s | {wall / limit:.2f}x | {issued} / {minimal} "
-            f"({(issued - minimal) / minimal:+.1%}) | {rss / 2**20:.0f} MiB |"
+            f"| {i} | {run.seconds:.2f} s | {limit:.2f} s | {run.seconds / limit:.2f}x | {issued} / {minimal} "
+            f"({(issued - minimal) / minimal:+.1%}) | {run.rss / 2**20:.0f} MiB "
+            f"| {run.client_cpu / issued * 1e3:.2f} ms | {run.registry_cpu / issued * 1e3:.2f} ms "
+            f"| {limit_cpu * 1e3:.2f} ms |"
         )
     print(
         f"\nskopeo inspect: {skopeo_per_tag * 1000:.0f} ms per tag on a sample of {len(sample)}; "
