@@ -37,7 +37,7 @@ class RegistryTransport(AiohttpTransport):
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.method not in ("GET", "HEAD") or request.headers.get("content-length", "0") != "0":
+        if request.method not in ("GET", "HEAD") or _has_body(request):
             return await super().handle_async_request(request)
         if not isinstance(self.client, aiohttp.ClientSession):
             self.client = self.get_client()
@@ -67,6 +67,13 @@ class RegistryTransport(AiohttpTransport):
         if cached is None:
             cached = self._timeouts[key] = aiohttp.ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
         return cached
+
+
+def _has_body(request: httpx.Request) -> bool:
+    try:
+        return bool(request.content)
+    except httpx.RequestNotRead:  # a streamed body
+        return True
 
 
 class StatelessClient(httpx.AsyncClient):
