@@ -100,7 +100,7 @@ class RegistryAuth(httpx.Auth):
                 async with self._lock(scope):  # concurrent walks of one repository share one fetch
                     token = self._cached(scope)
                     if token is None:
-                        token = await self._store(scope, (yield self._token_request(scope)))
+                        token = await self._store(scope, (yield self._token_request(scope, request)))
             request.headers["Authorization"] = f"Bearer {token}"
 
         response = yield request
@@ -121,7 +121,7 @@ class RegistryAuth(httpx.Auth):
             # The challenge names the scope this request needs; the token we sent (if any) was refused.
             scope = challenge.params.get("scope", scope)
             self._tokens.pop(scope, None)
-            token = await self._store(scope, (yield self._token_request(scope)))
+            token = await self._store(scope, (yield self._token_request(scope, request)))
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
 
@@ -150,14 +150,18 @@ class RegistryAuth(httpx.Auth):
         self._realm, self._service = realm, challenge.params.get("service")
         self._registry_host = registry.host
 
-    def _token_request(self, scope: str) -> httpx.Request:
+    def _token_request(self, scope: str, original: httpx.Request) -> httpx.Request:
         assert self._realm is not None
         params = {}
         if self._service:
             params["service"] = self._service
         if scope:
             params["scope"] = scope
-        request = httpx.Request("GET", self._realm.copy_merge_params(params))
+        # The registry request's timeouts apply to the token service too.
+        timeout = original.extensions.get("timeout")
+        request = httpx.Request(
+            "GET", self._realm.copy_merge_params(params), extensions={"timeout": timeout} if timeout else None
+        )
         # Credentials only where they cannot be read off the wire by someone else, or to the registry's
         # own host: a hostile registry must not be able to send them to any realm it likes over http.
         if self._basic_header is not None and (

@@ -137,6 +137,7 @@ class RegistryClient:
         self._origin = _path(self.base).rstrip("/")
         self.requests: Counter[str] = Counter()
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._read_timeout = httpx.Timeout(settings.timeout)
         limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
         if transport is None:
             transport = _transport(settings.verify, limits)
@@ -144,7 +145,9 @@ class RegistryClient:
             base_url=settings.url,
             auth=settings.auth,
             verify=settings.verify,
-            timeout=httpx.Timeout(settings.timeout),
+            # Exchanges are bounded as a whole (_attempt), so no per-read timer: aiohttp re-arms one on
+            # every chunk received. Full blob downloads, which are not bounded as a whole, set their own.
+            timeout=httpx.Timeout(settings.timeout, read=None),
             limits=limits,
             # Blob GETs may be redirected to object storage; httpx drops Authorization when the origin
             # changes, so the registry's credentials never reach the storage host.
@@ -304,20 +307,16 @@ class RegistryClient:
         # the whole exchange gets `timeout` too - except full blob downloads (blob_check: digest), which
         # may rightly take longer and are bounded by the run's deadline.
         total = self.settings.timeout if bounded else None
+        per_read = httpx.USE_CLIENT_DEFAULT if bounded else self._read_timeout
         async with self._slots:
             try:
-                async with asyncio.timeout(total), self._http.stream(method, url, headers=headers) as response:
-                    _fill_headers(response, reply)
-                    status = response.status_code
-                    if status in (401, 403):
-                        self.requests["client_error"] += 1
-                        await _read_error(response, reply)
-                        has_credentials = getattr(self.settings.auth, "has_credentials", self.settings.auth is not None)
-                        raise _auth_error(method, display, reply, bool(has_credentials))
-                    if status >= 400:
-                        await _read_error(response, reply)
-                    elif reader is not None and method != "HEAD":
-                        await reader(response, reply)
+                async with asyncio.timeout(total):
+                    request = self._http.build_request(method, url, headers=headers, timeout=per_read)
+                    response = await self._http.send(request, stream=True)
+                    try:
+                        await self._read_response(response, reply, reader)
+                    finally:
+                        await response.aclose()
             except httpx.TimeoutException as exc:
                 cause = exc.__cause__
                 if cause is not None and not isinstance(cause, TimeoutError):
@@ -340,6 +339,21 @@ class RegistryClient:
                 reply.error = _exc_text(exc)
         self.requests[_outcome(reply)] += 1
         return reply
+
+    async def _read_response(
+        self, response: httpx.Response, reply: Reply, reader: Callable[[httpx.Response, Reply], Any] | None
+    ) -> None:
+        _fill_headers(response, reply)
+        status = response.status_code
+        if status in (401, 403):
+            self.requests["client_error"] += 1
+            await _read_error(response, reply)
+            has_credentials = getattr(self.settings.auth, "has_credentials", self.settings.auth is not None)
+            raise _auth_error(reply.method, reply.url, reply, bool(has_credentials))
+        if status >= 400:
+            await _read_error(response, reply)
+        elif reader is not None and reply.method != "HEAD":
+            await reader(response, reply)
 
 
 async def _read_json_body(response: httpx.Response, reply: Reply) -> None:
@@ -374,14 +388,14 @@ async def _read_into(
     stop_early: bool = False,
     algorithm: str = "sha256",
 ) -> None:
-    hasher = hashlib.new(algorithm)
+    hasher = hashlib.new(algorithm) if hash_ else None
     chunks: list[bytes] = []
     async for chunk in response.aiter_bytes(_CHUNK):
         reply.received += len(chunk)
         if limit is not None and reply.received > limit and not stop_early:
             reply.over_limit = True
             return
-        if hash_:
+        if hasher is not None:
             hasher.update(chunk)
         if keep:
             chunks.append(chunk)
@@ -389,7 +403,7 @@ async def _read_into(
             return
     if keep:
         reply.body = b"".join(chunks)
-    if hash_:
+    if hasher is not None:
         reply.digest = Digest(algorithm, hasher.hexdigest())
 
 
