@@ -1,4 +1,5 @@
-"""The only module that talks to the network: one pooled HTTP client per registry.
+"""The only module that talks to the network (over :mod:`regprobe.transport`): one pooled HTTP client
+per registry.
 
 Each method performs one logical exchange (retried while the answer is transient) and returns a
 :class:`Reply` stating what arrived - status, lengths, bytes received, the hash of what was read. It
@@ -303,9 +304,9 @@ class RegistryClient:
     ) -> Reply:
         display = url if isinstance(url, str) else _path(url)
         reply = Reply(url=display, method=method)
-        # httpx's timeouts are per read: a server trickling a byte a second would never trip them. So
-        # the whole exchange gets `timeout` too - except full blob downloads (blob_check: digest), which
-        # may rightly take longer and are bounded by the run's deadline.
+        # The whole exchange gets `timeout`: a server trickling a byte a second never trips a per-read
+        # timeout. Full blob downloads (blob_check: digest) may rightly take longer: they get per-read
+        # timeouts instead, and the run's deadline.
         total = self.settings.timeout if bounded else None
         per_read = httpx.USE_CLIENT_DEFAULT if bounded else self._read_timeout
         async with self._slots:
