@@ -203,6 +203,20 @@ class Registry:
         digest = self.push_manifest(repository, tag or sha256(body), body, media)
         return Image(repository, digest, config_digest, [str(d["digest"]) for d in layer_descs if "urls" not in d])
 
+    def push_healthy_set(self, ns: str) -> None:
+        """Six healthy repositories of every shape a walk meets, seven tags: OCI images sharing a base
+        layer, a docker image tagged twice, OCI and docker indexes, a Windows image with a foreign layer,
+        and a repository listed in the catalog without tags (normal)."""
+        shared = b"shared-base-layer" * 100
+        self.push_image(f"{ns}/oci", "v1", layers=[shared, b"app-one" * 50])
+        self.push_image(f"{ns}/oci", "v2", layers=[shared, b"app-two" * 50])
+        docker = self.push_image(f"{ns}/docker", "1.0", docker=True)
+        self.tag(f"{ns}/docker", "latest", docker.digest)
+        self.push_index(f"{ns}/multi", "latest")
+        self.push_index(f"{ns}/list", "stable", docker=True)
+        self.push_image(f"{ns}/windows", "ltsc", foreign=True, docker=True)
+        self.push_image(f"{ns}/untagged", None)
+
     def push_attestation(self, repository: str, subject: str) -> Image:
         """A BuildKit attestation manifest: a real manifest with real blobs."""
         statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1", "subject": subject}).encode()

@@ -83,15 +83,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
 
 
 def test_healthy_tree_is_clean(reg: Registry, ns: str, regprobe: Any) -> None:
-    shared = b"shared-base-layer" * 100
-    reg.push_image(f"{ns}/oci", "v1", layers=[shared, b"app-one" * 50])
-    reg.push_image(f"{ns}/oci", "v2", layers=[shared, b"app-two" * 50])
-    docker = reg.push_image(f"{ns}/docker", "1.0", docker=True)
-    reg.tag(f"{ns}/docker", "latest", docker.digest)
-    reg.push_index(f"{ns}/multi", "latest")
-    reg.push_index(f"{ns}/list", "stable", docker=True)
-    reg.push_image(f"{ns}/windows", "ltsc", foreign=True, docker=True)
-    reg.push_image(f"{ns}/untagged", None)
+    reg.push_healthy_set(ns)
     reg.push_image(f"{ns}/team", "v1")
     reg.push_image(f"{ns}/team/nested/deeper", "v1")  # a repository below another one
     reg.push_image(f"{ns}/empty-layer", "v1", layers=[b""])  # zero bytes is a valid blob

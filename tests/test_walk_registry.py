@@ -25,15 +25,7 @@ def only(findings: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_healthy_registry_has_no_findings(registry: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
-    shared = b"shared-base-layer" * 100
-    registry.push_image(f"{ns}/oci", "v1", layers=[shared, b"app-one" * 50])
-    registry.push_image(f"{ns}/oci", "v2", layers=[shared, b"app-two" * 50])
-    docker = registry.push_image(f"{ns}/docker", "1.0", docker=True)
-    registry.tag(f"{ns}/docker", "latest", docker.digest)
-    registry.push_index(f"{ns}/multi", "latest")
-    registry.push_index(f"{ns}/list", "stable", docker=True)
-    registry.push_image(f"{ns}/windows", "ltsc", foreign=True, docker=True)
-    registry.push_image(f"{ns}/untagged", None)  # listed in the catalog, no tags: normal
+    registry.push_healthy_set(ns)
 
     result = run_json(regprobe, probe_config, registry, ns)
 

@@ -36,7 +36,6 @@ BlobMode = Literal["head", "range", "digest"]
 _ERROR_BODY_LIMIT = 64 << 10
 _MAX_PAGES = 100_000
 _CHUNK = 64 << 10
-# aiter_bytes, not aiter_raw: a Content-Encoding is transport; digests are over the decoded content.
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,8 +252,7 @@ class RegistryClient:
     ) -> Reply:
         """One exchange, retried while the answer is temporary. The first attempt runs outside
         tenacity: nearly every request succeeds at once, and the retry machinery costs CPU per call."""
-        first: Reply | None = await self._attempt(method, url, headers, reader, bounded)
-        assert first is not None
+        first = await self._attempt(method, url, headers, reader, bounded)
         policy = self.settings.retry
         if not first.temporary or policy.attempts <= 1:
             return first
@@ -265,18 +263,13 @@ class RegistryClient:
             before_sleep=self._count_retry,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        reply: Reply | None = None
-        async for attempt in retrying:
-            with attempt:
-                # Tenacity sees the first answer as its first attempt, then waits and retries.
-                reply, first = (
-                    (first, None)
-                    if first is not None
-                    else (await self._attempt(method, url, headers, reader, bounded), None)
-                )
-            if attempt.retry_state.outcome and not attempt.retry_state.outcome.failed:
-                attempt.retry_state.set_result(reply)
-        assert reply is not None
+        answers = [first]
+
+        async def attempt() -> Reply:
+            # Tenacity sees the first answer as its first attempt, then waits and retries.
+            return answers.pop() if answers else await self._attempt(method, url, headers, reader, bounded)
+
+        reply: Reply = await retrying(attempt)
         return reply
 
     def _wait(self, state: RetryCallState) -> float:
@@ -391,6 +384,7 @@ async def _read_into(
 ) -> None:
     hasher = hashlib.new(algorithm) if hash_ else None
     chunks: list[bytes] = []
+    # aiter_bytes, not aiter_raw: a Content-Encoding is transport; digests are over the decoded content.
     async for chunk in response.aiter_bytes(_CHUNK):
         reply.received += len(chunk)
         if limit is not None and reply.received > limit and not stop_early:
