@@ -7,7 +7,6 @@ behaviours are chosen per test by setting ``HostileRegistry.mode``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import socket
 import threading
@@ -15,20 +14,12 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .registry import free_port
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from .registry import OCI_INDEX, OCI_MANIFEST
+from .registry import sha256 as digest
 
 
 class HostileRegistry:
     def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.mode = "healthy"
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.layer = b"layer-bytes" * 100
@@ -51,7 +42,10 @@ class HostileRegistry:
                 ],
             }
         ).encode()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        # Bound here, port 0: no window for another process to take a port picked in advance.
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.port = int(self._server.server_address[1])
+        self.url = f"http://127.0.0.1:{self.port}"
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._stop = threading.Event()

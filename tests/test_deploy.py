@@ -287,7 +287,7 @@ def test_cache_dir_outlives_the_pod(tmp_path: Path) -> None:
     a HEAD on top of every tag's GET. cache_dir only belongs on a volume that persists."""
     cache_dir = _shipped_config(tmp_path).cache_dir
     if cache_dir is None:
-        return
+        pytest.skip("cache_dir is off in the shipped config (docs/operator-guide.md has the PVC patch)")
     assert "emptyDir" not in _volume(cache_dir), "cache_dir on an emptyDir costs requests and saves none"
 
 

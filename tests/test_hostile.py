@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from .hostile import HostileRegistry, digest, port_that_accepts_and_never_answers
+from .hostile import HostileRegistry, port_that_accepts_and_never_answers
+from .registry import sha256 as digest
 
 
 @pytest.fixture

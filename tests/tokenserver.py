@@ -23,8 +23,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from .registry import free_port
-
 ISSUER = "regprobe-test-issuer"
 SERVICE = "regprobe-test-registry"
 
@@ -53,9 +51,10 @@ class TokenServer:
         )
         self.bundle = workdir / "token-root.pem"
         self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        self.port = free_port()
+        # Bound here, port 0: no window for another process to take a port picked in advance.
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.port = int(self._server.server_address[1])
         self.realm = f"http://127.0.0.1:{self.port}/token"
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def registry_auth_config(self) -> dict[str, Any]:
