@@ -26,7 +26,10 @@ from tests.registry import Registry
 from bench.gen_storage import generate
 
 HERE = Path(__file__).resolve().parent
-REGPROBE_RUN = (sys.executable, "-m", "regprobe", "run", "--no-push", "--format", "json", "-c")
+RUN_ARGS = ("run", "--no-push", "--format", "json", "-c")
+REGPROBE = (sys.executable, "-m", "regprobe")
+#: The experiment that bypasses httpx's client layer (bench/direct_aiohttp.py), for --with-direct.
+DIRECT = (sys.executable, "-m", "bench.direct_aiohttp")
 ACCESS = re.compile(r'"(?:GET|HEAD) /v2/\S* HTTP/[\d.]+" \d+ .*"regprobe/')
 
 
@@ -62,14 +65,16 @@ def wrk(url: str, requests_file: Path, connections: int, seconds: int, registry_
     return float(rate.group(1)), spent / int(total.group(1))
 
 
-def run_regprobe(config: Path, transport: str, registry_pid: int) -> tuple[Measured, dict[str, object]]:
+def run_regprobe(
+    config: Path, transport: str, registry_pid: int, program: tuple[str, ...] = REGPROBE
+) -> tuple[Measured, dict[str, object]]:
     """Wall seconds, CPU (regprobe's and the registry's), peak RSS and the JSON report of one run."""
     registry_before = cpu_seconds(registry_pid)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         usage_file = Path(tmp) / "usage.json"
         proc = subprocess.run(
-            [sys.executable, "-m", "bench.rusage", str(usage_file), "--", *REGPROBE_RUN, str(config)],
+            [sys.executable, "-m", "bench.rusage", str(usage_file), "--", *program, *RUN_ARGS, str(config)],
             capture_output=True,
             env={**os.environ, "REGPROBE_HTTP_TRANSPORT": transport},
             cwd=HERE.parent,
@@ -101,6 +106,11 @@ def main() -> None:
         "--scale-only", action="store_true", help="one cold regprobe run, no wrk or skopeo: memory and wall at size"
     )
     parser.add_argument("--transport", choices=("aiohttp", "httpx"), default="aiohttp", help="what runs under httpx")
+    parser.add_argument(
+        "--with-direct",
+        action="store_true",
+        help="each round also runs bench/direct_aiohttp.py (httpx's client layer bypassed), for comparison",
+    )
     args = parser.parse_args()
     for tool in ("docker-registry", "wrk", "skopeo"):
         if shutil.which(tool) is None:
@@ -151,7 +161,8 @@ def main() -> None:
                     issued = len(ACCESS.findall(f.read()))
                 entry = report["registries"][0]  # type: ignore[index]
                 assert entry["images_checked"] == len(plan.tags) and not entry["findings"], entry
-                rows.append((run, limit, limit_cpu, issued))
+                direct = run_regprobe(config, args.transport, pid, DIRECT)[0] if args.with_direct else None
+                rows.append((run, limit, limit_cpu, issued, direct))
             sample = plan.tags[: args.skopeo_sample]
             t0 = time.monotonic()
             for repo, tag in sample:
@@ -174,14 +185,19 @@ def main() -> None:
     print(
         "| round | regprobe wall | registry limit (wrk) | ratio | requests issued / minimal | peak RSS "
         "| CPU per request: regprobe | registry, serving regprobe | registry, serving wrk |"
+        + (" experiment: httpx bypassed (wall, ratio, CPU per request) |" if args.with_direct else "")
     )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for i, (run, limit, limit_cpu, issued) in enumerate(rows, 1):
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|" if args.with_direct else ""))
+    for i, (run, limit, limit_cpu, issued, direct) in enumerate(rows, 1):
+        extra = ""
+        if direct is not None:
+            per_request = direct.client_cpu / issued * 1e3
+            extra = f" {direct.seconds:.2f} s, {direct.seconds / limit:.2f}x, {per_request:.2f} ms |"
         print(
             f"| {i} | {run.seconds:.2f} s | {limit:.2f} s | {run.seconds / limit:.2f}x | {issued} / {minimal} "
             f"({(issued - minimal) / minimal:+.1%}) | {run.rss / 2**20:.0f} MiB "
             f"| {run.client_cpu / issued * 1e3:.2f} ms | {run.registry_cpu / issued * 1e3:.2f} ms "
-            f"| {limit_cpu * 1e3:.2f} ms |"
+            f"| {limit_cpu * 1e3:.2f} ms |{extra}"
         )
     print(
         f"\nskopeo inspect: {skopeo_per_tag * 1000:.0f} ms per tag on a sample of {len(sample)}; "

@@ -33,6 +33,7 @@ def test_tiny_benchmark_issues_exactly_the_minimal_requests() -> None:
             "1",
             "--skopeo-sample",
             "2",
+            "--with-direct",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -43,3 +44,5 @@ def test_tiny_benchmark_issues_exactly_the_minimal_requests() -> None:
     row = re.search(r"\| 1 \| [\d.]+ s \| [\d.]+ s \| [\d.]+x \| (\d+) / (\d+) \(\+0\.0%\) \| \d+ MiB \|", done.stdout)
     assert row, done.stdout
     assert row.group(1) == row.group(2)
+    # The httpx-bypass experiment (bench/direct_aiohttp.py) ran too, and found the registry healthy.
+    assert re.search(r"\| [\d.]+ ms \| [\d.]+ s, [\d.]+x, [\d.]+ ms \|$", done.stdout, re.MULTILINE), done.stdout

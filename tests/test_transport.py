@@ -4,6 +4,7 @@ one for anything with a body."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from regprobe.auth import RegistryAuth
+from regprobe.client import ClientSettings, RegistryClient
+from regprobe.digest import Digest
 from regprobe.transport import RegistryTransport, StatelessClient
 
 from .registry import Registry, sha256
@@ -22,29 +26,42 @@ def _client(url: str) -> StatelessClient:
     return StatelessClient(base_url=url, transport=RegistryTransport(False, limits), timeout=5)
 
 
+@contextlib.contextmanager
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Quiet(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        self.send_response(status)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
 @pytest.fixture
 def echo() -> Iterator[str]:
     """A server that answers any GET with the request body it received."""
 
-    class Echo(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Echo(_Quiet):
         def do_GET(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(200, {}, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serve(Echo) as url:
+        yield url
 
 
 def test_a_get_with_a_body_sends_the_body(echo: str) -> None:
@@ -85,3 +102,45 @@ def test_get_and_head_reach_the_registry_with_their_headers(registry: Registry) 
             return ranged.status_code, ranged.content, head.status_code, head.headers.get("content-length")
 
     assert asyncio.run(fetch()) == (206, b"an", 200, str(len(data)))
+
+
+def test_redirect_to_storage_reaches_it_without_the_registry_credentials() -> None:
+    """A registry on S3 or GCS redirects blob GETs to a presigned URL on another host: the storage host
+    must get the request without the registry's credentials, on real sockets through the real transport
+    (httpx follows the redirect and drops Authorization across origins)."""
+    seen: dict[str, list[str | None]] = {"registry": [], "storage": []}
+    framing: list[tuple[str | None, str | None]] = []
+
+    class Storage(_Quiet):
+        def do_GET(self) -> None:
+            seen["storage"].append(self.headers.get("Authorization"))
+            framing.append((self.headers.get("Transfer-Encoding"), self.headers.get("Content-Length")))
+            self.answer(206, {"Content-Range": "bytes 0-0/10"}, b"x")
+
+    with serve(Storage) as storage:
+
+        class Registry(_Quiet):
+            def do_GET(self) -> None:
+                auth = self.headers.get("Authorization")
+                seen["registry"].append(auth)
+                if auth is None:
+                    self.answer(401, {"WWW-Authenticate": 'Basic realm="registry"'})
+                else:
+                    self.answer(307, {"Location": f"{storage}/blob?X-Amz-Signature=secret"})
+
+        with serve(Registry) as url:
+
+            async def fetch() -> tuple[int | None, str]:
+                settings = ClientSettings(url=url, timeout=5, auth=RegistryAuth("ci", "hunter2"))
+                async with RegistryClient(settings) as client:
+                    reply = await client.blob("app", Digest("sha256", "b" * 64), "range", 10)
+                    return reply.status, reply.url
+
+            status, reply_url = asyncio.run(fetch())
+
+    assert status == 206
+    assert seen["registry"][0] is None and (seen["registry"][1] or "").startswith("Basic ")
+    assert seen["storage"] == [None]
+    # The followed GET has no body: S3 answers a chunked one with 501 NotImplemented.
+    assert framing == [(None, None)]
+    assert "secret" not in reply_url  # presigned queries never reach output

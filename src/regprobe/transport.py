@@ -70,10 +70,12 @@ class RegistryTransport(AiohttpTransport):
 
 
 def _has_body(request: httpx.Request) -> bool:
-    try:
-        return bool(request.content)
-    except httpx.RequestNotRead:  # a streamed body
-        return True
+    """Whether the request carries a body, as HTTP/1.1 itself says (RFC 9112 6.3): a Content-Length or a
+    Transfer-Encoding header. Not by reading the stream: httpx hands a followed redirect (a registry
+    sending blob GETs to S3 or GCS) the original's unread stream, which the general path would send as a
+    chunked body - S3 answers that with 501, and other servers read its terminator as a new request."""
+    headers = request.headers
+    return "transfer-encoding" in headers or headers.get("content-length", "0").strip() != "0"
 
 
 class StatelessClient(httpx.AsyncClient):
