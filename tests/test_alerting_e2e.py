@@ -3,8 +3,7 @@ registry -> regprobe run -> pushgateway -> Prometheus (honor_labels, alerts/ rul
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from .registry import Registry, free_port
 from .servers import Prometheus, Pushgateway
+from .util import wait_for
 
 RULES = Path(__file__).parents[1] / "alerts" / "regprobe.rules.yml"
 
@@ -27,16 +27,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pushgatewa
     finally:
         prometheus.stop()
         gateway.stop()
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 45) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def alerts_for(prometheus: Prometheus, alertname: str, registry: str) -> list[dict[str, Any]]:

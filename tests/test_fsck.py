@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 from regprobe.fsck.output import Progress
 
 from .registry import BINARY, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry
+from .util import only, wait_for
 
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 V2 = "docker/registry/v2"
@@ -40,11 +40,6 @@ def fsck(regprobe: Any, reg: Registry, *args: str) -> Any:
 
 def found(run: Any) -> list[dict[str, Any]]:
     return run.report["findings"]  # type: ignore[no-any-return]
-
-
-def only(findings: list[dict[str, Any]]) -> dict[str, Any]:
-    assert len(findings) == 1, findings
-    return findings[0]
 
 
 def hexpart(digest: str) -> str:
@@ -525,8 +520,8 @@ def pull(proxy: Registry, repository: str, reference: str, blobs: list[str]) -> 
         response = proxy.http.get(f"/v2/{repository}/blobs/{digest}")
         got.append((response.status_code, len(response.content)))
     # The cache stores what it streamed after the response has gone out.
-    wait_until(lambda: all((proxy.root / layer_link(repository, d)).exists() for d in blobs))
-    wait_until(lambda: all((proxy.root / data_file(d)).exists() for d in blobs))
+    wait_for(lambda: all((proxy.root / layer_link(repository, d)).exists() for d in blobs), "layer links", 5, 0.02)
+    wait_for(lambda: all((proxy.root / data_file(d)).exists() for d in blobs), "blob data", 5, 0.02)
     return got
 
 
@@ -618,13 +613,6 @@ def test_emptied_blob_needs_its_data_file_removed(reg: Registry, ns: str, regpro
 
     assert fsck(regprobe, reg).code == 0
     assert len(reg.http.get(f"/v2/{ns}/app/blobs/{image.layers[0]}").content) == 1500
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 def test_read_only_without_repair(reg: Registry, ns: str, regprobe: Any) -> None:

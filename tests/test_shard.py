@@ -22,6 +22,14 @@ def test_every_name_in_exactly_one_shard() -> None:
     assert {o[0] for o in owners} == {0, 1, 2, 3}  # and the split is not degenerate
 
 
+@pytest.mark.parametrize(("name", "of_4", "of_7"), [("library/nginx", 0, 1), ("team/api", 3, 6), ("a", 2, 4)])
+def test_ownership_is_fixed_across_processes_and_versions(name: str, of_4: int, of_7: int) -> None:
+    # The pods of one Indexed Job, and old and new pods during a rollout, must agree on who owns what,
+    # or a repository is walked twice or never: pinned values, not a per-process hash.
+    assert [i for i in range(4) if Shard(i, 4).owns(name)] == [of_4]
+    assert [i for i in range(7) if Shard(i, 7).owns(name)] == [of_7]
+
+
 def test_parse_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert parse("2/5") == Shard(2, 5)
     for bad in ("5/5", "1", "a/b", "-1/3", "0/0"):

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from .registry import Registry
+from .util import only
 
 
 def config_for(reg: Registry, ns: str, **extra: Any) -> dict[str, Any]:
@@ -17,11 +18,6 @@ def run_json(regprobe: Any, probe_config: Any, reg: Registry, ns: str, **extra: 
     result = regprobe("run", "-c", probe_config(config_for(reg, ns, **extra)), "--format", "json")
     assert result.code in (0, 1), result.err
     return result
-
-
-def only(findings: list[dict[str, Any]]) -> dict[str, Any]:
-    assert len(findings) == 1, findings
-    return findings[0]
 
 
 def test_healthy_registry_has_no_findings(registry: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
