@@ -272,8 +272,11 @@ def test_nested_index(registry_nocache: Registry, ns: str, regprobe: Any, probe_
     finding = only(result.findings())
     assert (finding["kind"], finding["problem"], finding["parent"]) == ("layer", "missing", inner.children[0].digest)
     assert finding["tags"] == ["inner", "outer"]
-    # Reached from both tags, the inner index and everything under it is requested once: catalog, tag
-    # list, the two tags' manifests, the inner index's two children, and each distinct blob.
+    # Reached from both tags, everything under the inner index is requested once: catalog, tag list, the
+    # two tags' manifests, the inner index's two children, and each distinct blob. One more GET is
+    # allowed: when the outer tag's walk reaches the inner index before the inner tag's own GET has
+    # answered, it fetches it by digest (a tag's digest is unknown until its GET answers).
     blobs = {digest for child in inner.children for digest in (child.config, *child.layers)}
     requests = result.report["registries"][0]["requests"]
-    assert sum(n for outcome, n in requests.items() if outcome != "retried") == 1 + 1 + 2 + 2 + len(blobs), requests
+    minimal = 1 + 1 + 2 + 2 + len(blobs)
+    assert minimal <= sum(n for outcome, n in requests.items() if outcome != "retried") <= minimal + 1, requests
