@@ -108,13 +108,14 @@ def test_redirect_to_storage_reaches_it_without_the_registry_credentials() -> No
     """A registry on S3 or GCS redirects blob GETs to a presigned URL on another host: the storage host
     must get the request without the registry's credentials, on real sockets through the real transport
     (httpx follows the redirect and drops Authorization across origins)."""
-    seen: dict[str, list[str | None]] = {"registry": [], "storage": []}
-    framing: list[tuple[str | None, str | None]] = []
+    at_registry: list[str | None] = []  # Authorization per request
+    at_storage: list[tuple[str | None, ...]] = []  # Authorization, Transfer-Encoding, Content-Length
 
     class Storage(_Quiet):
         def do_GET(self) -> None:
-            seen["storage"].append(self.headers.get("Authorization"))
-            framing.append((self.headers.get("Transfer-Encoding"), self.headers.get("Content-Length")))
+            at_storage.append(
+                tuple(self.headers.get(h) for h in ("Authorization", "Transfer-Encoding", "Content-Length"))
+            )
             self.answer(206, {"Content-Range": "bytes 0-0/10"}, b"x")
 
     with serve(Storage) as storage:
@@ -122,7 +123,7 @@ def test_redirect_to_storage_reaches_it_without_the_registry_credentials() -> No
         class Registry(_Quiet):
             def do_GET(self) -> None:
                 auth = self.headers.get("Authorization")
-                seen["registry"].append(auth)
+                at_registry.append(auth)
                 if auth is None:
                     self.answer(401, {"WWW-Authenticate": 'Basic realm="registry"'})
                 else:
@@ -139,8 +140,7 @@ def test_redirect_to_storage_reaches_it_without_the_registry_credentials() -> No
             status, reply_url = asyncio.run(fetch())
 
     assert status == 206
-    assert seen["registry"][0] is None and (seen["registry"][1] or "").startswith("Basic ")
-    assert seen["storage"] == [None]
-    # The followed GET has no body: S3 answers a chunked one with 501 NotImplemented.
-    assert framing == [(None, None)]
+    assert at_registry[0] is None and (at_registry[1] or "").startswith("Basic ")
+    # No credentials, and no body framing on the followed GET: S3 answers a chunked one with 501.
+    assert at_storage == [(None, None, None)]
     assert "secret" not in reply_url  # presigned queries never reach output
