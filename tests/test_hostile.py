@@ -156,8 +156,8 @@ def test_loop_guard_even_if_hashes_collided() -> None:
     import asyncio
     import json
 
-    from regprobe.client import Reply
     from regprobe.digest import Digest
+    from regprobe.facts import Reply
     from regprobe.walk import RepositoryWalk, WalkPolicy
 
     me = Digest("sha256", "f" * 64)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .client import BlobMode, Reply
 from .digest import Digest
+from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
 from .model import Finding, Kind, Problem
 
@@ -76,31 +76,6 @@ def blob_reply(reply: Reply, expected: Descriptor, mode: BlobMode) -> Verdict:
 
 # -- from the walk's graph to findings ------------------------------------------------------------
 
-Key = tuple[str, Digest]  # ("manifest" | "blob", digest): one object in one repository
-
-
-@dataclass(slots=True)
-class Node:
-    kind: Kind
-    problem: Problem | None = None
-    status: int | None = None
-    detail: str = ""
-    children: tuple[Key, ...] = ()
-    #: An index child a pull-through cache has not fetched: expected, not a finding.
-    absent: bool = False
-
-
-@dataclass(slots=True)
-class TagRoot:
-    """Where a tag's walk starts, or why it could not."""
-
-    key: Key | None
-    problem: Problem | None = None
-    status: int | None = None
-    detail: str = ""
-    #: Docker-Content-Digest of an unresolvable tag, when the registry sent a valid one.
-    hint: Digest | None = None
-
 
 @dataclass(slots=True)
 class _Hit:
@@ -140,6 +115,25 @@ def findings(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, 
             )
         )
     out.sort(key=_order)
+    return out
+
+
+def errors(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> list[str]:
+    """One line per object that could not be looked at, naming every tag whose walk reaches it."""
+    out: list[str] = []
+    blocked: dict[Key, set[str]] = {}
+    for tag in sorted(roots):
+        root = roots[tag]
+        if root.error is not None:
+            out.append(f"{repository}: tag {tag}: {root.error}")
+        if root.key is None:
+            continue
+        for key, _ in _reachable(root.key, nodes):
+            if nodes[key].error is not None:
+                blocked.setdefault(key, set()).add(tag)
+    for key in sorted(blocked, key=lambda k: (_KIND_ORDER[nodes[k].kind], str(k[1]))):
+        tags = ", ".join(sorted(blocked[key]))
+        out.append(f"{repository}: {nodes[key].kind.value} {key[1]}: {nodes[key].error} (tags: {tags})")
     return out
 
 

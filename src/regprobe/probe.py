@@ -233,4 +233,5 @@ async def _list_tags(client: RegistryClient, repository: str) -> list[str]:
 def _finish(state: _State, repo: _Repo) -> None:
     state.repos.pop(repo.walk.repository, None)
     state.result.findings.extend(repo.walk.findings())
+    state.result.errors.extend(repo.walk.errors())
     state.result.images_checked += repo.walk.walked
