@@ -302,6 +302,10 @@ class Registry:
         hexpart = digest.split(":", 1)[1]
         return self.v2 / "blobs" / "sha256" / hexpart[:2] / hexpart
 
+    def blob_path(self, digest: str) -> Path:
+        """The data file of a blob or manifest (both live under blobs/)."""
+        return self._blob_dir(digest) / "data"
+
     def remove_revision_link(self, repository: str, digest: str) -> None:
         """A tag clean-up script or GC of "untagged" index children: data kept, link gone."""
         hexpart = digest.split(":", 1)[1]

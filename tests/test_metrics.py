@@ -65,6 +65,20 @@ def test_incomplete_run_without_findings_claims_nothing_about_integrity() -> Non
     assert 'regprobe_run_complete{registry="r"} 0.0' in text
 
 
+def test_incomplete_run_with_findings_still_reports_them() -> None:
+    """A run cut short (deadline, a refused repository) that found broken images says so: what it saw
+    broken is broken whatever it could not see. It claims no success."""
+    result = RegistryResult(
+        "r", "http://r", catalog_accessible=True, complete=False, findings=[finding("a", "v1", "v2")]
+    )
+    text = exposition(result)
+    assert 'regprobe_broken_images{registry="r"} 2.0' in text
+    assert 'regprobe_image_broken{registry="r",repository="a",tag="v1"} 1.0' in text
+    assert 'regprobe_broken_objects{kind="layer",registry="r"} 1.0' in text
+    assert 'regprobe_run_complete{registry="r"} 0.0' in text
+    assert "regprobe_last_success_timestamp_seconds{" not in text
+
+
 @pytest.fixture(scope="module")
 def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgateway]:
     gateway = Pushgateway(tmp_path_factory.mktemp("pushgateway"))
