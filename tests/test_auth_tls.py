@@ -150,12 +150,10 @@ def test_mutual_tls(
     client.cert_chain_pems[0].write_to_path(str(work / "client.pem"))
     client.private_key_pem.write_to_path(str(work / "client-key.pem"))
     reg = Registry(work, tls=(work / "cert.pem", work / "key.pem"))
-    config = json.loads(reg.config_path.read_text())
-    config["http"]["tls"]["clientcas"] = [str(work / "ca.pem")]
-    reg.config_path.write_text(json.dumps(config))
+    reg.config["http"]["tls"]["clientcas"] = [str(work / "ca.pem")]
     harness = ssl.create_default_context(cafile=str(work / "ca.pem"))
     harness.load_cert_chain(str(work / "client.pem"), str(work / "client-key.pem"))
-    reg.http = httpx.Client(base_url=reg.url, verify=harness)
+    reg.http = httpx.Client(verify=harness)
     reg.start()
     try:
         reg.push_image(f"{ns}/app", "v1")

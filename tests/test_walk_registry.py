@@ -350,5 +350,5 @@ def test_index_depth_bound(registry_nocache: Registry, ns: str) -> None:
     registry_nocache.push_index(repo, "four", platforms=("linux/amd64",), children=[level2], attestations=False)
     over = asyncio.run(walk("four"))  # three levels of index: the third is over the bound
     (finding,) = over.findings()
-    assert (finding.problem.value, finding.digest and str(finding.digest)) == ("invalid", level1.digest)
-    assert over.nodes[("manifest", finding.digest)].bound == "depth"
+    assert (finding.problem.value, str(finding.digest)) == ("invalid", level1.digest)
+    assert finding.digest is not None and over.nodes[("manifest", finding.digest)].bound == "depth"
