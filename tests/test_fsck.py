@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from regprobe.fsck.output import Progress
+from regprobe.mediatypes import ACCEPT
 
-from .registry import BINARY, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry
+from .registry import BINARY, Registry
 from .util import only, wait_for
 
-ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 V2 = "docker/registry/v2"
 
 

@@ -14,12 +14,8 @@ from dataclasses import dataclass, replace
 
 from .. import manifest as manifest_mod
 from ..digest import Digest
-from ..model import Kind, Problem
-from .storage import Body, Data, RepositoryFacts, data_path
-
-#: The digest of zero bytes: the one blob whose data may legitimately be empty.
-_EMPTY = {algorithm: Digest.of(b"", algorithm) for algorithm in ("sha256", "sha512")}
-_KIND_ORDER = {Kind.MANIFEST: 0, Kind.CONFIG: 1, Kind.LAYER: 2}
+from ..model import KIND_ORDER, Kind, Problem, object_json
+from .storage import Body, Data, RepositoryFacts, content_lost, data_path, emptied
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +37,7 @@ class FsckFinding:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "repository": self.repository,
-            "digest": str(self.digest) if self.digest else None,
-            "kind": self.kind.value,
-            "problem": self.problem.value,
+            **object_json(self.repository, self.digest, self.kind, self.problem),
             "parent": str(self.parent) if self.parent else None,
             "path": self.path,
             "repaired": self.repaired,
@@ -170,7 +163,7 @@ def judge(facts: RepositoryFacts, *, index_children: bool = True) -> Judgement:
         if verdict is not None:
             problem, detail, on_data = verdict
             # Removing the link is safe only where the data is gone or empty: nothing is lost.
-            repair = layer.path if data.missing or data.size == 0 else None
+            repair = layer.path if content_lost(digest, data) else None
             if blob is None:
                 # Still a trap: HEAD answers 200 for it, so a later push skips the upload and the
                 # registry accepts a manifest that needs it.
@@ -246,7 +239,7 @@ def _manifest_verdict(digest: Digest, body: Body, expected: manifest_mod.Descrip
     said = f", index descriptor says {expected.size}" if expected is not None else ""
     if data.size is None:
         return Problem.MISSING, "revision link present, manifest data gone", False
-    if data.size == 0 and digest != _EMPTY.get(digest.algorithm):
+    if emptied(digest, data):
         # Named as the HTTP walk names an emptied blob; distribution answers 500 for such a manifest.
         return Problem.SIZE_MISMATCH, f"manifest data is empty (0 bytes){said}", True
     if body.error is not None and data.actual is None:
@@ -264,7 +257,7 @@ def _blob_verdict(digest: Digest, data: Data, expected: int | None) -> _Verdict:
     said = f", descriptor says {expected}" if expected is not None else ""
     if data.size is None:
         return Problem.MISSING, "layer link present, blob data gone", False
-    if data.size == 0 and digest != _EMPTY.get(digest.algorithm):
+    if emptied(digest, data):
         # The HTTP walk sees this as 416 with a total of 0: size_mismatch. One fault, one name.
         return Problem.SIZE_MISMATCH, f"blob data is empty (0 bytes){said}", True
     if expected is not None and data.size != expected:
@@ -275,4 +268,4 @@ def _blob_verdict(digest: Digest, data: Data, expected: int | None) -> _Verdict:
 
 
 def _order(f: FsckFinding) -> tuple[int, str, str]:
-    return (_KIND_ORDER[f.kind], str(f.digest or ""), f.path)
+    return (KIND_ORDER[f.kind], str(f.digest or ""), f.path)

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
+from ..render import BOLD, DIM, RED, YELLOW, painter, state
 from .check import FsckFinding
-
-_RED, _YELLOW, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[33m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
 
 
 @dataclass(slots=True)
@@ -43,38 +42,30 @@ class Output(Protocol):
 
 class TextOutput:
     def __init__(self, root: str, out: TextIO, colour: bool) -> None:
-        self.root, self.out, self.colour = root, out, colour
-
-    def _paint(self, text: str, code: str) -> str:
-        return f"{code}{text}{_RESET}" if self.colour else text
+        self.root, self.out = root, out
+        self._paint = painter(colour)
 
     def repository(self, name: str, findings: Sequence[FsckFinding]) -> None:
         if not findings:
             return
         tags = sorted({t for f in findings for t in f.tags})
-        lines = [f"{self._paint(name, _BOLD)}  " + (f"tags: {', '.join(tags)}" if tags else "(no tags affected)")]
+        lines = [f"{self._paint(name, BOLD)}  " + (f"tags: {', '.join(tags)}" if tags else "(no tags affected)")]
         for f in findings:
             digest = f.digest.short if f.digest else "(no digest)"
-            head = f"  {f.kind.value:<8} {digest:<19} {self._paint(f.problem.value, _RED)}"
+            head = f"  {f.kind.value:<8} {digest:<19} {self._paint(f.problem.value, RED)}"
             if f.parent:
                 head += f"  under {f.parent.short}"
             lines.append(head)
-            lines.append(self._paint(f"    {f.detail}", _DIM))
-            lines.append(self._paint(f"    {f.path}", _DIM))
+            lines.append(self._paint(f"    {f.detail}", DIM))
+            lines.append(self._paint(f"    {f.path}", DIM))
             if f.repaired and f.repair:
-                lines.append(f"    {self._paint('removed', _YELLOW)} {os.path.dirname(f.repair)}")
+                lines.append(f"    {self._paint('removed', YELLOW)} {os.path.dirname(f.repair)}")
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
 
     def finish(self, s: Summary) -> None:
-        if s.findings:
-            state = self._paint("BROKEN", _RED + _BOLD)
-        elif not s.complete:
-            state = self._paint("INCOMPLETE", _YELLOW + _BOLD)
-        else:
-            state = self._paint("OK", _GREEN + _BOLD)
         lines = [
-            f"{self._paint(self.root, _BOLD)}  {state}",
+            f"{self._paint(self.root, BOLD)}  {state(bool(s.findings), s.complete, self._paint)}",
             f"  {s.repositories} repositories, {s.manifests} manifests, {s.layer_links} layer links; "
             f"{s.findings} broken objects, {s.repaired} repaired; {time.monotonic() - s.started:.1f}s",
         ]
@@ -82,9 +73,9 @@ class TextOutput:
             lines.append(
                 f"  {s.orphaned_links} unused layer links to deleted data (left by garbage collection; harmless)"
             )
-        lines.extend("  " + self._paint("! " + e, _YELLOW) for e in s.errors)
+        lines.extend("  " + self._paint("! " + e, YELLOW) for e in s.errors)
         if s.error_count > len(s.errors):
-            lines.append("  " + self._paint(f"! ... and {s.error_count - len(s.errors)} more", _YELLOW))
+            lines.append("  " + self._paint(f"! ... and {s.error_count - len(s.errors)} more", YELLOW))
         self.out.write("\n".join(lines) + "\n")
 
 
