@@ -35,12 +35,17 @@ class FsckFinding:
     repair: str | None = None
     repaired: bool = False
 
+    @property
+    def repairable(self) -> bool:
+        return self.repair is not None
+
     def to_json(self) -> dict[str, object]:
         return {
             **object_json(self.repository, self.digest, self.kind, self.problem),
             "parent": str(self.parent) if self.parent else None,
             "path": self.path,
             "repaired": self.repaired,
+            "repairable": self.repairable,
             "tags": list(self.tags),
             "detail": self.detail,
         }
@@ -144,11 +149,21 @@ def judge(facts: RepositoryFacts, *, index_children: bool = True) -> Judgement:
         kind, parent = (blob.kind, blob.parent) if blob else (Kind.LAYER, None)
         layer = facts.layers.get(digest)
         if layer is None:
-            # A pull-through cache links a blob only once someone pulled it (docker skips the layers it
-            # already has): there, an unlinked blob is not yet fetched, not lost.
+            data = facts.blobs.get(digest)
+            # What --repair leaves of an emptied blob: no link, and the 0-byte data file that distribution
+            # never replaces (its blob writer takes an existing path as uploaded), so a re-push or a
+            # cache's next pull links the empty file again. Named for as long as it is there.
+            stale = data is not None and emptied(digest, data)
             if index_children:
-                path = facts.layer_link_path(digest)
-                add(digest, kind, Problem.MISSING, parent, path, "no layer link in this repository")
+                detail = "no layer link in this repository"
+                if stale:
+                    detail += f"; its data is empty (0 bytes): delete {data_path(digest)} before re-pushing"
+                add(digest, kind, Problem.MISSING, parent, facts.layer_link_path(digest), detail)
+            elif stale:
+                detail = "blob data is empty (0 bytes) and not linked here: the next pull links it again"
+                add(digest, kind, Problem.SIZE_MISMATCH, parent, data_path(digest), detail)
+            # else: a pull-through cache links a blob only once someone pulled it (docker skips the
+            # layers it already has): there, an unlinked blob is not yet fetched, not lost.
             continue
         if layer.problem is not None:
             add(digest, kind, layer.problem, parent, layer.path, layer.detail)
