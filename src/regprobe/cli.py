@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pull-through cache: index children and blobs never pulled may be absent",
     )
     fsck.add_argument("--repair", action="store_true", help="remove layer links whose data is missing or empty")
+    fsck.add_argument("--dry-run", action="store_true", help="with --repair: say what it would remove, remove nothing")
     fsck.add_argument("--verify-digests", action="store_true", help="hash blob data (reads everything)")
     common(fsck)
     return parser
@@ -109,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.root,
                 index_children=not args.no_index_children,
                 repair=args.repair,
+                dry_run=args.dry_run,
                 verify_digests=args.verify_digests,
                 fmt=args.format,
             )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from .digest import Digest
 from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
-from .model import Finding, Kind, Problem
+from .model import KIND_ORDER, Finding, Kind, Problem
 
 Verdict = tuple[Problem, str] | None
 
@@ -131,7 +131,7 @@ def errors(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, No
         for key, _ in _reachable(root.key, nodes):
             if nodes[key].error is not None:
                 blocked.setdefault(key, set()).add(tag)
-    for key in sorted(blocked, key=lambda k: (_KIND_ORDER[nodes[k].kind], str(k[1]))):
+    for key in sorted(blocked, key=lambda k: (KIND_ORDER[nodes[k].kind], str(k[1]))):
         tags = ", ".join(sorted(blocked[key]))
         out.append(f"{repository}: {nodes[key].kind.value} {key[1]}: {nodes[key].error} (tags: {tags})")
     return out
@@ -153,8 +153,5 @@ def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Dig
                 stack.append((child, key[1]))
 
 
-_KIND_ORDER = {Kind.MANIFEST: 0, Kind.CONFIG: 1, Kind.LAYER: 2}
-
-
 def _order(f: Finding) -> tuple[str, int, str, str]:
-    return (f.repository, _KIND_ORDER[f.kind], str(f.digest or ""), ",".join(f.tags))
+    return (f.repository, KIND_ORDER[f.kind], str(f.digest or ""), ",".join(f.tags))

@@ -16,6 +16,10 @@ class Kind(StrEnum):
     LAYER = "layer"
 
 
+#: Report order of findings within a repository: the manifest before what it references.
+KIND_ORDER = {Kind.MANIFEST: 0, Kind.CONFIG: 1, Kind.LAYER: 2}
+
+
 class Problem(StrEnum):
     MISSING = "missing"  # 404 / 410
     TRUNCATED = "truncated"  # fewer bytes than promised (200 with an empty body)
@@ -38,15 +42,22 @@ class Finding:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "repository": self.repository,
-            "digest": str(self.digest) if self.digest else None,
-            "kind": self.kind.value,
-            "problem": self.problem.value,
+            **object_json(self.repository, self.digest, self.kind, self.problem),
             "status": self.status,
             "tags": list(self.tags),
             "parent": str(self.parent) if self.parent else None,
             "detail": self.detail,
         }
+
+
+def object_json(repository: str, digest: Digest | None, kind: Kind, problem: Problem) -> dict[str, object]:
+    """The leading JSON fields of every finding, the HTTP walk's and fsck's: what is broken, and how."""
+    return {
+        "repository": repository,
+        "digest": str(digest) if digest else None,
+        "kind": kind.value,
+        "problem": problem.value,
+    }
 
 
 #: Request outcomes counted per registry (`regprobe_requests{outcome}`). `network_error` (no usable
