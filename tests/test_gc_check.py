@@ -70,7 +70,11 @@ def push_everything(reg: Registry) -> dict[str, Any]:
     new = reg.push_image("app", "v1", layers=[shared, b"new-app" * 100])  # overwrites v1: old is untagged
     reg.tag("app", "stable", new.digest)
     reg.push_image("base", "1.0", layers=[shared])  # the same layer in another repository
-    multi = reg.push_index("multi", "latest")  # OCI index, two platforms, two BuildKit attestations
+    amd64 = b"amd64-layer" * 100
+    kids = [reg.push_image("multi", None, layers=[amd64]), reg.push_image("multi", None, platform="linux/arm64")]
+    multi = reg.push_index("multi", "latest", children=kids)  # OCI index, two platforms, two attestations
+    # The same manifest as multi's amd64 child, tagged in another repository: kept there.
+    assert reg.push_image("pinned", "amd64", layers=[amd64]).digest == kids[0].digest
     reg.tag("multi", "v2", multi.digest)
     docker_list = reg.push_index("list", "stable", docker=True)
     single = reg.push_image("single", "1.0")
@@ -135,12 +139,18 @@ def test_collection_without_delete_untagged_is_safe(
     text = regprobe("gc-check", str(reg.root), "--plan", write(tmp_path, "plan.txt", plan))
     assert text.code == 0 and "SAFE" in text.out.splitlines()[0]
 
-    collect(reg)
+    real = collect(reg)
     healthy = walk(reg, regprobe, probe_config)
     assert healthy.code == 0, healthy.out
     assert healthy.findings() == []
-    assert healthy.report["registries"][0]["images_checked"] == 7
+    assert healthy.report["registries"][0]["images_checked"] == 8
     assert pushed["old"].digest not in healthy.out
+
+    # Its output names a blob that is gone now: the log of a collection that ran, not a plan.
+    reg.stop()
+    after = gc_check(regprobe, reg, write(tmp_path, "real.txt", real))
+    assert after.code == 2
+    assert f"blob {orphan} is not in ROOT" in after.err
 
 
 def test_nothing_to_delete_is_a_plan(reg: Registry, regprobe: Any, tmp_path: Path) -> None:
