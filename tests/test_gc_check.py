@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from .registry import BINARY, Image, Registry
+from .test_deploy import ROOT, _kubernetes_validate, _show
 
 V2 = "docker/registry/v2"
 
@@ -273,3 +275,15 @@ def test_unreadable_storage_exits_3(reg: Registry, regprobe: Any, tmp_path: Path
     assert "cannot read" in result.report["errors"][0]
     text = regprobe("gc-check", str(reg.root), "--plan", plan)
     assert text.code == 3 and "UNKNOWN" in text.out
+
+
+def test_kubernetes_recipe_passes_kubernetes_validate(tmp_path: Path) -> None:
+    """The CronJob in docs/gc.md is copied by operators: it must be a schema-valid object."""
+    docs = (ROOT / "docs" / "gc.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", docs, re.DOTALL) if "kind: CronJob" in b]
+    assert len(blocks) == 1
+    path = write(tmp_path, "cronjob.yaml", blocks[0])
+
+    proc = _kubernetes_validate(path)
+
+    assert proc.returncode == 0 and " passed for resource " in proc.stdout, _show(proc)
