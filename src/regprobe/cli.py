@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     fsck.add_argument("--dry-run", action="store_true", help="with --repair: say what it would remove, remove nothing")
     fsck.add_argument("--verify-digests", action="store_true", help="hash blob data (reads everything)")
     common(fsck)
+
+    gc = sub.add_parser("gc-check", help="would `registry garbage-collect` break tagged images? (reads its dry run)")
+    gc.add_argument("root", metavar="ROOT", help="the storage rootdirectory (it holds docker/registry/v2)")
+    gc.add_argument(
+        "--plan", required=True, metavar="FILE", help="output of `registry garbage-collect --dry-run`; - for stdin"
+    )
+    common(gc)
     return parser
 
 
@@ -114,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 verify_digests=args.verify_digests,
                 fmt=args.format,
             )
+        if args.command == "gc-check":
+            from .gccheck import run_gc_check
+
+            return run_gc_check(args.root, args.plan, fmt=args.format)
         return _check(args, parser)
     except ConfigError as exc:
         print(f"regprobe: {exc}", file=sys.stderr)
