@@ -49,7 +49,7 @@ def run_fsck(
         raise ConfigError("--dry-run goes with --repair: plain fsck changes nothing already")
     mode = Repair.DRY_RUN if dry_run else Repair.ON if repair else Repair.OFF
     absolute = os.path.abspath(root)
-    _check_root(root, absolute)
+    check_root(root, absolute)
     stream = out if out is not None else sys.stdout
     output: Output
     if fmt == "json":
@@ -103,7 +103,7 @@ def _repair(storage: Storage, finding: FsckFinding) -> FsckFinding:
     return finding.with_repaired()
 
 
-def _check_root(given: str, absolute: str) -> None:
+def check_root(given: str, absolute: str) -> None:
     if not os.path.isdir(absolute):
         why = "not a directory" if os.path.exists(absolute) else "no such directory"
         raise ConfigError(f"ROOT {given}: {why}")

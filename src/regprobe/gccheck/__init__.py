@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
-from ..fsck import _check_root as check_root  # the same ROOT rules (and hints) as fsck
+from ..fsck import check_root  # the same ROOT rules (and hints) as fsck
 from ..fsck.storage import Storage
 from . import predict
 from .output import Result, to_json, to_text

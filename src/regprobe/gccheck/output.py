@@ -6,10 +6,9 @@ import json
 from dataclasses import dataclass, field
 from itertools import groupby
 
+from ..render import BOLD, DIM, GREEN, RED, YELLOW, painter
 from .plan import Plan
 from .predict import GcFinding
-
-_RED, _YELLOW, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[33m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
 
 
 @dataclass(slots=True)
@@ -45,18 +44,16 @@ def to_json(result: Result) -> str:
 
 
 def to_text(result: Result, *, colour: bool) -> str:
-    def paint(text: str, code: str) -> str:
-        return f"{code}{text}{_RESET}" if colour else text
-
+    paint = painter(colour)
     broken = {(f.repository, t) for f in result.findings for t in f.tags}
     if result.findings:
-        state = paint("UNSAFE: the collection would break tagged images", _RED + _BOLD)
+        state = paint("UNSAFE: the collection would break tagged images", RED + BOLD)
     elif not result.complete:
-        state = paint("UNKNOWN: parts of storage could not be read", _YELLOW + _BOLD)
+        state = paint("UNKNOWN: parts of storage could not be read", YELLOW + BOLD)
     else:
-        state = paint("SAFE: no tag needs what the collection deletes", _GREEN + _BOLD)
+        state = paint("SAFE: no tag needs what the collection deletes", GREEN + BOLD)
     lines = [
-        f"{paint(result.root, _BOLD)}  {state}",
+        f"{paint(result.root, BOLD)}  {state}",
         f"  plan deletes {result.plan.manifest_count} manifests and {len(result.plan.blobs)} blobs; "
         f"{result.repositories} repositories, {result.tags} tags walked; "
         f"{len(result.findings)} needed objects in {len(broken)} tags",
@@ -64,18 +61,18 @@ def to_text(result: Result, *, colour: bool) -> str:
     for repository, group in groupby(result.findings, key=lambda f: f.repository):
         findings = list(group)
         tags = sorted({t for f in findings for t in f.tags})
-        lines.append(f"  {paint(repository, _BOLD)}  tags: {', '.join(tags)}")
+        lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
         for f in findings:
-            head = f"    {f.kind.value:<8} {f.digest.short:<19} {paint(f.reason.value, _RED)}"
+            head = f"    {f.kind.value:<8} {f.digest.short:<19} {paint(f.reason.value, RED)}"
             if f.parent:
                 head += f"  under {f.parent.short}"
             if len(findings) > 1:
                 head += f"  tags: {', '.join(f.tags)}"
             lines.append(head)
-            lines.append(paint(f"      {f.detail}", _DIM))
-    lines.extend("  " + paint("! " + e, _YELLOW) for e in result.errors)
+            lines.append(paint(f"      {f.detail}", DIM))
+    lines.extend("  " + paint("! " + e, YELLOW) for e in result.errors)
     if result.error_count > len(result.errors):
-        lines.append("  " + paint(f"! ... and {result.error_count - len(result.errors)} more", _YELLOW))
+        lines.append("  " + paint(f"! ... and {result.error_count - len(result.errors)} more", YELLOW))
     if result.findings:
         lines.append("  Do not run this collection; docs/gc.md says what to do instead.")
     return "\n".join(lines) + "\n"
