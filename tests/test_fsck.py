@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import re
 import stat
@@ -22,10 +21,11 @@ from typing import Any
 import pytest
 
 from regprobe.fsck import Repair, Storage, scan
-from regprobe.fsck.output import JsonOutput, Progress, TextOutput
+from regprobe.fsck.output import JsonOutput
 from regprobe.mediatypes import ACCEPT
 
 from .registry import BINARY, Registry
+from .terminal import run_on_terminal
 from .util import only, wait_for
 
 V2 = "docker/registry/v2"
@@ -849,41 +849,20 @@ def test_json_is_one_document(reg: Registry, ns: str, regprobe: Any) -> None:
     assert set(doc["findings"][0]) >= {"repository", "digest", "kind", "problem", "parent", "path", "repaired"}
 
 
-class Tty(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_only_on_a_terminal() -> None:
-    plain, tty = io.StringIO(), Tty()
-    for stream in (plain, tty):
-        with Progress(stream, interval=0) as progress:
-            progress.tick(1)
-            progress.tick(2)
-    assert plain.getvalue() == ""
-    assert tty.getvalue() == "\rscanned 1 repositories\rscanned 2 repositories\r\033[K"
-
-
-def test_progress_line_is_wiped_before_findings_and_log_lines(
-    reg: Registry, ns: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Findings (stdout) and log records (stderr) go to the terminal the progress line is drawn on."""
+def test_progress_on_a_terminal_never_runs_into_findings_or_log_lines(reg: Registry, ns: str) -> None:
+    """stdout and stderr on one real terminal, as a person running fsck sees them: the progress line is
+    cleared before each finding (stdout) and each removal logged with -v (stderr), and at the end."""
     for name in ("a", "b", "c"):
         reg.remove_blob_data(reg.push_image(f"{ns}/{name}", "v1").layers[0])
-    caplog.set_level(logging.INFO)
-    root = str(reg.root)
-    # Read-only: findings follow the line. Repair: each removal is logged (INFO) before the findings.
-    for mode, removals in ((Repair.OFF, 0), (Repair.ON, 6)):
-        terminal = Tty()
-        handler = logging.StreamHandler(terminal)
-        logging.getLogger().addHandler(handler)
-        try:
-            scan(Storage(root), TextOutput(root, terminal, False, mode), repair=mode, progress=Progress(terminal, 0))
-        finally:
-            logging.getLogger().removeHandler(handler)
-
-        written = terminal.getvalue()
-        assert written.count("\rscanned ") == 3
-        # Drawn in place, the line may be redrawn or wiped, never written after.
-        assert re.findall(r"\rscanned \d+ repositories(?!\r)", written) == []
-        assert written.count("removed docker/") == removals
+    code, _, screen = run_on_terminal(["fsck", str(reg.root), "--repair", "-v"], env={"NO_COLOR": "1"}, stdout_too=True)
+    assert code == 1
+    lines = screen.split("\r\n")
+    starts = [line for line in lines if f"{ns}/" in line and "tags: v1" in line]
+    starts += [line for line in lines if "INFO: removed" in line]
+    assert len(starts) == 6, screen
+    drawn = re.compile(r"\r[^\r]*: (starting|repositories)[^\r]*")
+    for line in starts:
+        # Whatever the progress line drew before it, the text is written after a wipe, never appended.
+        assert drawn.sub("", line).lstrip("\r ").startswith((ns, "regprobe: INFO")), repr(line)
+    assert "repositories 3/3, 12 objects checked, 3 findings" in screen
+    assert screen.rstrip(" ").endswith("\r")  # wiped at the end

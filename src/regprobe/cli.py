@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import ssl
 import sys
 import time
 from collections.abc import Coroutine, Sequence
@@ -17,7 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
 from . import config as config_mod
-from . import credentials, report, shard
+from . import credentials, progress, report, shard
 from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, RegistryClient, ssl_context
@@ -58,7 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
-        p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+        p.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=0,
+            help="-v: what is done and skipped (INFO); -vv: every retry and decision (DEBUG); logs go to stderr",
+        )
+        p.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="no progress (live on a terminal, else a log line per registry every 30 s)",
+        )
 
     run = sub.add_parser("run", help="probe every registry in the config and push metrics")
     run.add_argument("-c", "--config", help="config file (default $REGPROBE_CONFIG, then /etc/regprobe/config.yaml)")
@@ -71,16 +84,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(run)
 
-    check = sub.add_parser("check", help="walk the named images (CI, right after a push)")
-    check.add_argument("refs", nargs="+", metavar="REF", help="host[:port]/repo[:tag][@digest]")
+    check = sub.add_parser(
+        "check",
+        help="walk the named images (CI, right after a push)",
+        description="Walk the named images and check every object can be pulled. Exit 0 intact, "
+        "1 broken, 2 usage error, 3 could not complete.",
+    )
+    check.add_argument(
+        "refs",
+        nargs="+",
+        metavar="REF",
+        help="host[:port]/repo[:tag][@digest] (docker's grammar: no host means Docker Hub); "
+        "with --all-tags, host[:port]/repo",
+    )
+    check.add_argument("--all-tags", action="store_true", help="walk every tag of each REF's repository")
     check.add_argument("--plain-http", action="store_true", help="talk http:// to the registries")
     check.add_argument("--insecure", action="store_true", help="skip TLS certificate verification")
+    check.add_argument(
+        "--ca-file", metavar="FILE", help="trust this CA bundle (default: the system store, $SSL_CERT_FILE/DIR)"
+    )
+    check.add_argument("--cert-file", metavar="FILE", help="client certificate for mutual TLS")
+    check.add_argument("--key-file", metavar="FILE", help="key of --cert-file (if not in the same file)")
     check.add_argument("--username", help="registry user (password read from stdin with --password-stdin)")
     check.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    check.add_argument("--blob-check", choices=("head", "range", "digest"), default="range")
-    check.add_argument("--concurrency", type=int, default=16)
-    check.add_argument("--timeout", type=float, default=30.0)
+    check.add_argument(
+        "--blob-check",
+        choices=("head", "range", "digest"),
+        default="range",
+        help="how configs and layers are checked: range (default) reads one byte, which catches data "
+        "deleted behind the registry's cache; head is cheapest and blind to that; digest downloads "
+        "and hashes everything",
+    )
+    check.add_argument(
+        "--concurrency", type=int, default=16, metavar="N", help="requests in flight per registry (default 16)"
+    )
+    check.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="bound on one whole exchange (connect, send, read the answer); transient failures are "
+        "retried up to 3 times with backoff on top (default 30)",
+    )
     common(check)
+    check.set_defaults(command_parser=check)
 
     fsck = sub.add_parser("fsck", help="scan registry:2 filesystem storage offline (read-only unless --repair)")
     fsck.add_argument("root", metavar="ROOT", help="the storage rootdirectory (it holds docker/registry/v2)")
@@ -120,12 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dry_run=args.dry_run,
                 verify_digests=args.verify_digests,
                 fmt=args.format,
+                quiet=args.quiet,
             )
         if args.command == "gc-check":
             from .gccheck import run_gc_check
 
             return run_gc_check(args.root, args.plan, fmt=args.format)
-        return _check(args, parser)
+        return _check(args, args.command_parser)
     except ConfigError as exc:
         print(f"regprobe: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -151,7 +199,9 @@ def _run(args: argparse.Namespace) -> int:
             cache = ManifestCache(cfg.cache_dir)
         except OSError as exc:
             raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
-    results = _run_async(run_config(cfg, cache, selected_shard))
+    counters = [progress.Counters(r.name) for r in cfg.registries]
+    with progress.Display(counters, progress.mode_for(args.quiet)):
+        results = _run_async(run_config(cfg, cache, selected_shard, counters))
     if cache is not None:
         cache.prune()
     _emit(results, args.format)
@@ -164,10 +214,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def run_config(
-    cfg: Config, cache: ManifestCache | None = None, selected_shard: shard.Shard | None = None
+    cfg: Config,
+    cache: ManifestCache | None = None,
+    selected_shard: shard.Shard | None = None,
+    counters: Sequence[progress.Counters] | None = None,
 ) -> list[RegistryResult]:
+    """Probe every registry of ``cfg`` at once; ``counters`` (one per registry, in order) follow them."""
     deadline = time.monotonic() + cfg.deadline
-    probes = (_probe_configured(cfg, r, deadline, cache, selected_shard) for r in cfg.registries)
+    counters = counters or [progress.Counters(r.name) for r in cfg.registries]
+    probes = (
+        _probe_configured(cfg, r, deadline, cache, selected_shard, c)
+        for r, c in zip(cfg.registries, counters, strict=True)
+    )
     return list(await asyncio.gather(*probes))
 
 
@@ -177,6 +235,7 @@ async def _probe_configured(
     deadline: float,
     cache: ManifestCache | None,
     selected_shard: shard.Shard | None,
+    counters: progress.Counters,
 ) -> RegistryResult:
     if registry.auth is not None and registry.auth.password is not None:
         auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
@@ -195,7 +254,9 @@ async def _probe_configured(
     policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
     repos = registry.repositories
     selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_), selected_shard)
-    return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache)
+    return await _guarded(
+        registry.name, settings, policy, deadline, selection=selection, cache=cache, counters=counters
+    )
 
 
 def _docker_auth(host_or_url: str) -> RegistryAuth:
@@ -214,12 +275,22 @@ async def _guarded(
     selection: Selection | None = None,
     pinned: Sequence[Pinned] = (),
     cache: ManifestCache | None = None,
+    counters: progress.Counters | None = None,
 ) -> RegistryResult:
     """One registry's probe; whatever goes wrong in it, the others are still probed and reported."""
     try:
         async with RegistryClient(settings) as client:
+            if counters is not None:
+                counters.requests = client.requests
             return await probe_registry(
-                name, client, policy, selection=selection, pinned=pinned, deadline=deadline, cache=cache
+                name,
+                client,
+                policy,
+                selection=selection,
+                pinned=pinned,
+                deadline=deadline,
+                cache=cache,
+                progress=counters,
             )
     except Exception as exc:
         log.exception("internal error probing %s", name)
@@ -227,28 +298,52 @@ async def _guarded(
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``parser`` is check's own: its usage is the one a usage error shows."""
     if args.password_stdin and not args.username:
         parser.error("--password-stdin needs --username")
+    if args.username and not args.password_stdin:
+        parser.error("--username needs --password-stdin (passwords are never taken on the command line)")
     if args.concurrency < 1 or args.timeout <= 0:
         parser.error("--concurrency must be at least 1 and --timeout above 0")
-    refs: list[Reference] = []
-    for text in args.refs:
-        try:
-            refs.append(Reference.parse(text))
-        except ParseError as exc:
-            raise ConfigError(f"REF {text!r}: {exc}") from None
-    password = None
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    elif args.username:
-        parser.error("--username needs --password-stdin (passwords are never taken on the command line)")
-    results = _run_async(_check_refs(refs, args, password))
-    _emit(results, args.format)
+    if args.key_file and not args.cert_file:
+        parser.error("--key-file goes with --cert-file")
+    refs = [_parse_ref(text, args.all_tags, parser) for text in args.refs]
+    try:
+        verify = ssl_context(args.ca_file, args.cert_file, args.key_file, args.insecure)
+    except (OSError, ssl.SSLError) as exc:
+        flags = "/".join(f for f, v in (("--ca-file", args.ca_file), ("--cert-file", args.cert_file)) if v)
+        parser.error(f"{flags}: cannot load: {getattr(exc, 'strerror', None) or exc}")
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+    counters = {ref.host: progress.Counters(ref.host) for ref in refs}
+    with progress.Display(list(counters.values()), progress.mode_for(args.quiet)):
+        results = _run_async(_check_refs(refs, args, password, verify, counters))
+    _emit(results, args.format, catalog=args.all_tags)
     return exit_code(results, True)
 
 
+def _parse_ref(text: str, all_tags: bool, parser: argparse.ArgumentParser) -> Reference:
+    try:
+        ref = Reference.parse(text, default_tag=None)
+    except ParseError as exc:
+        parser.error(f"REF {exc}")
+    if all_tags and (ref.tag or ref.digest):
+        parser.error(f"REF {text!r}: --all-tags walks every tag of a repository; give host[:port]/repo")
+    if not all_tags and ref.tag is None and ref.digest is None:
+        ref = Reference(ref.host, ref.repository, "latest")
+    hint = ref.registry_lookalike(text)
+    if hint:
+        log.warning(
+            "REF %r is read as the Docker Hub image %s, as docker reads it; did you mean %s/REPO?", text, ref, hint
+        )
+    return ref
+
+
 async def _check_refs(
-    refs: Sequence[Reference], args: argparse.Namespace, password: str | None
+    refs: Sequence[Reference],
+    args: argparse.Namespace,
+    password: str | None,
+    verify: ssl.SSLContext | bool,
+    counters: dict[str, progress.Counters],
 ) -> list[RegistryResult]:
     deadline = time.monotonic() + 24 * 3600  # no schedule to overlap; each request still has its timeout
     by_host: dict[str, list[Reference]] = {}
@@ -257,28 +352,35 @@ async def _check_refs(
     probes = []
     for host, group in by_host.items():
         scheme = "http" if args.plain_http else "https"
-        api_host = group[0].api_host
         explicit = args.username and password is not None
-        auth = RegistryAuth(args.username, password) if explicit else _docker_auth(host)
         settings = ClientSettings(
-            url=f"{scheme}://{api_host}",
+            url=f"{scheme}://{group[0].api_host}",
             concurrency=args.concurrency,
             timeout=args.timeout,
-            auth=auth,
-            verify=not args.insecure,
+            auth=RegistryAuth(args.username, password) if explicit else _docker_auth(host),
+            verify=verify,
             user_agent=f"regprobe/{_version()}",
         )
-        pinned = [Pinned(r.repository, r.tag, r.digest) for r in group]
-        probes.append(_guarded(host, settings, WalkPolicy(args.blob_check), deadline, pinned=pinned))
+        if args.all_tags:
+            selection = Selection(names=tuple(dict.fromkeys(r.repository for r in group)))
+            probe = _guarded(
+                host, settings, WalkPolicy(args.blob_check), deadline, selection=selection, counters=counters[host]
+            )
+        else:
+            pinned = [Pinned(r.repository, r.tag, r.digest) for r in group]
+            probe = _guarded(
+                host, settings, WalkPolicy(args.blob_check), deadline, pinned=pinned, counters=counters[host]
+            )
+        probes.append(probe)
     return list(await asyncio.gather(*probes))
 
 
-def _emit(results: Sequence[RegistryResult], fmt: str) -> None:
+def _emit(results: Sequence[RegistryResult], fmt: str, catalog: bool = True) -> None:
     if fmt == "json":
         print(report.to_json(results))
     else:
         colour = sys.stdout.isatty() and "NO_COLOR" not in os.environ
-        print(report.to_text(results, colour=colour), end="")
+        print(report.to_text(results, colour=colour, catalog=catalog), end="")
 
 
 def exit_code(results: Sequence[RegistryResult], pushed: bool) -> int:

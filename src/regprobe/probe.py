@@ -20,6 +20,7 @@ from .client import RegistryClient
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
 from .model import RegistryResult
+from .progress import Counters, ProbeProgress
 from .reference import validate_repository
 from .shard import Shard
 from .walk import RepositoryWalk, WalkPolicy
@@ -73,6 +74,7 @@ class _Repo:
 class _State:
     result: RegistryResult
     repos: dict[str, _Repo] = field(default_factory=dict)
+    progress: ProbeProgress = field(default_factory=lambda: Counters(""))
 
 
 async def probe_registry(
@@ -84,12 +86,14 @@ async def probe_registry(
     pinned: Sequence[Pinned] = (),
     deadline: float,
     cache: ManifestCache | None = None,
+    progress: ProbeProgress | None = None,
 ) -> RegistryResult:
     """Walk what ``selection`` (a whole registry) or ``pinned`` (``check``) names, until ``deadline``
-    (a ``time.monotonic()`` value). Never raises for registry trouble: it ends up in the result."""
+    (a ``time.monotonic()`` value). Never raises for registry trouble: it ends up in the result.
+    ``progress`` is told what is done as it is done."""
     shard = str(selection.shard) if selection and selection.shard else None
     result = RegistryResult(name=name, url=str(client.base), started_at=time.time(), shard=shard)
-    state = _State(result)
+    state = _State(result, progress=progress or Counters(name))
     started = time.monotonic()
     concurrency = client.settings.concurrency
     queue: asyncio.PriorityQueue[tuple[int, int, str, _Item]] = asyncio.PriorityQueue()
@@ -114,13 +118,16 @@ async def probe_registry(
             if pinned:
                 result.catalog_accessible = True
                 result.repositories = len({image.repository for image in pinned})
+                state.progress.pinned(result.repositories, len(pinned))
                 for image in pinned:
                     await queue.put((1, next(order), image.repository, image))
             else:
                 async for repo_name in _repositories(client, selection or Selection(), result):
                     # Tag walks (priority 0) go before listing more repositories (1): finishing
                     # repositories keeps memory flat.
+                    state.progress.selected(1)
                     await queue.put((1, next(order), repo_name, LIST_TAGS))
+            state.progress.all_selected()
             await queue.join()
         finished = True
     except TimeoutError:
@@ -197,6 +204,7 @@ async def _work(
         elif isinstance(item, _ListTags):
             tags = await _list_tags(client, repo_name)
             repo.outstanding += len(set(tags))
+            state.progress.listed(len(set(tags)))
             for tag in sorted(set(tags)):
                 await queue.put((0, next(order), repo_name, tag))
         else:
@@ -212,6 +220,8 @@ async def _work(
             repo.listed = True
         elif isinstance(item, str):
             repo.outstanding -= 1
+        if not isinstance(item, _ListTags):
+            state.progress.tag_done()
         if repo.listed and repo.outstanding == 0:
             _finish(state, repo)
 
@@ -232,6 +242,8 @@ async def _list_tags(client: RegistryClient, repository: str) -> list[str]:
 
 def _finish(state: _State, repo: _Repo) -> None:
     state.repos.pop(repo.walk.repository, None)
-    state.result.findings.extend(repo.walk.findings())
+    findings = repo.walk.findings()
+    state.progress.repository_done(len(repo.walk.nodes), len(findings))
+    state.result.findings.extend(findings)
     state.result.errors.extend(repo.walk.errors())
     state.result.images_checked += repo.walk.walked

@@ -53,9 +53,13 @@ class Reference:
     digest: Digest | None = None
 
     @classmethod
-    def parse(cls, text: str) -> Reference:
+    def parse(cls, text: str, default_tag: str | None = "latest") -> Reference:
+        """``default_tag`` is the tag of a reference naming neither tag nor digest (None: no tag).
+
+        Every error message starts with ``reference 'TEXT':``.
+        """
         if not text or len(text) > 1024 or text != text.strip():
-            raise InvalidReferenceError(f"reference {text[:80]!r} is empty, too long or has surrounding space")
+            raise InvalidReferenceError(f"reference {text[:80]!r}: empty, too long or has surrounding space")
         rest, digest = text, None
         if "@" in rest:
             rest, _, digest_text = rest.partition("@")
@@ -68,7 +72,10 @@ class Reference:
         colon = rest.rfind(":")
         if colon > slash:
             rest, tag = rest[:colon], rest[colon + 1 :]
-            validate_tag(tag)
+            try:
+                validate_tag(tag)
+            except InvalidReferenceError as exc:
+                raise InvalidReferenceError(f"reference {text[:80]!r}: {exc}") from None
         first, sep, remainder = rest.partition("/")
         if sep and (("." in first or ":" in first or first == "localhost") or first.startswith("[")):
             host, name = first, remainder
@@ -85,8 +92,21 @@ class Reference:
         except InvalidReferenceError as exc:
             raise InvalidReferenceError(f"reference {text[:80]!r}: {exc}") from None
         if tag is None and digest is None:
-            tag = "latest"
+            tag = default_tag
         return cls(host, name, tag, digest)
+
+    def registry_lookalike(self, text: str) -> str | None:
+        """The registry ``text`` (parsed into this Docker Hub reference) probably meant, or None.
+
+        Docker reads a bare ``127.0.0.1:5000`` or ``localhost:5000`` as the Hub image
+        ``library/127.0.0.1`` with tag ``5000``; so do we, and this names the host a person meant.
+        """
+        if self.host != DOCKER_HUB or "/" in text.partition("@")[0]:
+            return None
+        name = self.repository.removeprefix("library/")
+        if "." not in name and name != "localhost":
+            return None
+        return f"{name}:{self.tag}" if self.tag and self.tag.isdigit() else name
 
     @property
     def api_host(self) -> str:

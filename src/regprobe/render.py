@@ -26,3 +26,8 @@ def state(broken: bool, complete: bool, paint: Paint) -> str:
     if not complete:
         return paint("INCOMPLETE", YELLOW + BOLD)
     return paint("OK", GREEN + BOLD)
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``1 tag``, ``2 tags``: a report reads as sentences."""
+    return f"{count} {singular if count == 1 else plural_form or singular + 's'}"

@@ -7,26 +7,31 @@ from collections.abc import Sequence
 from itertools import groupby
 
 from .model import Finding, RegistryResult
-from .render import BOLD, DIM, RED, YELLOW, Paint, painter, state
+from .render import BOLD, DIM, RED, YELLOW, Paint, painter, plural, state
 
 
 def to_json(results: Sequence[RegistryResult]) -> str:
     return json.dumps({"registries": [r.to_json() for r in results]}, indent=2)
 
 
-def to_text(results: Sequence[RegistryResult], colour: bool = False) -> str:
+def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bool = True) -> str:
+    """``catalog``: whether the catalog was to be read (``run``), so its state is worth a word."""
     paint = painter(colour)
     lines: list[str] = []
     for result in results:
         broken = result.broken_images
         shard = f"  shard {result.shard}" if result.shard else ""
         verdict = state(bool(result.findings), result.complete, paint)
-        lines.append(f"{paint(result.name, BOLD)} {result.url}  {verdict}{shard}")
+        # `check` names a registry by its host: the URL says it already.
+        title = result.url if result.url.partition("://")[2] == result.name else f"{result.name} {result.url}"
+        lines.append(f"{paint(title, BOLD)}  {verdict}{shard}")
         summary = (
-            f"  {result.repositories} repositories, {result.images_checked} tags walked, "
-            f"{len(result.findings)} broken objects in {len(broken)} tags, {result.duration_seconds:.1f}s"
+            f"  {plural(result.repositories, 'repository', 'repositories')}, "
+            f"{plural(result.images_checked, 'tag')} walked, "
+            f"{plural(len(result.findings), 'broken object')} in {plural(len(broken), 'tag')}, "
+            f"{result.duration_seconds:.1f}s"
         )
-        if not result.catalog_accessible:
+        if catalog and not result.catalog_accessible:
             summary += ", " + paint("catalog not accessible", YELLOW)
         lines.append(summary)
         for repository, group in groupby(result.findings, key=lambda f: f.repository):

@@ -13,15 +13,17 @@ the tree could not be read and nothing was found in the rest.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 from typing import TextIO
 
+from .. import progress
 from ..errors import ConfigError
 from . import check
 from .check import FsckFinding
-from .output import JsonOutput, Output, Progress, Repair, Summary, TextOutput
+from .output import JsonOutput, Output, Repair, Summary, TextOutput
 from .storage import V2, Storage
 
 __all__ = ["FsckFinding", "Repair", "Storage", "run_fsck", "scan"]
@@ -39,6 +41,7 @@ def run_fsck(
     verify_digests: bool = False,
     fmt: str = "text",
     out: TextIO | None = None,
+    quiet: bool = False,
 ) -> int:
     """Scan ``root``, write the report (``fmt`` "text" or "json") to ``out`` (stdout), return the exit code.
 
@@ -57,7 +60,11 @@ def run_fsck(
     else:
         colour = stream.isatty() and "NO_COLOR" not in os.environ
         output = TextOutput(absolute, stream, colour, mode)
-    summary = scan(Storage(absolute, verify_digests=verify_digests), output, index_children, mode)
+    counters = progress.Counters(absolute)
+    with progress.Display([counters], progress.mode_for(quiet)) as display:
+        summary = scan(
+            Storage(absolute, verify_digests=verify_digests), output, index_children, mode, counters, display
+        )
     if summary.findings:
         return EXIT_FINDINGS
     return EXIT_OK if summary.complete else EXIT_INCOMPLETE
@@ -68,29 +75,34 @@ def scan(
     output: Output,
     index_children: bool = True,
     repair: Repair = Repair.OFF,
-    progress: Progress | None = None,
+    counters: progress.Counters | None = None,
+    display: progress.Display | None = None,
 ) -> Summary:
+    """``counters`` follow the scan; ``display`` (showing them) is told when findings are written."""
     summary = Summary()
-    with progress or Progress() as shown:
-        for name, rel in storage.repositories():
-            facts = storage.collect(name, rel)
-            judgement = check.judge(facts, index_children=index_children)
-            found = judgement.findings
-            if repair is Repair.ON:
-                found = [_repair(storage, f) for f in found]
-            summary.repositories += 1
-            summary.manifests += len(facts.revisions)
-            summary.layer_links += len(facts.layers)
-            summary.orphaned_links += judgement.orphaned_links
-            summary.findings += len(found)
-            summary.repairable += sum(f.repairable for f in found)
-            summary.repaired += sum(f.repaired for f in found)
-            if found:
-                shown.clear()
+    counters = counters or progress.Counters(storage.root)
+    shown = display or progress.Display([counters], progress.Mode.OFF)
+    for name, rel in storage.repositories():
+        facts = storage.collect(name, rel)
+        judgement = check.judge(facts, index_children=index_children)
+        found = judgement.findings
+        if repair is Repair.ON:
+            found = [_repair(storage, f) for f in found]
+        summary.repositories += 1
+        summary.manifests += len(facts.revisions)
+        summary.layer_links += len(facts.layers)
+        summary.orphaned_links += judgement.orphaned_links
+        summary.findings += len(found)
+        summary.repairable += sum(f.repairable for f in found)
+        summary.repaired += sum(f.repaired for f in found)
+        counters.selected(1)
+        counters.repository_done(len(facts.revisions) + len(facts.layers), len(found))
+        with shown.writing(output.out) if found else contextlib.nullcontext():
             output.repository(name, found)
-            shown.tick(summary.repositories)
     summary.errors, summary.error_count = storage.errors, storage.error_count
-    output.finish(summary)
+    counters.all_selected()
+    with shown.writing(output.out):
+        output.finish(summary)
     return summary
 
 

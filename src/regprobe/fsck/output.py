@@ -5,14 +5,11 @@ document for machines."""
 from __future__ import annotations
 
 import json
-import logging
 import os
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from types import TracebackType
 from typing import Protocol, TextIO
 
 from ..render import BOLD, DIM, RED, YELLOW, painter, state
@@ -45,6 +42,8 @@ class Summary:
 
 
 class Output(Protocol):
+    out: TextIO
+
     def repository(self, name: str, findings: Sequence[FsckFinding]) -> None: ...
 
     def finish(self, summary: Summary) -> None: ...
@@ -135,51 +134,3 @@ class JsonOutput:
             ("]" if self._first else "\n  ]") + "".join(f',\n  "{k}": {json.dumps(v)}' for k, v in tail.items())
         )
         self.out.write("\n}\n")
-
-
-class Progress:
-    """``scanned N repositories`` on stderr, rewritten in place; only when stderr is a terminal.
-
-    The line is wiped before anything else is written - findings on stdout (the same terminal, as a
-    rule) via :meth:`clear`, log records on stderr by a filter on the root logger's handlers while the
-    scan runs (``with progress:``) - so it never runs into other output.
-    """
-
-    def __init__(self, stream: TextIO | None = None, interval: float = 0.25) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty()
-        self.interval = interval
-        self._last = 0.0
-        self._shown = False
-        self._handlers: list[logging.Handler] = []
-
-    def tick(self, repositories: int) -> None:
-        now = time.monotonic()
-        if self.enabled and now - self._last >= self.interval:
-            self._last = now
-            self.stream.write(f"\rscanned {repositories} repositories")
-            self.stream.flush()
-            self._shown = True
-
-    def clear(self) -> None:
-        if self._shown:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
-            self._shown = False
-
-    def _before_log(self, record: logging.LogRecord) -> bool:
-        self.clear()
-        return True
-
-    def __enter__(self) -> Progress:
-        if self.enabled:
-            self._handlers = list(logging.getLogger().handlers)
-            for handler in self._handlers:
-                handler.addFilter(self._before_log)
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        for handler in self._handlers:
-            handler.removeFilter(self._before_log)
-        self._handlers = []
-        self.clear()
