@@ -138,6 +138,32 @@ def test_tls_with_private_ca(
     assert result.code == 3
 
 
+def test_run_and_check_share_one_trust_path(
+    tls_registry: Registry,
+    ca: trustme.CA,
+    ns: str,
+    regprobe: Any,
+    probe_config: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The system store, extended the way OpenSSL reads SSL_CERT_FILE, for run and check alike; and
+    check --ca-file like the config's tls.ca_file."""
+    tls_registry.push_image(f"{ns}/app", "v1")
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    ref = f"{tls_registry.host}/{ns}/app:v1"
+    config = probe_config({"name": "tls", "url": tls_registry.url, "repositories": {"include": [f"{ns}/*"]}})
+
+    untrusted = regprobe("check", "--timeout", "5", "--format", "json", ref)
+    assert untrusted.code == 3 and "CERTIFICATE_VERIFY_FAILED" in untrusted.report["registries"][0]["errors"][0]
+    assert regprobe("check", "--ca-file", str(bundle), ref).code == 0
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    assert regprobe("check", ref).code == 0
+    assert regprobe("run", "-c", config).code == 0
+
+
 def test_mutual_tls(
     tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA, ns: str, regprobe: Any, probe_config: Any
 ) -> None:
@@ -170,5 +196,10 @@ def test_mutual_tls(
         assert good["complete"] and good["images_checked"] == 1
         assert not bad["catalog_accessible"] and bad["findings"] == []
         assert result.code == 3
+
+        ref = f"{reg.host}/{ns}/app:v1"
+        cert = ["--cert-file", str(work / "client.pem"), "--key-file", str(work / "client-key.pem")]
+        assert regprobe("check", "--ca-file", str(work / "ca.pem"), *cert, ref).code == 0
+        assert regprobe("check", "--ca-file", str(work / "ca.pem"), ref).code == 3
     finally:
         reg.stop()

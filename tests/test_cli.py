@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from regprobe.cli import _parse_ref, build_parser, main
+
 from .registry import Registry, free_port
 
 
@@ -63,8 +65,22 @@ def test_usage_errors_exit_2(regprobe: Any) -> None:
     with pytest.raises(SystemExit) as caught:
         regprobe("run", "--format", "yaml")
     assert caught.value.code == 2
-    result = regprobe("check", "Bad/Name:tag")
-    assert result.code == 2 and "REF 'Bad/Name:tag'" in result.err
+
+
+def test_check_usage_errors_show_checks_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, message in (
+        (["Bad/Name:tag"], "reference 'Bad/Name:tag': repository name 'Bad/Name'"),
+        (["--all-tags", "127.0.0.1:5000/app:v1"], "reference '127.0.0.1:5000/app:v1': --all-tags walks every tag"),
+        (["--key-file", "k.pem", "127.0.0.1:5000/app"], "--key-file goes with --cert-file"),
+        (["--ca-file", "/nonexistent/ca.pem", "127.0.0.1:5000/app"], "--ca-file: cannot load: No such file"),
+    ):
+        with pytest.raises(SystemExit) as caught:
+            main(["check", *argv])
+        assert caught.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("usage: regprobe check "), err
+        assert f"regprobe check: error: {message}" in err
+        assert err.count("reference '") <= 1  # named once, not once per layer the error passed through
 
 
 def test_text_report_is_readable(registry: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
@@ -76,7 +92,7 @@ def test_text_report_is_readable(registry: Registry, ns: str, regprobe: Any, pro
     assert result.code == 1
     lines = result.out.splitlines()
     assert lines[0] == f"local {registry.url}  BROKEN"
-    assert "1 broken objects in 1 tags" in lines[1]
+    assert lines[1].startswith("  1 repository, 1 tag walked, 1 broken object in 1 tag, ")
     assert lines[2] == f"  {ns}/api  tags: v1"
     assert lines[3].split() == ["manifest", index.children[0].digest[:19], "missing", "under", index.digest[:19]]
     assert "\033[" not in result.out  # no colour when stdout is not a terminal
@@ -122,6 +138,39 @@ def test_check_ci_step(registry: Registry, ns: str, regprobe: Any) -> None:
     assert [(f["kind"], f["problem"], f["tags"]) for f in broken.findings()] == [("manifest", "missing", ["v2"])]
 
 
+def test_check_all_tags_of_a_repository(registry: Registry, ns: str, regprobe: Any) -> None:
+    registry.push_image(f"{ns}/app", "v1")
+    registry.push_index(f"{ns}/app", "v2")
+    bad = registry.push_image(f"{ns}/app", "v3")
+    registry.push_image(f"{ns}/other", "v1")
+    registry.remove_revision_link(f"{ns}/app", bad.digest)
+
+    result = regprobe("check", "--plain-http", "--all-tags", "--format", "json", f"{registry.host}/{ns}/app")
+
+    assert result.code == 1
+    entry = result.report["registries"][0]
+    assert (entry["repositories"], entry["images_checked"], entry["complete"]) == (1, 3, True)
+    assert [(f["repository"], f["tags"]) for f in result.findings()] == [(f"{ns}/app", ["v3"])]
+
+
+def test_check_text_names_the_registry_once(registry: Registry, ns: str, regprobe: Any) -> None:
+    registry.push_image(f"{ns}/app", "v1")
+    result = regprobe("check", "--plain-http", f"{registry.host}/{ns}/app:v1")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert lines[0] == f"{registry.url}  OK"
+    assert lines[1].startswith("  1 repository, 1 tag walked, 0 broken objects in 0 tags, ")
+
+
+def test_check_never_speaks_of_the_catalog(regprobe: Any) -> None:
+    """check reads no catalog: an unreachable registry is said to be unreachable, not its catalog."""
+    host = f"127.0.0.1:{free_port()}"
+    result = regprobe("check", "--plain-http", "--timeout", "2", f"{host}/app:v1")
+    assert result.code == 3
+    assert "registry unreachable" in result.out
+    assert "catalog" not in result.out
+
+
 def test_check_over_https_without_tls_is_unreachable(registry: Registry, ns: str, regprobe: Any) -> None:
     registry.push_image(f"{ns}/app", "v1")
     result = regprobe("check", "--timeout", "5", "--format", "json", f"{registry.host}/{ns}/app:v1")
@@ -154,3 +203,15 @@ def test_deadline_makes_the_run_incomplete(registry: Registry, ns: str, regprobe
     entry = result.report["registries"][0]
     assert result.code == 3
     assert entry["complete"] is False and "deadline" in entry["errors"][0]
+
+
+def test_check_says_how_a_bare_host_port_is_read(caplog: pytest.LogCaptureFixture) -> None:
+    """Docker's grammar makes `127.0.0.1:5000` the Hub image library/127.0.0.1:5000; say so, and what
+    was probably meant. (Parsed only: the Hub is not contacted from the tests.)"""
+    parser = build_parser()
+    ref = _parse_ref("127.0.0.1:5000", False, parser)
+    assert str(ref) == "docker.io/library/127.0.0.1:5000"
+    assert "did you mean 127.0.0.1:5000/REPO?" in caplog.text
+    caplog.clear()
+    _parse_ref("127.0.0.1:5000/app", False, parser)
+    assert caplog.text == ""

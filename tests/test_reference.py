@@ -95,3 +95,37 @@ def test_media_type_normalise_never_raises(text: str) -> None:
     from regprobe.mediatypes import normalise
 
     assert ";" not in normalise(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ("127.0.0.1:5000", "127.0.0.1:5000"),
+        ("localhost:5000", "localhost:5000"),
+        ("registry.example.com", "registry.example.com"),
+        ("localhost", "localhost"),
+        ("ubuntu:22.04", None),
+        ("library/ubuntu", None),
+        ("127.0.0.1:5000/app", None),
+    ],
+)
+def test_a_registry_read_as_a_docker_hub_image_is_named(text: str, meant: str | None) -> None:
+    """Docker's grammar reads a bare HOST:PORT as a Hub image; the hint names the registry meant."""
+    ref = Reference.parse(text)
+    assert ref.registry_lookalike(text) == meant
+    if meant:
+        assert ref.host == "docker.io"
+
+
+def test_reference_errors_name_the_reference_once() -> None:
+    for text in ("Bad/Name", "host:5000/app:bad/tag", "app:" + "x" * 200, " app"):
+        with pytest.raises(InvalidReferenceError) as caught:
+            Reference.parse(text)
+        message = str(caught.value)
+        assert message.startswith(f"reference {text[:80]!r}: "), message
+        assert message.count("reference ") == 1, message
+
+
+def test_default_tag() -> None:
+    assert Reference.parse("h:1/app", default_tag=None).tag is None
+    assert Reference.parse("h:1/app").tag == "latest"

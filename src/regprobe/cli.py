@@ -325,9 +325,9 @@ def _parse_ref(text: str, all_tags: bool, parser: argparse.ArgumentParser) -> Re
     try:
         ref = Reference.parse(text, default_tag=None)
     except ParseError as exc:
-        parser.error(f"REF {exc}")
+        parser.error(str(exc))
     if all_tags and (ref.tag or ref.digest):
-        parser.error(f"REF {text!r}: --all-tags walks every tag of a repository; give host[:port]/repo")
+        parser.error(f"reference {text!r}: --all-tags walks every tag of a repository; give host[:port]/repo")
     if not all_tags and ref.tag is None and ref.digest is None:
         ref = Reference(ref.host, ref.repository, "latest")
     hint = ref.registry_lookalike(text)
