@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,5 +74,58 @@ def probe_config(tmp_path: Path) -> Any:
         path = tmp_path / f"config-{uuid.uuid4().hex[:6]}.yaml"
         path.write_text(yaml.safe_dump({"registries": list(registries), **top}))
         return str(path)
+
+    return write
+
+
+class CredentialHelper:
+    """A real ``docker-credential-NAME`` program on PATH, written per test; it records each call."""
+
+    def __init__(self, bin_dir: Path, name: str) -> None:
+        self.path = bin_dir / f"docker-credential-{name}"
+        self.calls = bin_dir / f"{name}.calls"
+
+    def answers(self, stdout: str, exit_code: int = 0, sleep: float = 0) -> CredentialHelper:
+        self.path.write_text(
+            f"#!{sys.executable}\n"
+            "import json, sys, time\n"
+            f"with open({str(self.calls)!r}, 'a') as log:\n"
+            "    log.write(json.dumps({'argv': sys.argv[1:], 'stdin': sys.stdin.read()}) + '\\n')\n"
+            f"time.sleep({sleep})\n"
+            f"sys.stdout.write({stdout!r})\n"
+            f"sys.exit({exit_code})\n"
+        )
+        self.path.chmod(0o755)
+        return self
+
+    def keeps(self, username: str, secret: str) -> CredentialHelper:
+        return self.answers(json.dumps({"ServerURL": "", "Username": username, "Secret": secret}))
+
+    def received(self) -> list[dict[str, Any]]:
+        if not self.calls.exists():
+            return []
+        return [json.loads(line) for line in self.calls.read_text().splitlines()]
+
+
+@pytest.fixture
+def credential_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``credential_helper(name)``: a helper program on PATH (see :class:`CredentialHelper`)."""
+    bin_dir = tmp_path / "helpers"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return lambda name: CredentialHelper(bin_dir, name)
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``docker_config(doc)``: writes config.json into a fresh $DOCKER_CONFIG and returns its path."""
+
+    def write(doc: dict[str, Any]) -> Path:
+        directory = tmp_path / "docker"
+        directory.mkdir(exist_ok=True)
+        path = directory / "config.json"
+        path.write_text(json.dumps(doc))
+        monkeypatch.setenv("DOCKER_CONFIG", str(directory))
+        return path
 
     return write

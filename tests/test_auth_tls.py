@@ -203,3 +203,35 @@ def test_mutual_tls(
         assert regprobe("check", "--ca-file", str(work / "ca.pem"), ref).code == 3
     finally:
         reg.stop()
+
+
+def test_credential_helper_for_check_and_run(
+    basic_registry: Registry,
+    ns: str,
+    regprobe: Any,
+    probe_config: Any,
+    docker_config: Any,
+    credential_helper: Any,
+) -> None:
+    basic_registry.push_image(f"{ns}/app", "v1")
+    helper = credential_helper("vault").keeps("ci", PASSWORD)
+    docker_config({"credHelpers": {basic_registry.host: "vault"}})
+    ref = f"{basic_registry.host}/{ns}/app:v1"
+
+    assert regprobe("check", "--plain-http", ref).code == 0
+    cfg = {"name": "basic", "url": basic_registry.url, "repositories": {"include": [f"{ns}/*"]}}
+    result = regprobe("run", "-c", probe_config(cfg), "-vv")
+    assert result.code == 0, result.out + result.err
+    assert [call["stdin"] for call in helper.received()] == [basic_registry.host] * 2
+    assert PASSWORD not in result.out + result.err
+
+    # A helper that is not installed: a configuration error naming it, and nothing probed.
+    path = docker_config({"credHelpers": {basic_registry.host: "absent"}})
+    for argv in (["check", "--plain-http", ref], ["run", "-c", probe_config(cfg)]):
+        missing = regprobe(*argv)
+        assert missing.code == 2
+        assert missing.out == ""
+        assert (
+            f"regprobe: {path}: credHelpers['{basic_registry.host}']: credential helper docker-credential-absent "
+            "not found on PATH" in missing.err
+        )

@@ -6,10 +6,12 @@ import base64
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from regprobe import credentials
+from regprobe import credentials, credhelper
+from regprobe.credentials import Credentials
 from regprobe.errors import ConfigError
 
 
@@ -36,13 +38,13 @@ def b64(text: str) -> str:
 )
 def test_auths_entry_spellings(tmp_path: Path, key: str, host: str) -> None:
     path = write(tmp_path, {"auths": {key: {"auth": b64("ci:pa:ss")}}})
-    assert credentials.lookup(host, path) == ("ci", "pa:ss")  # the password may contain ':'
+    assert credentials.lookup(host, path) == Credentials("ci", "pa:ss")  # the password may contain ':'
 
 
 def test_username_password_entry_and_default_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path, {"auths": {"r.test": {"username": "u", "password": "p"}}})
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
-    assert credentials.lookup("r.test") == ("u", "p")
+    assert credentials.lookup("r.test") == Credentials("u", "p")
     assert credentials.lookup("other.test") is None
 
 
@@ -50,11 +52,70 @@ def test_missing_file_means_anonymous(tmp_path: Path) -> None:
     assert credentials.lookup("r.test", tmp_path / "absent.json") is None
 
 
-def test_credential_helper_is_named_not_crashed_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = write(tmp_path, {"credHelpers": {"r.test": "ecr-login"}})
-    with caplog.at_level(logging.WARNING):
-        assert credentials.lookup("r.test", path) is None
-    assert "credential helper 'ecr-login'" in caplog.text
+def test_cred_helpers_as_docker_runs_them(docker_config: Any, credential_helper: Any) -> None:
+    """credHelpers[host] wins, then credsStore, then auths; the helper gets `get` and the server URL."""
+    per_host = credential_helper("ecr-login").keeps("AWS", "ecr-secret")
+    store = credential_helper("desktop").keeps("hub-user", "hub-secret")
+    path = docker_config(
+        {
+            "auths": {"r.test": {"auth": b64("inline:ignored")}, "other.test": {}},
+            "credHelpers": {"r.test": "ecr-login"},
+            "credsStore": "desktop",
+        }
+    )
+    assert credentials.lookup("r.test", path) == Credentials("AWS", "ecr-secret")
+    assert per_host.received() == [{"argv": ["get"], "stdin": "r.test"}]
+    # Docker Desktop leaves `auths: {host: {}}` behind and keeps the secret in the store.
+    assert credentials.lookup("other.test", path) == Credentials("hub-user", "hub-secret")
+    assert credentials.lookup("docker.io", path) == Credentials("hub-user", "hub-secret")
+    assert [call["stdin"] for call in store.received()] == ["other.test", "https://index.docker.io/v1/"]
+
+
+def test_helper_without_credentials_falls_back_to_auths(docker_config: Any, credential_helper: Any) -> None:
+    credential_helper("pass").answers("credentials not found in native keychain\n", exit_code=1)
+    path = docker_config({"auths": {"r.test": {"auth": b64("ci:inline")}}, "credsStore": "pass"})
+    assert credentials.lookup("r.test", path) == Credentials("ci", "inline")
+    assert credentials.lookup("other.test", path) is None
+
+
+def test_token_username_is_an_identity_token(docker_config: Any, credential_helper: Any) -> None:
+    credential_helper("acr").keeps("<token>", "refresh-me")
+    path = docker_config({"credHelpers": {"r.test": "acr"}, "auths": {"s.test": {"identitytoken": "tok2"}}})
+    assert credentials.lookup("r.test", path) == Credentials(None, identity_token="refresh-me")
+    assert credentials.lookup("s.test", path) == Credentials(None, identity_token="tok2")
+    assert "refresh-me" not in repr(credentials.lookup("r.test", path))
+
+
+@pytest.mark.parametrize(
+    ("program", "message"),
+    [
+        (None, "credential helper docker-credential-gone not found on PATH"),
+        ("s3cr3t-in-the-error\n", "credential helper docker-credential-gone failed (exit 3) for r.test"),
+        ("not json", "credential helper docker-credential-gone answered no Username/Secret document"),
+        ('{"Username": "u"}', "credential helper docker-credential-gone answered no Username/Secret document"),
+    ],
+)
+def test_helper_trouble_is_a_config_error_naming_it(
+    docker_config: Any, credential_helper: Any, program: str | None, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    if program is not None:
+        credential_helper("gone").answers(program, exit_code=3 if "s3cr3t" in program else 0)
+    path = docker_config({"credHelpers": {"r.test": "gone"}})
+    with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as caught:
+        credentials.lookup("r.test", path)
+    assert str(caught.value) == f"{path}: credHelpers['r.test']: {message}"
+    assert "s3cr3t" not in caplog.text  # a helper's output is never logged
+
+
+def test_a_hanging_helper_is_stopped(
+    docker_config: Any, credential_helper: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credential_helper("slow").answers("{}", sleep=60)
+    monkeypatch.setattr(credhelper, "TIMEOUT", 0.5)
+    with pytest.raises(
+        ConfigError, match=r"credsStore: credential helper docker-credential-slow did not answer within 0\.5s"
+    ):
+        credentials.lookup("r.test", docker_config({"credsStore": "slow"}))
 
 
 @pytest.mark.parametrize(

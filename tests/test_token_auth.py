@@ -118,3 +118,40 @@ def test_docker_config_json_and_access_token_field(
         monkeypatch.undo()
     assert result.code == 0, result.out + result.err
     assert result.report["registries"][0]["images_checked"] == 1
+
+
+def test_identity_token_from_a_credential_helper(
+    token_registry: Registry,
+    tokens: TokenServer,
+    ns: str,
+    regprobe: Any,
+    docker_config: Any,
+    credential_helper: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A helper answering the user `<token>` gives an identity token: it is exchanged at the realm with
+    the OAuth2 refresh-token grant (a POSTed form), never sent as a password."""
+    token_registry.push_image(f"{ns}/app", "v1")
+    monkeypatch.setitem(tokens.refresh_tokens, "refresh-abc-123", "ci")
+    helper = credential_helper("acr").keeps("<token>", "refresh-abc-123")
+    docker_config({"credHelpers": {token_registry.host: "acr"}})
+    monkeypatch.setattr(tokens, "posts", [])
+    monkeypatch.setattr(tokens, "gets_with_credentials", 0)
+
+    result = regprobe("check", "--plain-http", "-vv", f"{token_registry.host}/{ns}/app:v1")
+
+    assert result.code == 0, result.out + result.err
+    assert helper.received() == [{"argv": ["get"], "stdin": token_registry.host}]
+    assert tokens.posts and all(
+        (p["grant_type"], p["refresh_token"], p["client_id"]) == ("refresh_token", "refresh-abc-123", "regprobe")
+        for p in tokens.posts
+    )
+    assert {p.get("scope") for p in tokens.posts} == {None, f"repository:{ns}/app:pull"}  # None: GET /v2/
+    assert tokens.gets_with_credentials == 0
+    assert "refresh-abc-123" not in result.out + result.err
+
+    # A refresh token the service does not know is refused credentials, not a broken image.
+    monkeypatch.delitem(tokens.refresh_tokens, "refresh-abc-123")
+    refused = regprobe("check", "--plain-http", "--format", "json", f"{token_registry.host}/{ns}/app:v1")
+    assert refused.code == 3 and refused.findings() == []
+    assert "refused the credentials" in refused.report["registries"][0]["errors"][0]

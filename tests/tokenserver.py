@@ -34,6 +34,11 @@ class TokenServer:
         self.requests: Counter[str] = Counter()  # scope -> token requests
         self.expires_in = 300
         self.field = "token"  # or "access_token", as some services answer
+        #: OAuth2 refresh tokens (docker's identity tokens) -> the user they stand for.
+        self.refresh_tokens: dict[str, str] = {}
+        #: The forms POSTed to the realm (the OAuth2 flow), in order.
+        self.posts: list[dict[str, str]] = []
+        self.gets_with_credentials = 0
         self._lock = threading.Lock()
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])
@@ -112,10 +117,25 @@ class TokenServer:
                         self._answer(401, {"details": "wrong credentials"})
                         return
                     subject = user
+                    server.gets_with_credentials += 1
                 with server._lock:
                     for scope in scopes or [""]:
                         server.requests[scope] += 1
                 self._answer(200, {server.field: server.issue(subject, scopes), "expires_in": server.expires_in})
+
+            def do_POST(self) -> None:
+                """The OAuth2 refresh-token grant (distribution's spec/auth/oauth.md)."""
+                length = int(self.headers.get("Content-Length", "0"))
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                with server._lock:
+                    server.posts.append(form)
+                    server.requests[form.get("scope", "")] += 1
+                subject = server.refresh_tokens.get(form.get("refresh_token", ""))
+                if form.get("grant_type") != "refresh_token" or subject is None:
+                    self._answer(401, {"error": "invalid_grant"})
+                    return
+                scopes = form.get("scope", "").split()
+                self._answer(200, {"access_token": server.issue(subject, scopes), "expires_in": server.expires_in})
 
             def _answer(self, status: int, doc: dict[str, Any]) -> None:
                 body = json.dumps(doc).encode()

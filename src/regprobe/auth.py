@@ -69,8 +69,13 @@ def scope_for(url: httpx.URL) -> str:
 
 
 class RegistryAuth(httpx.Auth):
-    def __init__(self, username: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self, username: str | None = None, password: str | None = None, *, identity_token: str | None = None
+    ) -> None:
+        """``identity_token``: an OAuth2 refresh token (docker's ``<token>`` user), exchanged at the
+        token realm with ``grant_type=refresh_token`` as docker and go-containerregistry do."""
         self._credentials = (username, password) if username is not None and password is not None else None
+        self._identity_token = identity_token
         self._basic_header = (
             "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode() if self._credentials else None
         )
@@ -83,10 +88,10 @@ class RegistryAuth(httpx.Auth):
 
     @property
     def has_credentials(self) -> bool:
-        return self._credentials is not None
+        return self._credentials is not None or self._identity_token is not None
 
     def __repr__(self) -> str:  # never show secrets, even in a debugger or a traceback
-        return f"RegistryAuth(scheme={self._scheme!r}, credentials={'***' if self._credentials else None})"
+        return f"RegistryAuth(scheme={self._scheme!r}, credentials={'***' if self.has_credentials else None})"
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise NotImplementedError("regprobe talks to registries through httpx.AsyncClient only")
@@ -173,14 +178,18 @@ class RegistryAuth(httpx.Auth):
             params["scope"] = scope
         # The registry request's timeouts apply to the token service too.
         timeout = original.extensions.get("timeout")
+        private = self._realm.scheme == "https" or self._realm.host == self._registry_host
+        if self._identity_token is not None and private:
+            # https://distribution.github.io/distribution/spec/auth/oauth/ - a POSTed form, never a query.
+            form = {**params, "client_id": "regprobe", "grant_type": "refresh_token"}
+            form["refresh_token"] = self._identity_token
+            return httpx.Request("POST", self._realm, data=form, extensions={"timeout": timeout} if timeout else None)
         request = httpx.Request(
             "GET", self._realm.copy_merge_params(params), extensions={"timeout": timeout} if timeout else None
         )
         # Credentials only where they cannot be read off the wire by someone else, or to the registry's
         # own host: a hostile registry must not be able to send them to any realm it likes over http.
-        if self._basic_header is not None and (
-            self._realm.scheme == "https" or self._realm.host == self._registry_host
-        ):
+        if self._basic_header is not None and private:
             request.headers["Authorization"] = self._basic_header
         return request
 
@@ -191,7 +200,7 @@ class RegistryAuth(httpx.Auth):
         response.stream = _Bounded(response.stream, _MAX_TOKEN_BODY, realm)
         body = await response.aread()
         if response.status_code in (401, 403):
-            what = "refused the credentials" if self._credentials else "refused anonymous access"
+            what = "refused the credentials" if self.has_credentials else "refused anonymous access"
             raise AuthError(f"token service {realm} {what} for scope {scope or '(none)'!r}: {response.status_code}")
         if response.status_code != 200:
             raise RegistryError(f"token service {realm} answered {response.status_code}", status=response.status_code)

@@ -222,25 +222,30 @@ async def run_config(
     """Probe every registry of ``cfg`` at once; ``counters`` (one per registry, in order) follow them."""
     deadline = time.monotonic() + cfg.deadline
     counters = counters or [progress.Counters(r.name) for r in cfg.registries]
+    # Before any probe starts: a credential helper that is missing or fails is a configuration error.
+    auths = [_auth_for(r) for r in cfg.registries]
     probes = (
-        _probe_configured(cfg, r, deadline, cache, selected_shard, c)
-        for r, c in zip(cfg.registries, counters, strict=True)
+        _probe_configured(cfg, r, a, deadline, cache, selected_shard, c)
+        for r, a, c in zip(cfg.registries, auths, counters, strict=True)
     )
     return list(await asyncio.gather(*probes))
+
+
+def _auth_for(registry: RegistryConfig) -> RegistryAuth:
+    if registry.auth is not None and registry.auth.password is not None:
+        return RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
+    return _docker_auth(registry.url)
 
 
 async def _probe_configured(
     cfg: Config,
     registry: RegistryConfig,
+    auth: RegistryAuth,
     deadline: float,
     cache: ManifestCache | None,
     selected_shard: shard.Shard | None,
     counters: progress.Counters,
 ) -> RegistryResult:
-    if registry.auth is not None and registry.auth.password is not None:
-        auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
-    else:
-        auth = _docker_auth(registry.url)
     settings = ClientSettings(
         url=registry.url,
         concurrency=cfg.concurrency_for(registry),
@@ -263,7 +268,9 @@ def _docker_auth(host_or_url: str) -> RegistryAuth:
     """Credentials for a host from docker's config.json, the fallback when the config gives none;
     anonymous (which still fetches anonymous pull tokens) when it has none."""
     found = credentials.lookup(host_or_url.split("://", 1)[-1])
-    return RegistryAuth(*found) if found else RegistryAuth()
+    if found is None:
+        return RegistryAuth()
+    return RegistryAuth(found.username, found.password, identity_token=found.identity_token)
 
 
 async def _guarded(
@@ -349,15 +356,17 @@ async def _check_refs(
     by_host: dict[str, list[Reference]] = {}
     for ref in refs:
         by_host.setdefault(ref.host, []).append(ref)
+    explicit = args.username and password is not None
+    # Before any probe starts: a credential helper that is missing or fails is a configuration error.
+    auths = {host: RegistryAuth(args.username, password) if explicit else _docker_auth(host) for host in by_host}
     probes = []
     for host, group in by_host.items():
         scheme = "http" if args.plain_http else "https"
-        explicit = args.username and password is not None
         settings = ClientSettings(
             url=f"{scheme}://{group[0].api_host}",
             concurrency=args.concurrency,
             timeout=args.timeout,
-            auth=RegistryAuth(args.username, password) if explicit else _docker_auth(host),
+            auth=auths[host],
             verify=verify,
             user_agent=f"regprobe/{_version()}",
         )
