@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"regprobe {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    def common(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json")) -> None:
+        p.add_argument("--format", choices=formats, default="text", help="output format (default text)")
         p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
 
     run = sub.add_parser("run", help="probe every registry in the config and push metrics")
@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe only shard I of N of each registry's repositories "
         "(default: $JOB_COMPLETION_INDEX of $REGPROBE_SHARDS, for an Indexed Job)",
     )
-    common(run)
+    # metrics: exactly what would be pushed, group by group (with --no-push, nothing is sent)
+    common(run, ("text", "json", "metrics"))
 
     check = sub.add_parser("check", help="walk the named images (CI, right after a push)")
     check.add_argument("refs", nargs="+", metavar="REF", help="host[:port]/repo[:tag][@digest]")
@@ -154,11 +155,15 @@ def _run(args: argparse.Namespace) -> int:
     results = _run_async(run_config(cfg, cache, selected_shard))
     if cache is not None:
         cache.prune()
-    _emit(results, args.format)
+    from . import metrics
+
+    if args.format == "metrics":
+        job = cfg.pushgateway.job if cfg.pushgateway else config_mod.DEFAULT_JOB
+        print(metrics.exposition(cfg, results, job), end="")
+    else:
+        _emit(results, args.format)
     pushed = True
     if cfg.pushgateway is not None and not args.no_push:
-        from . import metrics
-
         pushed = metrics.push_all(cfg, results)
     return exit_code(results, pushed)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from .errors import ConfigError
 
 DEFAULT_PATH = "/etc/regprobe/config.yaml"
+DEFAULT_JOB = "registry-integrity-probe"
 
 BlobCheck = Literal["head", "range", "digest"]
 PositiveInt = Annotated[int, Field(ge=1, le=1024)]
@@ -92,7 +93,10 @@ class RegistryConfig(_Strict):
 
 class Pushgateway(_Strict):
     url: str
-    job: Annotated[str, Field(min_length=1)] = "registry-integrity-probe"
+    job: Annotated[str, Field(min_length=1)] = DEFAULT_JOB
+    #: Many pushgateways sit behind an authenticating proxy: Basic credentials, as for a registry.
+    auth: Auth | None = None
+    tls: TLS = TLS()
 
     @field_validator("url")
     @classmethod
@@ -214,7 +218,41 @@ def parse(data: object, source: str) -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format(source, exc)) from None
-    return _resolve_secrets(config, source)
+    config = _resolve_secrets(config, source)
+    if config.pushgateway is not None:
+        config = config.model_copy(update={"pushgateway": _resolve_pushgateway(config.pushgateway, source)})
+    return config
+
+
+def _resolve_pushgateway(gateway: Pushgateway, source: str) -> Pushgateway:
+    """The pushgateway's secret and TLS files, read at load: without them no run could report."""
+    if gateway.auth is not None and gateway.auth.password is None:
+        secret = _read_secret(gateway.auth, source, "pushgateway.auth")
+        gateway = gateway.model_copy(update={"auth": gateway.auth.model_copy(update={"password": SecretStr(secret)})})
+    _check_tls_files(gateway.tls, source, "pushgateway.tls")
+    return gateway
+
+
+def _read_secret(auth: Auth, source: str, where: str) -> str:
+    if auth.password_file is not None:
+        try:
+            return Path(auth.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"{source}: {where}.password_file: cannot read {auth.password_file}: {exc.strerror}"
+            ) from None
+    assert auth.password_env is not None
+    value = os.environ.get(auth.password_env)
+    if value is None:
+        raise ConfigError(f"{source}: {where}.password_env: environment variable {auth.password_env} is not set")
+    return value
+
+
+def _check_tls_files(tls: TLS, source: str, where: str) -> None:
+    for field in ("ca_file", "cert_file", "key_file"):
+        path = getattr(tls, field)
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(f"{source}: {where}.{field}: cannot read {path}")
 
 
 def _resolve_secrets(config: Config, source: str) -> Config:
@@ -222,24 +260,9 @@ def _resolve_secrets(config: Config, source: str) -> Config:
     for i, registry in enumerate(config.registries):
         auth = registry.auth
         if auth is not None and auth.password is None:
-            if auth.password_file is not None:
-                key = f"registries[{i}].auth.password_file"
-                try:
-                    secret = Path(auth.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-                except OSError as exc:
-                    raise ConfigError(f"{source}: {key}: cannot read {auth.password_file}: {exc.strerror}") from None
-            else:
-                key = f"registries[{i}].auth.password_env"
-                assert auth.password_env is not None
-                env = os.environ.get(auth.password_env)
-                if env is None:
-                    raise ConfigError(f"{source}: {key}: environment variable {auth.password_env} is not set")
-                secret = env
+            secret = _read_secret(auth, source, f"registries[{i}].auth")
             registry = registry.model_copy(update={"auth": auth.model_copy(update={"password": SecretStr(secret)})})
-        for field in ("ca_file", "cert_file", "key_file"):
-            path = getattr(registry.tls, field)
-            if path is not None and not os.access(path, os.R_OK):
-                raise ConfigError(f"{source}: registries[{i}].tls.{field}: cannot read {path}")
+        _check_tls_files(registry.tls, source, f"registries[{i}].tls")
         registries.append(registry)
     return config.model_copy(update={"registries": registries})
 
