@@ -177,7 +177,8 @@ def test_loop_guard_even_if_hashes_collided() -> None:
     walk = RepositoryWalk(Colliding(), "loop", WalkPolicy())  # type: ignore[arg-type]
     asyncio.run(asyncio.wait_for(walk.walk_tag("v1"), 5))
     (finding,) = walk.findings()
-    assert finding.problem.value == "invalid" and "loop" in finding.detail
+    assert finding.problem.value == "invalid" and finding.digest == me
+    assert walk.nodes[("manifest", me)].bound == "loop"
 
 
 def test_a_refused_sibling_loses_no_finding_and_is_reported_once(
