@@ -82,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=float, default=30.0)
     common(check)
 
+    serve = sub.add_parser("serve", help="probe on a schedule and serve /metrics, /probe and a status page")
+    serve.add_argument("-c", "--config", help="config file (default $REGPROBE_CONFIG, then /etc/regprobe/config.yaml)")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default: serve.listen, :9839)")
+    serve.add_argument("--interval", metavar="DURATION", help="time between runs, e.g. 15m (default: serve.interval)")
+    serve.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+
     fsck = sub.add_parser("fsck", help="scan registry:2 filesystem storage offline (read-only unless --repair)")
     fsck.add_argument("root", metavar="ROOT", help="the storage rootdirectory (it holds docker/registry/v2)")
     fsck.add_argument(
@@ -102,6 +108,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "serve":
+            from .serve import serve_command
+
+            path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
+            return serve_command(path, args.listen, args.interval)
         if args.command == "fsck":
             from .fsck import run_fsck
 
@@ -165,11 +176,20 @@ async def _probe_configured(
     cache: ManifestCache | None,
     selected_shard: shard.Shard | None,
 ) -> RegistryResult:
+    settings = configured_settings(cfg, registry)
+    policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
+    repos = registry.repositories
+    selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_), selected_shard)
+    return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache)
+
+
+def configured_settings(cfg: Config, registry: RegistryConfig) -> ClientSettings:
+    """How to talk to a configured registry: its URL, limits, TLS and credentials."""
     if registry.auth is not None and registry.auth.password is not None:
         auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
     else:
         auth = _docker_auth(registry.url)
-    settings = ClientSettings(
+    return ClientSettings(
         url=registry.url,
         concurrency=cfg.concurrency_for(registry),
         timeout=cfg.timeout_for(registry),
@@ -179,10 +199,6 @@ async def _probe_configured(
         ),
         user_agent=f"regprobe/{_version()}",
     )
-    policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
-    repos = registry.repositories
-    selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_), selected_shard)
-    return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache)
 
 
 def _docker_auth(host_or_url: str) -> RegistryAuth:
