@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway
+from prometheus_client.registry import Collector
 
 from .config import Config
 from .model import OUTCOMES, Kind, RegistryResult

@@ -1,0 +1,44 @@
+"""``regprobe serve``: for monitoring stacks without a pushgateway. Probes on a schedule and serves the
+contract's metrics for Prometheus to scrape, on-demand probes of single images, and a status page."""
+
+from __future__ import annotations
+
+import logging
+
+from .. import config as config_mod
+from ..cache import ManifestCache
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def serve_command(path: str, listen: str | None, interval: str | None) -> int:
+    """Exit 0 after SIGTERM/SIGINT; configuration errors raise ConfigError (exit 2), before anything is
+    probed or served."""
+    cfg = config_mod.load(path)
+    address = listen or cfg.serve.listen
+    try:
+        host, port = config_mod.parse_listen(address)
+    except ValueError as exc:
+        raise ConfigError(f"--listen: {exc}") from None
+    try:
+        seconds = config_mod.parse_duration(interval) if interval else cfg.serve.interval_seconds
+    except ValueError as exc:
+        raise ConfigError(f"--interval: {exc}") from None
+    cache = None
+    if cfg.cache_dir is not None:
+        try:
+            cache = ManifestCache(cfg.cache_dir)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
+    if cfg.pushgateway is not None:
+        log.info("serve pushes nothing: the pushgateway in %s is left to `regprobe run`", path)
+
+    from ..cli import _run_async
+    from .app import Server
+
+    _run_async(Server(cfg, seconds, cache).run(host, port, address))
+    return 0
+
+
+__all__ = ["serve_command"]
