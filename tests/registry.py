@@ -101,6 +101,18 @@ class Registry:
         # The harness pushes and breaks; trust is what the tests of regprobe check, not this client.
         self.http = httpx.Client(base_url=self.url, timeout=30, verify=False)
 
+    @classmethod
+    def with_basic_auth(cls, workdir: Path, username: str, password: str) -> Registry:
+        """Started behind htpasswd basic auth; the harness's own client carries the credentials."""
+        import bcrypt
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        htpasswd = workdir / "htpasswd"
+        htpasswd.write_text(f"{username}:" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode() + "\n")
+        reg = cls(workdir, extra={"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}}).start()
+        reg.http.auth = (username, password)
+        return reg
+
     @property
     def v2(self) -> Path:
         return self.root / "docker" / "registry" / "v2"
