@@ -119,7 +119,7 @@ def test_broken_image_pages_and_outage_is_seen(
 # --- the whole paging chain -----------------------------------------------------------------------------
 
 
-def pages_then_resolves(receiver: WebhookReceiver, registry: str, broken_tag: str, fix: Callable[[], None]) -> None:
+def pages_then_resolves(receiver: WebhookReceiver, registry: str, broken_tag: str, fix: Callable[[], object]) -> None:
     """The webhook gets the page, rendered as a person reads it; after ``fix``, the resolved notice."""
     firing = wait_for(lambda: receiver.alerts("firing", ALERT, registry), f"{ALERT} for {registry} at the webhook")
     alert = firing[0]

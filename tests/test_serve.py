@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from regprobe.digest import Digest
 from regprobe.model import Finding, Kind, Problem, RegistryResult
+from regprobe.serve.ondemand import budget
 from regprobe.serve.state import HeldMetrics
 
 from .hostile import port_that_accepts_and_never_answers
@@ -40,8 +41,9 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     started: list[RegprobeServe] = []
 
     def start(config: str, interval: str = "1h") -> RegprobeServe:
-        server = RegprobeServe(tmp_path / f"serve{len(started)}", config, interval).start()
+        server = RegprobeServe(tmp_path / f"serve{len(started)}", config, interval)
         started.append(server)
+        server.start()
         return server
 
     yield start
@@ -230,6 +232,23 @@ def test_probe_answers_within_the_scrape_timeout(probe_config: Any, serve: Any) 
         assert values[("regprobe_probe_complete", frozenset())] == 0
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("2", 1.5), ("30.5", 30.0), (None, 9.5), ("", 9.5), ("soon", 9.5), ("-1", 9.5), ("nan", 9.5), ("1e9", 299.5)],
+)
+def test_probe_budget_follows_the_scrape_timeout_header(header: str | None, seconds: float) -> None:
+    assert budget(header) == seconds
+
+
+def test_probe_debug_shows_the_report(registry: Registry, ns: str, probe_config: Any, serve: Any) -> None:
+    index = registry.push_index(f"{ns}/app", "v1")
+    registry.remove_revision_link(f"{ns}/app", index.children[0].digest)
+    server = serve(probe_config({"name": "dbg", "url": registry.url}))
+    response = probe(server, f"{registry.host}/{ns}/app:v1", debug="true")
+    assert response.status_code == 200
+    assert f"{ns}/app  tags: v1" in response.text and "missing" in response.text
 
 
 # --- the process ---------------------------------------------------------------------------------------------
