@@ -304,8 +304,8 @@ def test_status_page_in_headless_chromium(
         pytest.skip("chromium is not installed (scripts/install-system-deps.sh installs it)")
     index = registry.push_index(f"{ns}/web", "2026.1")
     registry.remove_revision_link(f"{ns}/web", index.children[0].digest)
-    server = serve(probe_config({"name": "page<&>", "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}))
-    finished_run(server, "page<&>")
+    server = serve(probe_config({"name": "<i>page</i>", "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}))
+    finished_run(server, "<i>page</i>")
     # --no-sandbox: Chromium's sandbox refuses to run as root, which is how CI containers run it.
     proc = subprocess.run(
         [
@@ -326,7 +326,7 @@ def test_status_page_in_headless_chromium(
         pytest.skip(f"chromium could not start here: {proc.stderr.strip()[-300:]}")
     dom = proc.stdout
     assert "<h1>regprobe</h1>" in dom
-    assert "page&lt;&amp;&gt;" in dom, "the registry name is escaped, not markup"
+    assert "&lt;i&gt;page&lt;/i&gt;" in dom, "the registry name is escaped, not markup"
     assert "BROKEN" in dom
     assert f"<td>{ns}/web</td><td>2026.1</td>" in dom
     assert str(index.children[0].digest) in dom
