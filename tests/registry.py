@@ -30,6 +30,10 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 
+#: Credentials of the basic-auth registry the tests share (conftest.py, ``basic_registry``).
+BASIC_USER, BASIC_PASSWORD = "ci", "correct-horse-battery-staple"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,16 +14,9 @@ import httpx
 import pytest
 import trustme
 
-from .registry import Registry
+from .registry import BASIC_PASSWORD, Registry
 
-PASSWORD = "correct-horse-battery-staple"
-
-
-@pytest.fixture(scope="module")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    reg = Registry.with_basic_auth(tmp_path_factory.mktemp("basic"), "ci", PASSWORD)
-    yield reg
-    reg.stop()
+PASSWORD = BASIC_PASSWORD
 
 
 @pytest.fixture(scope="module")

@@ -358,35 +358,38 @@ def test_networkpolicy_example() -> None:
     assert cidrs == ["192.0.2.0/24"], "a documentation range: the example must not open a real network"
 
 
-def test_sharded_overlay(tmp_path: Path) -> None:
-    """The Indexed-Job overlay renders, validates, and tells regprobe the same shard count it runs."""
+def _build_overlay(name: str) -> list[dict[str, Any]]:
+    """deploy/overlays/NAME rendered by kubectl's built-in kustomize."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl (for its built-in kustomize) is not on PATH")
-    overlay = K8S.parent / "overlays" / "sharded"
+    overlay = K8S.parent / "overlays" / name
     proc = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, _show(proc)
-    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
-    job = next(o for o in objects if o["kind"] == "CronJob")["spec"]["jobTemplate"]["spec"]
-    env = {e["name"]: e.get("value") for e in job["template"]["spec"]["containers"][0]["env"]}
-    assert job["completionMode"] == "Indexed"
-    assert job["completions"] == job["parallelism"] == int(env["REGPROBE_SHARDS"])
-    built = tmp_path / "sharded.yaml"
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def _assert_schema_valid(objects: list[dict[str, Any]], tmp_path: Path) -> None:
+    built = tmp_path / "built.yaml"
     built.write_text(yaml.safe_dump_all([o for o in objects if o["kind"] not in CRD_KINDS]), encoding="utf-8")
     proc = _kubernetes_validate(str(built))
     assert proc.returncode == 0 and "WARN" not in proc.stdout, _show(proc)
 
 
+def test_sharded_overlay(tmp_path: Path) -> None:
+    """The Indexed-Job overlay renders, validates, and tells regprobe the same shard count it runs."""
+    objects = _build_overlay("sharded")
+    job = next(o for o in objects if o["kind"] == "CronJob")["spec"]["jobTemplate"]["spec"]
+    env = {e["name"]: e.get("value") for e in job["template"]["spec"]["containers"][0]["env"]}
+    assert job["completionMode"] == "Indexed"
+    assert job["completions"] == job["parallelism"] == int(env["REGPROBE_SHARDS"])
+    _assert_schema_valid(objects, tmp_path)
+
+
 def test_serve_overlay(tmp_path: Path) -> None:
     """`regprobe serve` instead of the CronJob: one hardened pod, scraped under the job name the alerts'
     absent branch matches, on the port and path regprobe serves."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl (for its built-in kustomize) is not on PATH")
-    overlay = K8S.parent / "overlays" / "serve"
-    proc = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, _show(proc)
-    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    objects = _build_overlay("serve")
     by_kind = {o["kind"]: o for o in objects}
     assert len(by_kind) == len(objects)
     assert set(by_kind) == {"ServiceAccount", "ConfigMap", "Deployment", "Service", "ServiceMonitor", "PrometheusRule"}
@@ -423,7 +426,4 @@ def test_serve_overlay(tmp_path: Path) -> None:
     job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
     assert job == "registry-integrity-probe", "the stale alert's absent branch matches this job"
 
-    built = tmp_path / "serve.yaml"
-    built.write_text(yaml.safe_dump_all([o for o in objects if o["kind"] not in CRD_KINDS]), encoding="utf-8")
-    proc = _kubernetes_validate(str(built))
-    assert proc.returncode == 0 and "WARN" not in proc.stdout, _show(proc)
+    _assert_schema_valid(objects, tmp_path)

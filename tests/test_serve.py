@@ -22,18 +22,9 @@ from regprobe.serve.ondemand import budget
 from regprobe.serve.state import HeldMetrics
 
 from .hostile import port_that_accepts_and_never_answers
-from .registry import Registry
+from .registry import BASIC_PASSWORD, BASIC_USER, Registry
 from .servers import Pushgateway, RegprobeServe
 from .util import wait_for
-
-PASSWORD = "serve-probe-secret"
-
-
-@pytest.fixture(scope="module")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    reg = Registry.with_basic_auth(tmp_path_factory.mktemp("serve-basic"), "ci", PASSWORD)
-    yield reg
-    reg.stop()
 
 
 @pytest.fixture
@@ -167,12 +158,12 @@ def test_probe_walks_one_image_with_the_registry_credentials(
     basic_registry: Registry, ns: str, probe_config: Any, serve: Any, tmp_path: Path
 ) -> None:
     secret = tmp_path / "password"
-    secret.write_text(PASSWORD + "\n")
+    secret.write_text(BASIC_PASSWORD + "\n")
     healthy = basic_registry.push_image(f"{ns}/app", "v1")
     broken = basic_registry.push_image(f"{ns}/app", "v2")
     basic_registry.warm(f"{ns}/app", broken.layers[0])
     basic_registry.remove_blob_data(broken.layers[0])
-    cfg = {"name": "basic", "url": basic_registry.url, "auth": {"username": "ci", "password_file": str(secret)}}
+    cfg = {"name": "basic", "url": basic_registry.url, "auth": {"username": BASIC_USER, "password_file": str(secret)}}
     server = serve(probe_config(cfg))
 
     good = probe_values(probe(server, f"{basic_registry.host}/{ns}/app:v1"))
@@ -186,7 +177,7 @@ def test_probe_walks_one_image_with_the_registry_credentials(
     blind = probe_values(probe(server, f"{basic_registry.host}/{ns}/app:v2", blob_check="head"))
     assert blind[("regprobe_probe_success", frozenset())] == 1
     assert healthy.digest != broken.digest
-    assert PASSWORD not in server.log()
+    assert BASIC_PASSWORD not in server.log()
 
 
 def test_probe_refuses_what_is_not_configured(registry: Registry, probe_config: Any, serve: Any) -> None:

@@ -143,12 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
     cfg = config_mod.load(path)
     selected_shard = shard.parse(args.shard) if args.shard else shard.from_environment()
-    cache = None
-    if cfg.cache_dir is not None:
-        try:
-            cache = ManifestCache(cfg.cache_dir)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
+    cache = open_cache(cfg, path)
     results = _run_async(run_config(cfg, cache, selected_shard))
     if cache is not None:
         cache.prune()
@@ -159,6 +154,15 @@ def _run(args: argparse.Namespace) -> int:
 
         pushed = metrics.push_all(cfg, results)
     return exit_code(results, pushed)
+
+
+def open_cache(cfg: Config, path: str) -> ManifestCache | None:
+    if cfg.cache_dir is None:
+        return None
+    try:
+        return ManifestCache(cfg.cache_dir)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
 
 
 async def run_config(

@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 
 from .. import config as config_mod
-from ..cache import ManifestCache
+from ..cli import _run_async, open_cache
 from ..errors import ConfigError
+from .app import Server
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +26,12 @@ def serve_command(path: str, listen: str | None, interval: str | None) -> int:
         seconds = config_mod.parse_duration(interval) if interval else cfg.serve.interval_seconds
     except ValueError as exc:
         raise ConfigError(f"--interval: {exc}") from None
-    cache = None
-    if cfg.cache_dir is not None:
-        try:
-            cache = ManifestCache(cfg.cache_dir)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
+    cache = open_cache(cfg, path)
     if cfg.pushgateway is not None:
         log.info("serve pushes nothing: the pushgateway in %s is left to `regprobe run`", path)
 
-    from ..cli import _run_async
-    from .app import Server
-
-    _run_async(Server(cfg, seconds, cache).run(host, port, address))
+    source = f"--listen {address}" if listen else f"{path}: serve.listen {address}"
+    _run_async(Server(cfg, seconds, cache).run(host, port, source))
     return 0
 
 

@@ -129,7 +129,7 @@ class Server:
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
-    async def run(self, host: str, port: int, listen: str) -> None:
+    async def run(self, host: str, port: int, source: str) -> None:
         """Serve until SIGTERM or SIGINT, then stop the schedule (a run in flight is abandoned: nothing is
         pushed, so nothing half-done can be reported) and close the listener within SHUTDOWN_GRACE."""
         stop = asyncio.Event()
@@ -143,8 +143,9 @@ class Server:
             try:
                 await site.start()
             except OSError as exc:
-                raise ConfigError(f"--listen {listen}: cannot listen: {exc.strerror or exc}") from None
-            print(f"regprobe: serving on {listen}, a run every {self.interval:g}s", file=sys.stderr, flush=True)
+                raise ConfigError(f"{source}: cannot listen: {exc.strerror or exc}") from None
+            where = f"http://{host or '0.0.0.0'}:{port}"
+            print(f"regprobe: serving on {where}, a run every {self.interval:g}s", file=sys.stderr, flush=True)
             self._scheduler = asyncio.create_task(self.schedule())
             await stop.wait()
         finally:
