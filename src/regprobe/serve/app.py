@@ -144,7 +144,7 @@ class Server:
                 await site.start()
             except OSError as exc:
                 raise ConfigError(f"{source}: cannot listen: {exc.strerror or exc}") from None
-            where = f"http://{host or '0.0.0.0'}:{port}"
+            where = f"{host or 'every interface'}, port {port}"
             print(f"regprobe: serving on {where}, a run every {self.interval:g}s", file=sys.stderr, flush=True)
             self._scheduler = asyncio.create_task(self.schedule())
             await stop.wait()
