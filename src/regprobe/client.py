@@ -26,6 +26,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from . import mediatypes as mt
+from .auth import parse_challenge
 from .digest import Digest
 from .errors import AuthError, PaginationError, RegistryError
 from .facts import BlobMode, Reply
@@ -323,7 +324,13 @@ class RegistryClient:
             self.requests["client_error"] += 1
             await _read_error(response, reply)
             has_credentials = getattr(self.settings.auth, "has_credentials", self.settings.auth is not None)
-            raise _auth_error(reply.method, reply.url, reply, bool(has_credentials))
+            challenge = parse_challenge(response.headers.get("www-authenticate"))
+            # A token accepted by the token service and still refused: the registry hides whether the
+            # repository exists (Quay: 401; Docker Hub: insufficient_scope).
+            hidden = response.request.headers.get("authorization", "").startswith("Bearer ") or (
+                challenge is not None and challenge.params.get("error") == "insufficient_scope"
+            )
+            raise _auth_error(reply.method, reply.url, reply, bool(has_credentials), hidden)
         if status >= 400:
             await _read_error(response, reply)
         elif reader is not None and reply.method != "HEAD":
@@ -478,10 +485,13 @@ def _outcome(reply: Reply) -> str:
     return "ok"
 
 
-def _auth_error(method: str, url: str, reply: Reply, had_credentials: bool) -> AuthError:
+def _auth_error(method: str, url: str, reply: Reply, had_credentials: bool, hidden: bool) -> AuthError:
     what = "refused the credentials" if had_credentials else "requires credentials (none configured)"
     if reply.status == 403:
         what = "denied access"
+    elif hidden:
+        who = "with these credentials" if had_credentials else "anonymously"
+        what = f"grants no access: not accessible {who}, or unknown to the registry (it does not say which)"
     detail = f" ({reply.code})" if reply.code else ""
     return AuthError(
         f"{method} {url}: registry {what}: {reply.status}{detail}",
