@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway
 
 from .config import Config
-from .model import OUTCOMES, Kind, RegistryResult
+from .model import OUTCOMES, SKIP_REASONS, Kind, RegistryResult
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ def build(result: RegistryResult, max_broken_series: int) -> CollectorRegistry:
     gauge("regprobe_duration_seconds", "Wall time of this registry's run").labels(result.name).set(
         result.duration_seconds
     )
+    skipped = gauge("regprobe_images_skipped", "Tags not judged on purpose, by reason", ["reason"])
+    for reason in SKIP_REASONS:
+        skipped.labels(result.name, reason).set(sum(s.reason == reason for s in result.skipped))
     requests = gauge("regprobe_requests", "Requests this run by outcome", ["outcome"])
     for outcome in OUTCOMES:
         requests.labels(result.name, outcome).set(result.requests.get(outcome, 0))
