@@ -117,6 +117,11 @@ class RegistryAuth(httpx.Auth):
     def has_credentials(self) -> bool:
         return self._credentials is not None
 
+    @property
+    def silent(self) -> bool:
+        """Credentials configured, and not one request has carried anything yet (no challenge seen)."""
+        return self._credentials is not None and self._scheme is None
+
     def __repr__(self) -> str:  # never show secrets, even in a debugger or a traceback
         return f"RegistryAuth(scheme={self._scheme!r}, credentials={'***' if self._credentials else None})"
 

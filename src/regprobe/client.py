@@ -155,6 +155,17 @@ class RegistryClient:
                     f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code
                 )
             names = _names(reply, key, url)
+            if number == 0 and not names and getattr(self.settings.auth, "silent", False):
+                # Quay answers an anonymous catalog with an empty page, no challenge: with credentials
+                # configured, learn the scheme from /v2/ and ask again with them.
+                await self.ping()
+                if not getattr(self.settings.auth, "silent", False):
+                    reply = await self._exchange("GET", url, {"Accept": "application/json"}, _read_json_body)
+                    if not reply.ok:
+                        raise RegistryError(
+                            f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code
+                        )
+                    names = _names(reply, key, url)
             page = hashlib.sha256("\0".join(names).encode()).digest() if names else b""
             if page and page in seen_pages:
                 # Quay answers a cursor it cannot decrypt with page 1 again: following on never ends.
