@@ -140,6 +140,7 @@ class RegistryAuth(httpx.Auth):
                 async with self._lock(scope):  # concurrent walks of one repository share one fetch
                     sent = self._cached(scope)
                     if sent is None:
+                        # Driven inline (as below): a flow cannot delegate its yields to a helper.
                         fetch = self._fetch(scope, request)
                         try:  # closed here, not by the garbage collector: it may hold the credential gate
                             step = await anext(fetch)

@@ -151,9 +151,7 @@ class RegistryClient:
                         url=str(url),
                         code=reply.code,
                     )
-                raise RegistryError(
-                    f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code
-                )
+                raise _listing_error(url, reply)
             names = _names(reply, key, url)
             if number == 0 and not names and getattr(self.settings.auth, "silent", False):
                 # Quay answers an anonymous catalog with an empty page, no challenge: with credentials
@@ -162,9 +160,7 @@ class RegistryClient:
                 if not getattr(self.settings.auth, "silent", False):
                     reply = await self._exchange("GET", url, {"Accept": "application/json"}, _read_json_body)
                     if not reply.ok:
-                        raise RegistryError(
-                            f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code
-                        )
+                        raise _listing_error(url, reply)
                     names = _names(reply, key, url)
             page = hashlib.sha256("\0".join(names).encode()).digest() if names else b""
             if page and page in seen_pages:
@@ -351,6 +347,10 @@ class RegistryClient:
 async def _read_json_body(response: httpx.Response, reply: Reply) -> None:
     await _read_into(response, reply, limit=16 << 20, keep=True, hash_=False)
     reply.next_link = response.links.get("next", {}).get("url")
+
+
+def _listing_error(url: httpx.URL, reply: Reply) -> RegistryError:
+    return RegistryError(f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code)
 
 
 def _names(reply: Reply, key: str, url: httpx.URL) -> list[str]:
