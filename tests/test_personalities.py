@@ -2,7 +2,7 @@
 healthy registry gives no finding and a complete run; a broken one gives each broken object with the
 right kind and problem - whatever the registry's challenges, pagination and error bodies look like.
 
-Each personality's docstring in personalities.py says which facts are VERIFIED in the server's source
+The comment above each personality in personalities.py says which facts are VERIFIED in the server's source
 and which are only REPORTED (issue threads, client comments): a REPORTED fact may be wrong about the
 real service, and these tests then prove only that regprobe copes with what was reported."""
 
