@@ -15,6 +15,7 @@ import time
 from collections.abc import Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from . import config as config_mod
 from . import credentials, report, shard
@@ -25,7 +26,7 @@ from .config import Config, RegistryConfig
 from .errors import ConfigError, ParseError
 from .model import RegistryResult
 from .probe import Pinned, Selection, probe_registry
-from .reference import Reference
+from .reference import Reference, hub_repository
 from .walk import WalkPolicy
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
@@ -201,7 +202,9 @@ async def _probe_configured(
     settings = configured_settings(cfg, registry)
     policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
     repos = registry.repositories
-    selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_), selected_shard)
+    host = urlsplit(registry.url).hostname or ""
+    names = tuple(hub_repository(host, name) for name in repos.list_)
+    selection = Selection(tuple(repos.include), tuple(repos.exclude), names, selected_shard)
     return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache)
 
 

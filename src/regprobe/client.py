@@ -26,8 +26,9 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from . import mediatypes as mt
+from .auth import parse_challenge
 from .digest import Digest
-from .errors import AuthError, RegistryError
+from .errors import AuthError, PaginationError, RegistryError
 from .facts import BlobMode, Reply
 from .transport import StatelessClient
 from .transport import transport as _transport
@@ -118,33 +119,79 @@ class RegistryClient:
 
     # -- listing ----------------------------------------------------------------------------------
 
-    async def pages(self, path: str, key: str, page_size: int | None = 1000) -> AsyncIterator[list[str]]:
-        """Yield the lists under ``key`` across ``Link: <...>; rel="next"`` pages (same host only)."""
+    async def pages(
+        self, path: str, key: str, page_size: int | None = 1000, max_pages: int = _MAX_PAGES
+    ) -> AsyncIterator[list[str]]:
+        """Yield the lists under ``key`` across ``Link: <...>; rel="next"`` pages (same host only).
+
+        The Link is followed as sent, resolved against the request URL: ECR, ECR Public and Quay page
+        with opaque cursors, and a ``last=`` made up here would be refused (ECR Public: 405) or, on
+        Quay, answered with page 1 again. A listing that cannot be read to its end raises
+        :class:`PaginationError`: the registry is incomplete, nothing is judged from half a list.
+        """
         url = self.base.join(path)
         if page_size:
             url = url.copy_merge_params({"n": page_size})
-        for _ in range(_MAX_PAGES):
+        seen_urls: set[str] = set()
+        seen_pages: set[bytes] = set()
+        for number in range(max_pages):
             reply = await self._exchange("GET", url, {"Accept": "application/json"}, _read_json_body)
             if reply.status == 400 and reply.code == "PAGINATION_NUMBER_INVALID" and "n" in url.params:
                 # The server's page limit (catalog.maxentries) is below what we asked: let it choose.
                 url = url.copy_remove_param("n")
                 continue
             if not reply.ok:
-                raise RegistryError(
-                    f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code
+                if number > 0:
+                    # The first page of a Link answers an error: the Link is wrong (Artifactory drops its
+                    # repository-key prefix and answers 404), and what follows is unknown. Not a 404 of
+                    # the repository: raised without the status so no caller reads it as "no tags".
+                    raise PaginationError(
+                        f"{_path(url)}: page {number + 1}, from the previous page's Link: {reply.describe('GET')}; "
+                        "the listing is incomplete",
+                        url=str(url),
+                        code=reply.code,
+                    )
+                raise _listing_error(url, reply)
+            names = _names(reply, key, url)
+            if number == 0 and not names and getattr(self.settings.auth, "silent", False):
+                # Quay answers an anonymous catalog with an empty page, no challenge: with credentials
+                # configured, learn the scheme from /v2/ and ask again with them.
+                await self.ping()
+                if not getattr(self.settings.auth, "silent", False):
+                    reply = await self._exchange("GET", url, {"Accept": "application/json"}, _read_json_body)
+                    if not reply.ok:
+                        raise _listing_error(url, reply)
+                    names = _names(reply, key, url)
+            page = hashlib.sha256("\0".join(names).encode()).digest() if names else b""
+            if page and page in seen_pages:
+                # Quay answers a cursor it cannot decrypt with page 1 again: following on never ends.
+                raise PaginationError(
+                    f"GET {_path(url)}: page {number + 1} repeats an earlier page; the listing is incomplete",
+                    url=str(url),
                 )
-            yield _names(reply, key, url)
+            seen_pages.add(page)
+            seen_urls.add(str(url))
+            yield names
             next_url = reply.next_link
-            if not next_url:
+            if not next_url or not names:
+                # An empty page ends the listing: distribution sends a Link after a page of exactly n
+                # entries, and the page it leads to is empty.
                 return
             target = url.join(next_url)
             if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
-                raise RegistryError(
+                raise PaginationError(
                     f"GET {_path(url)}: pagination Link points to another host ({target.host}); not followed",
                     url=str(url),
                 )
+            if str(target) in seen_urls:
+                raise PaginationError(
+                    f"GET {_path(url)}: pagination Link leads back to a page already read; the listing is incomplete",
+                    url=str(url),
+                )
             url = target
-        raise RegistryError(f"GET {path}: more than {_MAX_PAGES} pages; stopped", url=str(url))
+        raise PaginationError(
+            f"GET {path}: more than {max_pages} pages; stopped, the listing is incomplete", url=str(url)
+        )
 
     async def ping(self) -> None:
         """``GET /v2/``: raise unless the registry answers (authenticating if it asks)."""
@@ -284,7 +331,13 @@ class RegistryClient:
             self.requests["client_error"] += 1
             await _read_error(response, reply)
             has_credentials = getattr(self.settings.auth, "has_credentials", self.settings.auth is not None)
-            raise _auth_error(reply.method, reply.url, reply, bool(has_credentials))
+            challenge = parse_challenge(response.headers.get("www-authenticate"))
+            # A token accepted by the token service and still refused: the registry hides whether the
+            # repository exists (Quay: 401; Docker Hub: insufficient_scope).
+            hidden = response.request.headers.get("authorization", "").startswith("Bearer ") or (
+                challenge is not None and challenge.params.get("error") == "insufficient_scope"
+            )
+            raise _auth_error(reply.method, reply.url, reply, bool(has_credentials), hidden)
         if status >= 400:
             await _read_error(response, reply)
         elif reader is not None and reply.method != "HEAD":
@@ -296,9 +349,14 @@ async def _read_json_body(response: httpx.Response, reply: Reply) -> None:
     reply.next_link = response.links.get("next", {}).get("url")
 
 
+def _listing_error(url: httpx.URL, reply: Reply) -> RegistryError:
+    return RegistryError(f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code)
+
+
 def _names(reply: Reply, key: str, url: httpx.URL) -> list[str]:
     if reply.over_limit:
         raise RegistryError(f"GET {_path(url)}: listing page over 16 MiB", url=str(url))
+    # The Content-Type is not consulted: ECR labels its JSON text/plain.
     try:
         doc = json.loads(reply.body)
     except (ValueError, RecursionError):
@@ -308,9 +366,32 @@ def _names(reply: Reply, key: str, url: httpx.URL) -> list[str]:
     names = doc.get(key)
     if names is None:  # distribution answers `"tags": null` for a repository without tags
         return []
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+    if not isinstance(names, list):
+        raise RegistryError(f"GET {_path(url)}: '{key}' is not a list of strings", url=str(url))
+    if key == "tags":
+        names = _usable_tags(names, url)
+    if not all(isinstance(n, str) for n in names):
         raise RegistryError(f"GET {_path(url)}: '{key}' is not a list of strings", url=str(url))
     return names
+
+
+_DIGEST_SHAPED = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+
+
+def _usable_tags(entries: list[Any], url: httpx.URL) -> list[Any]:
+    """Drop what a tag list holds that is no tag: ``null`` (Nexus 3.58) and digests (Artifactory lists
+    ``sha256:...`` among the tags). Neither can be pulled by tag, so neither is judged; a warning
+    says they were there."""
+    kept = [e for e in entries if e is not None and not (isinstance(e, str) and _DIGEST_SHAPED.fullmatch(e))]
+    if len(kept) != len(entries):
+        nulls = sum(e is None for e in entries)
+        log.warning(
+            "GET %s: skipped %d null and %d digest-shaped entries in the tag list (not tags)",
+            _path(url),
+            nulls,
+            len(entries) - len(kept) - nulls,
+        )
+    return kept
 
 
 async def _read_into(
@@ -415,10 +496,13 @@ def _outcome(reply: Reply) -> str:
     return "ok"
 
 
-def _auth_error(method: str, url: str, reply: Reply, had_credentials: bool) -> AuthError:
+def _auth_error(method: str, url: str, reply: Reply, had_credentials: bool, hidden: bool) -> AuthError:
     what = "refused the credentials" if had_credentials else "requires credentials (none configured)"
     if reply.status == 403:
         what = "denied access"
+    elif hidden:
+        who = "with these credentials" if had_credentials else "anonymously"
+        what = f"grants no access: not accessible {who}, or unknown to the registry (it does not say which)"
     detail = f" ({reply.code})" if reply.code else ""
     return AuthError(
         f"{method} {url}: registry {what}: {reply.status}{detail}",

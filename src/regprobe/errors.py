@@ -7,7 +7,8 @@
     │   ├── InvalidReferenceError
     │   └── ManifestError    a manifest body that cannot be used (an ``invalid`` finding)
     └── RegistryError        the registry cannot be read (listing failed, token service down)
-        └── AuthError        401/403: an access problem, never a finding
+        ├── AuthError        401/403: an access problem, never a finding
+        └── PaginationError  a listing that cannot be read to its end (a Link to nowhere, a cycle)
 
 Whether an exchange is retried is decided from its :class:`regprobe.facts.Reply` (``temporary``), not
 from exceptions: a broken object is an answer to record, not an error to raise.
@@ -52,3 +53,8 @@ class RegistryError(RegprobeError):
 
 class AuthError(RegistryError):
     """Credentials refused (or required and absent): the probe cannot see, so it must not judge."""
+
+
+class PaginationError(RegistryError):
+    """A listing whose pages cannot be followed to the end: a Link that answers an error, pages that
+    repeat, no end within the bound. The registry is incomplete; it never means "no such repository"."""

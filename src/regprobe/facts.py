@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from .digest import Digest
-from .model import Kind, Problem
+from .model import Kind, Problem, SkipReason
 
 BlobMode = Literal["head", "range", "digest"]
 #: Statuses worth another try: the registry or a proxy in front of it is overloaded or flapping.
@@ -100,6 +100,9 @@ class Node:
     error: str | None = None
     #: Which structural bound the object broke, when ``problem`` is ``invalid`` for that reason.
     bound: Bound | None = None
+    #: Why the registry would not let it be judged on purpose (a pull policy): neither a finding nor
+    #: an error; the tags reaching it are reported as skipped.
+    skipped: SkipReason | None = None
 
 
 Bound = Literal["depth", "loop"]
@@ -117,3 +120,5 @@ class TagRoot:
     hint: Digest | None = None
     #: The tag could not be looked at (see :attr:`Node.error`).
     error: str | None = None
+    #: The tag was not judged on purpose (see :attr:`Node.skipped`); ``detail`` says why.
+    skipped: SkipReason | None = None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from .digest import Digest
 from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
-from .model import KIND_ORDER, Finding, Kind, Problem
+from .model import KIND_ORDER, Finding, Kind, Problem, Skipped, SkipReason
 
 Verdict = tuple[Problem, str] | None
 
@@ -24,6 +24,17 @@ def _status_problem(reply: Reply, method: str) -> Verdict:
         return Problem.UNREACHABLE, reply.describe(method)
     if reply.truncated:
         return Problem.TRUNCATED, reply.describe(method)
+    return None
+
+
+def skip_reason(reply: Reply, by_tag: bool) -> tuple[SkipReason, str] | None:
+    """Answers that say "not yours to judge" rather than "broken": Harbor's pull policy (412
+    PROJECTPOLICYVIOLATION, on HEAD and GET alike) and, for a tag, Quay's TAG_EXPIRED (404: the tag was
+    deleted or expired since the listing - there is nothing left to pull by that name)."""
+    if reply.status == 412 and reply.code == "PROJECTPOLICYVIOLATION":
+        return "policy", f"{reply.describe()}: the registry refuses the pull by policy"
+    if by_tag and reply.status == 404 and reply.code == "TAG_EXPIRED":
+        return "expired", f"{reply.describe()}: the tag was deleted or expired after it was listed"
     return None
 
 
@@ -89,6 +100,8 @@ def findings(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, 
     out: list[Finding] = []
     for tag in sorted(roots):
         root = roots[tag]
+        if root.skipped is not None:
+            continue
         if root.key is None:
             problem = root.problem or Problem.UNREACHABLE
             out.append(Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail))
@@ -134,6 +147,24 @@ def errors(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, No
     for key in sorted(blocked, key=lambda k: (KIND_ORDER[nodes[k].kind], str(k[1]))):
         tags = ", ".join(sorted(blocked[key]))
         out.append(f"{repository}: {nodes[key].kind.value} {key[1]}: {nodes[key].error} (tags: {tags})")
+    return out
+
+
+def skipped(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> list[Skipped]:
+    """One entry per tag not judged on purpose: skipped itself, or reaching a skipped object."""
+    out: list[Skipped] = []
+    for tag in sorted(roots):
+        root = roots[tag]
+        if root.skipped is not None:
+            out.append(Skipped(repository, tag, root.skipped, root.detail))
+            continue
+        if root.key is None:
+            continue
+        for key, _ in _reachable(root.key, nodes):
+            node = nodes[key]
+            if node.skipped is not None:
+                out.append(Skipped(repository, tag, node.skipped, f"{node.kind.value} {key[1]}: {node.detail}"))
+                break
     return out
 
 

@@ -29,7 +29,7 @@ from prometheus_client.exposition import default_handler, push_to_gateway, pusha
 from prometheus_client.registry import Collector
 
 from .config import Config, Pushgateway
-from .model import OUTCOMES, Kind, RegistryResult
+from .model import OUTCOMES, SKIP_REASONS, Kind, RegistryResult
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ def families(result: RegistryResult, max_broken_series: int) -> list[Metric]:
         )
     gauge("regprobe_images_checked", "Tags walked").add_metric([name], result.images_checked)
     gauge("regprobe_duration_seconds", "Wall time of this registry's run").add_metric([name], result.duration_seconds)
+    skipped = gauge("regprobe_images_skipped", "Tags not judged on purpose, by reason", ["reason"])
+    for reason in SKIP_REASONS:
+        skipped.add_metric([name, reason], sum(s.reason == reason for s in result.skipped))
     requests = gauge("regprobe_requests", "Requests this run by outcome", ["outcome"])
     for outcome in OUTCOMES:
         requests.add_metric([name, outcome], result.requests.get(outcome, 0))

@@ -234,4 +234,5 @@ def _finish(state: _State, repo: _Repo) -> None:
     state.repos.pop(repo.walk.repository, None)
     state.result.findings.extend(repo.walk.findings())
     state.result.errors.extend(repo.walk.errors())
+    state.result.skipped.extend(repo.walk.skipped())
     state.result.images_checked += repo.walk.walked

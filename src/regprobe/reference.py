@@ -41,6 +41,12 @@ def validate_repository(name: str) -> str:
     return name
 
 
+def hub_repository(host: str, name: str) -> str:
+    """Docker Hub keeps its official images under ``library/``: there, ``alpine`` is ``library/alpine``
+    (a token for ``repository:alpine:pull`` grants nothing, and the request is refused)."""
+    return f"library/{name}" if host.lower() in _HUB_ALIASES and "/" not in name else name
+
+
 def validate_tag(tag: str) -> str:
     if not _TAG.fullmatch(tag):
         raise InvalidReferenceError(f"tag {tag[:80]!r} is not a valid tag (letters, digits, '_', '.', '-'; max 128)")
@@ -79,9 +85,8 @@ class Reference:
         else:
             host, name = DOCKER_HUB, rest
         if host.lower() in _HUB_ALIASES:
+            name = hub_repository(host, name)
             host = DOCKER_HUB
-            if "/" not in name:
-                name = f"library/{name}"
         try:
             validate_repository(name)
         except InvalidReferenceError as exc:

@@ -34,6 +34,9 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False) -> str:
             tags = sorted({t for f in findings for t in f.tags})
             lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
             lines.extend(_finding_lines(f, paint, show_tags=len(findings) > 1) for f in findings)
+        for skip in sorted(result.skipped, key=lambda s: (s.repository, s.tag)):
+            lines.append(f"  skipped {skip.repository}:{skip.tag} ({skip.reason})")
+            lines.append(paint(f"      {skip.detail}", DIM))
         for error in result.errors:
             lines.append("  " + paint("! " + error, YELLOW))
         lines.append("")
