@@ -100,6 +100,8 @@ class HostileRegistry:
 
             def manifest_route(self) -> None:
                 mode = reg.mode
+                if mode == "abuse-429":  # Docker Hub's abuse limit: plain text, no Retry-After (E6)
+                    return self.send(429, b"Too Many Requests", "text/plain")
                 if mode == "hub" and self.command == "GET":
                     if reg.pulls_left <= 0:
                         reg.refused_pulls += 1

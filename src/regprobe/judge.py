@@ -100,6 +100,8 @@ def findings(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, 
     out: list[Finding] = []
     for tag in sorted(roots):
         root = roots[tag]
+        if root.error is not None:  # not looked at (refused, rate limited): an error of the run, in errors()
+            continue
         if root.key is None:
             problem = root.problem or Problem.UNREACHABLE
             out.append(Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail))
