@@ -47,6 +47,10 @@ QUERY = (
             "https://gar.example.com/artifacts-downloads/namespaces/p/repositories/r/downloads/" + "AbCd" * 250,
             "https://gar.example.com/artifacts-downloads/namespaces/p/repositories/r/downloads/…",
         ),
+        (  # D3b's token: base64 of a JWT, short, not JWT-shaped - masked for where it stands
+            "https://quay.example.com/_storage_proxy/ZXlKaGJHY2lPaUpTVXpJMU5pSjku/https/s3.example.com/b/k",
+            "https://quay.example.com/_storage_proxy/…/https/s3.example.com/b/k",
+        ),
         (f"https://h.example.com/x/{JWT}/y", "https://h.example.com/x/…/y"),  # a JWT anywhere in the path
         ("https://ci:hunter2@registry.example.com:5000/v2/", "https://registry.example.com:5000/v2/"),
         (  # a digest is no secret: what an operator needs to find the object
