@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ipaddress
 import json
 import re
 import time
@@ -25,6 +24,7 @@ from typing import NoReturn
 
 import httpx
 
+from .addresses import target_allowed
 from .errors import AuthError, RegistryError
 
 #: Tokens without ``expires_in`` live 60 s (the Docker token spec's default).
@@ -241,7 +241,7 @@ class RegistryAuth(httpx.Auth):
             _refuse(registry, f"token realm {challenge.params['realm'][:100]!r} is not a URL")
         if realm.scheme not in ("http", "https") or not realm.host:
             _refuse(registry, "token realm is not an http(s) URL")
-        if not _realm_allowed(realm.host, registry.host):
+        if not target_allowed(realm.host, registry.host):
             # As go-containerregistry's validateRealmURL: a registry must not point us at the cloud
             # metadata service or an internal address it does not itself live on (SSRF).
             _refuse(registry, f"token realm {realm.host} is a private or link-local address; not contacted")
@@ -306,31 +306,6 @@ class _Bounded(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-def _realm_allowed(realm_host: str, registry_host: str) -> bool:
-    """A realm on the registry's own host is always allowed; an IP literal outside the public address
-    space only for a registry that lives in the same kind of space (a lab's 10.x registry with its 10.x
-    token service, loopback in tests) - and a link-local one (169.254.169.254, the metadata service)
-    never."""
-    if realm_host == registry_host:
-        return True
-    realm_ip = _ip(realm_host)
-    if realm_ip is None or realm_ip.is_global:
-        return True
-    if realm_ip.is_link_local:
-        return False
-    registry_ip = _ip(registry_host)
-    if registry_host == "localhost":
-        return realm_ip.is_loopback
-    return registry_ip is not None and not registry_ip.is_global and not registry_ip.is_link_local
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
 
 
 def _refuse(registry: httpx.URL, why: str) -> NoReturn:

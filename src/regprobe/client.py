@@ -13,6 +13,7 @@ import email.utils
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import ssl
@@ -26,10 +27,12 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from . import mediatypes as mt
+from .addresses import target_allowed
 from .auth import parse_challenge
 from .digest import Digest
-from .errors import AuthError, PaginationError, RegistryError
+from .errors import AuthError, PaginationError, RateLimitError, RedirectError, RegistryError
 from .facts import BlobMode, Reply
+from .redact import display_url, origin, redact
 from .transport import StatelessClient
 from .transport import transport as _transport
 
@@ -39,6 +42,11 @@ __all__ = ["BlobMode", "ClientSettings", "RegistryClient", "Reply", "RetryPolicy
 _ERROR_BODY_LIMIT = 64 << 10
 _MAX_PAGES = 100_000
 _CHUNK = 64 << 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: As Go's net/http, which docker and containerd pull with: a chain they follow, regprobe follows.
+_MAX_REDIRECTS = 10
+#: A redirect's own body is read (keeping the connection) only when it is this small.
+_SMALL_BODY = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,10 @@ class ClientSettings:
     verify: ssl.SSLContext | bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     user_agent: str = "regprobe"
+    #: Pulls to leave unspent when the registry announces its limit (Docker Hub's
+    #: ``ratelimit-remaining``); None: a tenth of the limit, at least ``concurrency`` (requests in
+    #: flight when the reserve is reached must not spend the rest).
+    rate_limit_reserve: int | None = None
 
 
 def ssl_context(
@@ -87,6 +99,9 @@ class RegistryClient:
         # parsed twice (once alone, once merged with base_url) - 40% of building a request.
         self._origin = _path(self.base).rstrip("/")
         self.requests: Counter[str] = Counter()
+        #: Why the run must stop (the rate limit is spent or nearly so); None while it may go on.
+        self.stopped: str | None = None
+        self._rate: tuple[int, int | None, int | None] | None = None  # remaining, limit, window
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._read_timeout = httpx.Timeout(settings.timeout)
         limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
@@ -100,10 +115,9 @@ class RegistryClient:
             # every chunk received. Full blob downloads, which are not bounded as a whole, set their own.
             timeout=httpx.Timeout(settings.timeout, read=None),
             limits=limits,
-            # Blob GETs may be redirected to object storage; httpx drops Authorization when the origin
-            # changes, so the registry's credentials never reach the storage host.
-            follow_redirects=True,
-            max_redirects=5,
+            # Redirects are followed by _send, which checks each target first (blob GETs go to object
+            # storage and CDNs, and a registry must not send us anywhere it likes).
+            follow_redirects=False,
             headers={"User-Agent": settings.user_agent},
             transport=transport,
         )
@@ -206,6 +220,8 @@ class RegistryClient:
 
     async def manifest(self, repository: str, reference: str, max_bytes: int) -> Reply:
         url = f"{self._origin}/v2/{repository}/manifests/{reference}"
+        # A manifest GET is what rate limits count (Docker Hub: a pull; HEAD is free).
+        self._check_rate_limit()
 
         async def read(response: httpx.Response, reply: Reply) -> None:
             if reply.content_length is not None and reply.content_length > max_bytes:
@@ -227,6 +243,8 @@ class RegistryClient:
         if mode == "range":
             # One byte is enough to prove the data exists: a registry whose descriptor cache outlived the
             # data answers HEAD correctly and a GET with headers but no body (REGISTRY-FACTS.md).
+            # A server that ignores Range (200 and the whole blob: Quay on local storage, some proxies)
+            # has served the blob as surely: the first byte read, the connection is closed, not drained.
             async def first_byte(response: httpx.Response, reply: Reply) -> None:
                 await _read_into(response, reply, limit=1, keep=False, hash_=False, stop_early=True)
 
@@ -258,7 +276,31 @@ class RegistryClient:
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
         reply: Reply = await retrying(self._attempt, method, url, headers, reader, bounded)
+        if reply.status == 429:
+            # Still limited after waiting as asked: every further request would earn another 429.
+            self.stopped = f"rate limit reached: {reply.describe(method)} after {self.settings.retry.attempts} tries"
+            raise RateLimitError(f"{method} {reply.url}: {self.stopped}", url=reply.url, status=429, code=reply.code)
         return reply
+
+    def _check_rate_limit(self) -> None:
+        if self.stopped is None and self._rate is not None:
+            remaining, limit, window = self._rate
+            reserve = self.settings.rate_limit_reserve
+            if reserve is None:
+                reserve = max(self.settings.concurrency, math.ceil((limit or 0) / 10))
+            if remaining <= reserve:
+                per = f" per {window} s" if window else ""
+                of = f" of {limit}{per}" if limit is not None else per
+                self.stopped = (
+                    f"rate limit nearly spent: the registry has {remaining} pulls left{of} (ratelimit-remaining);"
+                    f" stopped to leave {reserve} for other pulls"
+                )
+        if self.stopped is not None:
+            raise RateLimitError(self.stopped, url=str(self.base))
+
+    def _note_rate_limit(self, reply: Reply) -> None:
+        if reply.rate_remaining is not None:
+            self._rate = (reply.rate_remaining, reply.rate_limit, reply.rate_window)
 
     def _wait(self, state: RetryCallState) -> float:
         policy = self.settings.retry
@@ -283,7 +325,7 @@ class RegistryClient:
         reader: Callable[[httpx.Response, Reply], Any] | None,
         bounded: bool,
     ) -> Reply:
-        display = url if isinstance(url, str) else _path(url)
+        display = display_url(url)
         reply = Reply(url=display, method=method)
         # The whole exchange gets `timeout`: a server trickling a byte a second never trips a per-read
         # timeout. Full blob downloads (blob_check: digest) may rightly take longer: they get per-read
@@ -294,7 +336,7 @@ class RegistryClient:
             try:
                 async with asyncio.timeout(total):
                     request = self._http.build_request(method, url, headers=headers, timeout=per_read)
-                    response = await self._http.send(request, stream=True)
+                    response = await self._send(request, reply)
                     try:
                         await self._read_response(response, reply, reader)
                     finally:
@@ -315,12 +357,60 @@ class RegistryClient:
                     reply.truncated = True
                 else:
                     reply.error = _exc_text(exc)
-            except httpx.TooManyRedirects:
-                reply.error = "too many redirects"
             except httpx.TransportError as exc:
                 reply.error = _exc_text(exc)
+            except RedirectError:
+                self.requests["network_error"] += 1  # no answer about the object: nothing was asked of it
+                raise
+        self._note_rate_limit(reply)
         self.requests[_outcome(reply)] += 1
         return reply
+
+    async def _send(self, request: httpx.Request, reply: Reply) -> httpx.Response:
+        """Send ``request``, following redirects as httpx would - the method kept (a HEAD presigned for
+        HEAD stays HEAD), relative Locations resolved, ``Authorization`` only within its origin, so the
+        registry's credentials never reach object storage - after checking each target: no https to
+        http, no private or link-local address the registry does not live on (SSRF), no loops.
+
+        Every hop is part of the one exchange: a retry starts again at the registry, which hands out a
+        fresh URL (a presigned one may have expired; a CDN host may be down: Docker Hub alternates two).
+        """
+        registry = request.url
+        visited = {registry}
+        response = await self._http.send(request, stream=True)
+        for _ in range(_MAX_REDIRECTS):
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECTS or location is None:
+                return response
+            here = response.request
+            await _discard(response)
+            try:
+                target = here.url.join(location.strip())
+            except (httpx.InvalidURL, ValueError):
+                raise self._refused(here.method, registry, None, "its Location is not a URL") from None
+            why = _redirect_refusal(registry, here.url, target)
+            if why is not None:
+                raise self._refused(here.method, registry, target, why)
+            if target in visited:
+                raise self._refused(here.method, registry, target, "it leads back to a URL already visited (a loop)")
+            visited.add(target)
+            headers = here.headers.copy()
+            del headers["host"]
+            if _origin_key(target) != _origin_key(here.url):
+                headers.pop("authorization", None)
+            reply.answered_by = origin(target) if _origin_key(target) != _origin_key(registry) else None
+            hop = httpx.Request(here.method, target, headers=headers, extensions=here.extensions)
+            # No auth flow on hops: what the registry asked for was sent with the first request, and a
+            # token for the registry is not for the storage host.
+            response = await self._http.send(hop, stream=True, auth=None)
+        await _discard(response)
+        raise self._refused(request.method, registry, None, f"more than {_MAX_REDIRECTS} redirects")
+
+    def _refused(self, method: str, registry: httpx.URL, target: httpx.URL | None, why: str) -> RedirectError:
+        where = f" to {origin(target)}" if target is not None else ""
+        return RedirectError(
+            f"{method} {display_url(registry)}: redirect{where} not followed: {why}", url=display_url(registry)
+        )
 
     async def _read_response(
         self, response: httpx.Response, reply: Reply, reader: Callable[[httpx.Response, Reply], Any] | None
@@ -330,6 +420,16 @@ class RegistryClient:
         if status in (401, 403):
             self.requests["client_error"] += 1
             await _read_error(response, reply)
+            if reply.answered_by is not None:
+                # Object storage refusing a URL the registry signed (expired, wrong clock, bucket policy):
+                # the registry's doing, and not about our credentials, which never went there.
+                raise AuthError(
+                    f"{reply.method} {reply.url}: {reply.describe()}: the storage host refused the registry's"
+                    " signed URL",
+                    url=reply.url,
+                    status=status,
+                    code=reply.code,
+                )
             has_credentials = getattr(self.settings.auth, "has_credentials", self.settings.auth is not None)
             challenge = parse_challenge(response.headers.get("www-authenticate"))
             # A token accepted by the token service and still refused: the registry hides whether the
@@ -407,7 +507,9 @@ async def _read_into(
     hasher = hashlib.new(algorithm) if hash_ else None
     chunks: list[bytes] = []
     # aiter_bytes, not aiter_raw: a Content-Encoding is transport; digests are over the decoded content.
-    async for chunk in response.aiter_bytes(_CHUNK):
+    # Stopping early takes bytes as they come: gathering a 64 KiB chunk first would wait on a slow server
+    # for bytes that are then thrown away.
+    async for chunk in response.aiter_bytes(None if stop_early else _CHUNK):
         reply.received += len(chunk)
         if limit is not None and reply.received > limit and not stop_early:
             reply.over_limit = True
@@ -434,13 +536,19 @@ async def _read_error(response: httpx.Response, reply: Reply) -> None:
 
 
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: S3, GCS and Azure Blob errors: ``<Error><Code>NoSuchKey</Code>...`` (REGISTRY-QUIRKS.md G5).
+_XML_CODE = re.compile(rb"<Error>\s*<Code>([A-Za-z0-9_.-]{1,64})</Code>")
 
 
 def error_code(body: bytes) -> str | None:
     """The registry's error code in an error body, read as go-containerregistry's transport/error.go
-    does: ``{"errors": [{"code": ...}]}``, or zot's bare ``{"code": ...}``. Anything else - HTML from a
-    proxy, XML from object storage, odd shapes - is simply no code, never a failure of its own. A code
-    is a short identifier; anything longer or stranger is not echoed into reports."""
+    does: ``{"errors": [{"code": ...}]}``, or zot's bare ``{"code": ...}``; or object storage's XML
+    ``<Error><Code>``, for a redirected blob. Anything else - HTML from a proxy, odd shapes - is simply
+    no code, never a failure of its own. A code is a short identifier; anything longer or stranger is
+    not echoed into reports."""
+    xml = _XML_CODE.search(body[:1024])
+    if xml is not None:
+        return xml.group(1).decode()
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError):
@@ -463,6 +571,22 @@ def _fill_headers(response: httpx.Response, reply: Reply) -> None:
     if "/" in content_range:
         reply.range_total = _int(content_range.rsplit("/", 1)[1])
     reply.retry_after = _retry_after(headers.get("retry-after"))
+    remaining = _rate_header(headers.get("ratelimit-remaining"))
+    if remaining is not None:
+        reply.rate_remaining, reply.rate_window = remaining
+        reply.rate_limit = (_rate_header(headers.get("ratelimit-limit")) or (None, None))[0]
+
+
+def _rate_header(text: str | None) -> tuple[int, int | None] | None:
+    """Docker Hub's ``100;w=21600``: a count, and the window in seconds."""
+    if not text:
+        return None
+    count, _, rest = text.partition(";")
+    value = _int(count)
+    if value is None:
+        return None
+    window = rest.strip().removeprefix("w=") if rest.strip().startswith("w=") else None
+    return value, _int(window)
 
 
 def _int(text: str | None) -> int | None:
@@ -514,8 +638,35 @@ def _auth_error(method: str, url: str, reply: Reply, had_credentials: bool, hidd
 
 def _path(url: httpx.URL) -> str:
     # Never print a query: presigned URLs carry credentials in it.
-    return f"{url.scheme}://{url.netloc.decode()}{url.path}"
+    return display_url(url)
 
 
 def _exc_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+    # Library exceptions embed the URL (aiohttp's ClientResponseError: the presigned one, query and all).
+    return f"{type(exc).__name__}: {redact(str(exc))[:200]}" if str(exc) else type(exc).__name__
+
+
+def _origin_key(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def _redirect_refusal(registry: httpx.URL, here: httpx.URL, target: httpx.URL) -> str | None:
+    """Why a redirect from ``here`` to ``target`` must not be followed (regclient's policy), or None."""
+    if target.scheme not in ("http", "https") or not target.host:
+        return "not an http(s) URL"
+    if here.scheme == "https" and target.scheme == "http":
+        return "https to http downgrade (the signed URL and the data would travel in the clear)"
+    if not target_allowed(target.host, registry.host):
+        return "a private or link-local address the registry does not live on"
+    return None
+
+
+async def _discard(response: httpx.Response) -> None:
+    """Done with a redirect: a small body is read so the connection can be used again, a large one
+    costs the connection instead of its transfer."""
+    length = _int(response.headers.get("content-length"))
+    try:
+        if length is not None and length <= _SMALL_BODY:
+            await response.aread()
+    finally:
+        await response.aclose()

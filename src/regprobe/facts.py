@@ -44,6 +44,13 @@ class Reply:
     retry_after: float | None = None
     header_digest: str | None = None
     next_link: str | None = None
+    #: ``scheme://host[:port]`` of the host that gave the answer, when a redirect led away from the
+    #: registry (object storage, a CDN); never more of the URL, which is signed.
+    answered_by: str | None = None
+    #: Docker Hub's ``ratelimit-remaining: N;w=SECONDS`` and ``ratelimit-limit``, when sent.
+    rate_remaining: int | None = None
+    rate_limit: int | None = None
+    rate_window: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -64,13 +71,16 @@ class Reply:
 
     def describe(self, method: str | None = None) -> str:
         method = method or self.method
+        at = f" (at {self.answered_by}, where the registry redirected)" if self.answered_by else ""
         if self.status is None:
-            return f"{method} {'timed out' if self.timeout else 'failed'}: {self.error}"
+            return f"{method} {'timed out' if self.timeout else 'failed'}{at}: {self.error}"
         if self.failed:
-            return f"{method} answered {self.status}, then {'timed out' if self.timeout else 'failed'}: {self.error}"
+            what = "timed out" if self.timeout else "failed"
+            return f"{method} answered {self.status}{at}, then {what}: {self.error}"
         text = f"{method} answered {self.status}"
         if self.code:
             text += f" {self.code}"
+        text += at
         if self.truncated:
             text += (
                 f", then the connection closed after {self.received} of {self.content_length} body bytes"

@@ -73,6 +73,9 @@ class _Repo:
 class _State:
     result: RegistryResult
     repos: dict[str, _Repo] = field(default_factory=dict)
+    #: Work left undone once the client stopped the run (rate limit): tags, and repositories not listed.
+    skipped_tags: int = 0
+    skipped_repositories: int = 0
 
 
 async def probe_registry(
@@ -133,6 +136,11 @@ async def probe_registry(
         await asyncio.gather(*workers, return_exceptions=True)
         for repo in list(state.repos.values()):  # pinned images, and repositories cut off by the deadline
             _finish(state, repo)
+        if client.stopped is not None:
+            result.errors.append(
+                f"{client.stopped}; not walked: {state.skipped_tags} tags,"
+                f" {state.skipped_repositories} repositories not listed"
+            )
         result.requests.update(client.requests)
         result.duration_seconds = time.monotonic() - started
     result.complete = finished and not result.errors
@@ -188,6 +196,14 @@ async def _work(
     if repo is None:
         repo = state.repos[repo_name] = _Repo(RepositoryWalk(client, repo_name, policy, cache))
     try:
+        if client.stopped is not None:
+            # The rate limit is spent (or nearly): every further request would be refused or take pulls
+            # others need. The rest of the queue drains without a request; the run is incomplete.
+            if isinstance(item, _ListTags):
+                state.skipped_repositories += 1
+            else:
+                state.skipped_tags += 1
+            return
         if isinstance(item, Pinned):
             if item.digest is not None:
                 await repo.walk.walk_digest(item.tag or str(item.digest), item.digest)
