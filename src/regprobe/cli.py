@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
+import ssl
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
@@ -26,9 +28,12 @@ from .errors import ConfigError, ParseError
 from .model import RegistryResult
 from .probe import Pinned, Selection, probe_registry
 from .reference import Reference
+from .stop import StopRequest, on_signals
 from .walk import WalkPolicy
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+#: Longest a push may take after SIGTERM: the report and the push must fit Kubernetes' 30 s grace period.
+STOPPED_PUSH_TIMEOUT = 5.0
 log = logging.getLogger("regprobe")
 T = TypeVar("T")
 
@@ -42,6 +47,32 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
+
+
+async def _until_signalled(stop: StopRequest, work: Awaitable[T]) -> T:
+    """Run ``work`` with SIGTERM/SIGINT turned into ``stop`` (report and push what was walked)."""
+    with on_signals(stop):
+        return await work
+
+
+def _concurrency(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an integer") from None
+    if not 1 <= value <= config_mod.MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {config_mod.MAX_CONCURRENCY}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= config_mod.MAX_SECONDS):  # nan compares false to all
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {config_mod.MAX_SECONDS:g} seconds")
+    return value
 
 
 def _version() -> str:
@@ -78,8 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--username", help="registry user (password read from stdin with --password-stdin)")
     check.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     check.add_argument("--blob-check", choices=("head", "range", "digest"), default="range")
-    check.add_argument("--concurrency", type=int, default=16)
-    check.add_argument("--timeout", type=float, default=30.0)
+    check.add_argument("--concurrency", type=_concurrency, default=16, help="requests in flight (1-1024)")
+    check.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per request")
     common(check)
 
     fsck = sub.add_parser("fsck", help="scan registry:2 filesystem storage offline (read-only unless --repair)")
@@ -138,23 +169,28 @@ def _run(args: argparse.Namespace) -> int:
             cache = ManifestCache(cfg.cache_dir)
         except OSError as exc:
             raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
-    results = _run_async(run_config(cfg, cache, selected_shard))
+    stop = StopRequest()
+    results = _run_async(_until_signalled(stop, run_config(cfg, cache, selected_shard, stop)))
     if cache is not None:
         cache.prune()
-    _emit(results, args.format)
     pushed = True
     if cfg.pushgateway is not None and not args.no_push:
         from . import metrics
 
-        pushed = metrics.push_all(cfg, results)
+        # Pushed before the report is printed, so the report can say whether the push failed.
+        pushed = metrics.push_all(cfg, results, timeout=STOPPED_PUSH_TIMEOUT if stop.reason else None)
+    _emit(results, args.format)
     return exit_code(results, pushed)
 
 
 async def run_config(
-    cfg: Config, cache: ManifestCache | None = None, selected_shard: shard.Shard | None = None
+    cfg: Config,
+    cache: ManifestCache | None = None,
+    selected_shard: shard.Shard | None = None,
+    stop: StopRequest | None = None,
 ) -> list[RegistryResult]:
     deadline = time.monotonic() + cfg.deadline
-    probes = (_probe_configured(cfg, r, deadline, cache, selected_shard) for r in cfg.registries)
+    probes = (_probe_configured(cfg, r, deadline, cache, selected_shard, stop) for r in cfg.registries)
     return list(await asyncio.gather(*probes))
 
 
@@ -164,25 +200,33 @@ async def _probe_configured(
     deadline: float,
     cache: ManifestCache | None,
     selected_shard: shard.Shard | None,
+    stop: StopRequest | None = None,
 ) -> RegistryResult:
+    if registry.auth is not None and registry.auth.unavailable is not None:
+        # A secret not mounted (yet): this registry cannot be probed; the others can.
+        log.error("registry %s: %s", registry.name, registry.auth.unavailable)
+        return RegistryResult(name=registry.name, url=registry.url, errors=[registry.auth.unavailable])
     if registry.auth is not None and registry.auth.password is not None:
         auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
     else:
         auth = _docker_auth(registry.url)
+    tls = registry.tls
+    try:
+        verify = ssl_context(tls.ca_file, tls.cert_file, tls.key_file, tls.insecure_skip_verify)
+    except (OSError, ssl.SSLError) as exc:  # checked at load; a file replaced since is this registry's problem
+        return RegistryResult(name=registry.name, url=registry.url, errors=[f"tls: cannot load: {exc}"])
     settings = ClientSettings(
         url=registry.url,
         concurrency=cfg.concurrency_for(registry),
         timeout=cfg.timeout_for(registry),
         auth=auth,
-        verify=ssl_context(
-            registry.tls.ca_file, registry.tls.cert_file, registry.tls.key_file, registry.tls.insecure_skip_verify
-        ),
+        verify=verify,
         user_agent=f"regprobe/{_version()}",
     )
     policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
     repos = registry.repositories
     selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_), selected_shard)
-    return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache)
+    return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache, stop=stop)
 
 
 def _docker_auth(host_or_url: str) -> RegistryAuth:
@@ -201,12 +245,13 @@ async def _guarded(
     selection: Selection | None = None,
     pinned: Sequence[Pinned] = (),
     cache: ManifestCache | None = None,
+    stop: StopRequest | None = None,
 ) -> RegistryResult:
     """One registry's probe; whatever goes wrong in it, the others are still probed and reported."""
     try:
         async with RegistryClient(settings) as client:
             return await probe_registry(
-                name, client, policy, selection=selection, pinned=pinned, deadline=deadline, cache=cache
+                name, client, policy, selection=selection, pinned=pinned, deadline=deadline, cache=cache, stop=stop
             )
     except Exception as exc:
         log.exception("internal error probing %s", name)
@@ -216,8 +261,6 @@ async def _guarded(
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.password_stdin and not args.username:
         parser.error("--password-stdin needs --username")
-    if args.concurrency < 1 or args.timeout <= 0:
-        parser.error("--concurrency must be at least 1 and --timeout above 0")
     refs: list[Reference] = []
     for text in args.refs:
         try:
@@ -227,15 +270,19 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     password = None
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            # Sent as is it would end as a 401 (exit 3, a CI warning): an unset CI secret must fail.
+            parser.error("--password-stdin: standard input held no password")
     elif args.username:
         parser.error("--username needs --password-stdin (passwords are never taken on the command line)")
-    results = _run_async(_check_refs(refs, args, password))
+    stop = StopRequest()
+    results = _run_async(_until_signalled(stop, _check_refs(refs, args, password, stop)))
     _emit(results, args.format)
     return exit_code(results, True)
 
 
 async def _check_refs(
-    refs: Sequence[Reference], args: argparse.Namespace, password: str | None
+    refs: Sequence[Reference], args: argparse.Namespace, password: str | None, stop: StopRequest
 ) -> list[RegistryResult]:
     deadline = time.monotonic() + 24 * 3600  # no schedule to overlap; each request still has its timeout
     by_host: dict[str, list[Reference]] = {}
@@ -256,7 +303,7 @@ async def _check_refs(
             user_agent=f"regprobe/{_version()}",
         )
         pinned = [Pinned(r.repository, r.tag, r.digest) for r in group]
-        probes.append(_guarded(host, settings, WalkPolicy(args.blob_check), deadline, pinned=pinned))
+        probes.append(_guarded(host, settings, WalkPolicy(args.blob_check), deadline, pinned=pinned, stop=stop))
     return list(await asyncio.gather(*probes))
 
 

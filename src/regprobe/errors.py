@@ -8,6 +8,7 @@
     │   └── ManifestError    carries the finding ``problem`` it maps to
     └── RegistryError        an HTTP exchange with a registry went wrong
         ├── AuthError        401/403 after credentials were offered: an access problem, never a finding
+        ├── NotRegistryError an answer that is not the registry API (an HTML page): never a finding
         └── TransportError   no HTTP answer at all (connect/read failure, timeout)
 
 ``RegistryError.temporary`` decides whether an exchange is retried.
@@ -78,6 +79,11 @@ class AuthError(RegistryError):
     @property
     def temporary(self) -> bool:
         return False
+
+
+class NotRegistryError(RegistryError):
+    """A 2xx answer that is not the registry API - an HTML login portal, a wrong URL - where a registry
+    document was expected: the probe is not talking to a registry, so it must not judge images."""
 
 
 class TransportError(RegistryError):

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway
 
 from .config import Config
-from .model import OUTCOMES, Kind, RegistryResult
+from .model import OUTCOMES, Kind, PushOutcome, RegistryResult
 
 log = logging.getLogger(__name__)
 
@@ -77,17 +77,22 @@ def push(url: str, job: str, result: RegistryResult, max_broken_series: int, tim
     send(url, job=job, registry=registry, grouping_key=grouping, timeout=timeout)
 
 
-def push_all(config: Config, results: Sequence[RegistryResult]) -> bool:
-    """Push every registry's group; False (after logging which and why) if any push failed."""
+def push_all(config: Config, results: Sequence[RegistryResult], timeout: float | None = None) -> bool:
+    """Push every registry's group, recording each outcome in ``result.push``; False (after logging
+    which and why) if any push failed. ``timeout`` overrides the config's, e.g. to push within a grace
+    period."""
     gateway = config.pushgateway
     assert gateway is not None
     ok = True
     for result in results:
         try:
-            push(gateway.url, gateway.job, result, config.max_broken_series, timeout=config.timeout)
+            push(gateway.url, gateway.job, result, config.max_broken_series, timeout=timeout or config.timeout)
+            result.push = PushOutcome(ok=True)
         except Exception as exc:  # urllib raises URLError, HTTPError, OSError, ValueError...
             ok = False
-            log.error("pushgateway %s: push for registry %s failed: %s", _safe(gateway.url), result.name, _reason(exc))
+            reason = f"pushgateway {_safe(gateway.url)}: {_reason(exc)}"
+            result.push = PushOutcome(ok=False, error=reason)
+            log.error("push for registry %s failed: %s", result.name, reason)
     return ok
 
 

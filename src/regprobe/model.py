@@ -48,10 +48,29 @@ class Finding:
             "detail": self.detail,
         }
 
+    @property
+    def sort_key(self) -> tuple[str, int, str, tuple[str, ...]]:
+        """Report order (repository, kind, digest): two reports of the same state diff clean."""
+        return (self.repository, _KIND_RANK[self.kind], str(self.digest or ""), self.tags)
+
+
+_KIND_RANK = {kind: rank for rank, kind in enumerate(Kind)}
+
 
 #: Request outcomes counted per registry (`regprobe_requests{outcome}`). `network_error` (no usable
 #: answer: refused, reset, body cut short) is ours, beside the contract's five.
 OUTCOMES = ("ok", "client_error", "server_error", "timeout", "network_error", "retried")
+
+
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    """What became of this registry's push to the pushgateway."""
+
+    ok: bool
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"ok": self.ok, "error": self.error}
 
 
 @dataclass(slots=True)
@@ -70,6 +89,8 @@ class RegistryResult:
     started_at: float = 0.0
     #: "I/N" when this process probed one shard of the registry's repositories.
     shard: str | None = None
+    #: None when nothing was pushed (no pushgateway configured, or --no-push).
+    push: PushOutcome | None = None
 
     @property
     def broken_images(self) -> list[tuple[str, str]]:
@@ -94,4 +115,5 @@ class RegistryResult:
             "duration_seconds": round(self.duration_seconds, 3),
             "requests": {outcome: self.requests.get(outcome, 0) for outcome in OUTCOMES},
             "shard": self.shard,
+            "push": self.push.to_json() if self.push else None,
         }

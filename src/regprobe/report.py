@@ -29,7 +29,8 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False) -> str:
         else:
             state = paint("OK", _GREEN + _BOLD)
         shard = f"  shard {result.shard}" if result.shard else ""
-        lines.append(f"{paint(result.name, _BOLD)} {result.url}  {state}{shard}")
+        unpushed = "  " + paint("NOT PUSHED", _YELLOW + _BOLD) if result.push and not result.push.ok else ""
+        lines.append(f"{paint(result.name, _BOLD)} {result.url}  {state}{shard}{unpushed}")
         summary = (
             f"  {result.repositories} repositories, {result.images_checked} tags walked, "
             f"{len(result.findings)} broken objects in {len(broken)} tags, {result.duration_seconds:.1f}s"
@@ -44,6 +45,8 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False) -> str:
             lines.extend(_finding_lines(f, paint, show_tags=len(findings) > 1) for f in findings)
         for error in result.errors:
             lines.append("  " + paint("! " + error, _YELLOW))
+        if result.push and result.push.error:
+            lines.append("  " + paint(f"! push failed: {result.push.error}", _YELLOW))
         lines.append("")
     return "\n".join(lines)
 
