@@ -177,3 +177,18 @@ def test_loop_guard_even_if_hashes_collided() -> None:
     asyncio.run(asyncio.wait_for(walk.walk_tag("v1"), 5))
     (finding,) = walk.findings()
     assert finding.problem.value == "invalid" and "loop" in finding.detail
+
+
+@pytest.mark.parametrize("mode", ["html-manifest", "html-portal"])
+def test_html_page_is_not_the_registry_api(evil: HostileRegistry, regprobe: Any, probe_config: Any, mode: str) -> None:
+    # A login portal or a wrong URL answering 200 with HTML says nothing about any image: the run could
+    # not look (exit 3), it must not report a broken image (exit 1).
+    evil.mode = mode
+    for result in (
+        run(regprobe, probe_config, evil),
+        regprobe("check", "--plain-http", "--format", "json", f"{evil.url[7:]}/evil/app:v1"),
+    ):
+        assert result.code == 3, result.out
+        entry = result.report["registries"][0]
+        assert entry["findings"] == [] and entry["complete"] is False
+        assert "with an HTML page, not the registry API" in entry["errors"][0]

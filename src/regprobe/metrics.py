@@ -90,9 +90,8 @@ def push_all(config: Config, results: Sequence[RegistryResult], timeout: float |
             result.push = PushOutcome(ok=True)
         except Exception as exc:  # urllib raises URLError, HTTPError, OSError, ValueError...
             ok = False
-            reason = f"pushgateway {_safe(gateway.url)}: {_reason(exc)}"
-            result.push = PushOutcome(ok=False, error=reason)
-            log.error("push for registry %s failed: %s", result.name, reason)
+            result.push = PushOutcome(ok=False, error=f"pushgateway {_safe(gateway.url)}: {_reason(exc)}")
+            log.error("pushgateway %s: push for registry %s failed: %s", _safe(gateway.url), result.name, _reason(exc))
     return ok
 
 
