@@ -121,8 +121,16 @@ def test_pushgateway_down_exits_3_and_still_reports(
     cfg = {"name": "local", "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
     gone = f"http://127.0.0.1:{free_port()}"
 
-    result = regprobe("run", "-c", probe_config(cfg, pushgateway={"url": gone}), "--format", "json")
+    path = probe_config(cfg, pushgateway={"url": gone})
+    result = regprobe("run", "-c", path, "--format", "json")
+    text = regprobe("run", "-c", path)
 
     assert result.code == 3
-    assert result.report["registries"][0]["images_checked"] == 1
+    entry = result.report["registries"][0]
+    assert entry["images_checked"] == 1 and entry["complete"] is True
     assert f"pushgateway {gone}: push for registry local failed" in result.err
+    # The report itself says the run was lost, not only stderr.
+    assert entry["push"]["ok"] is False
+    assert entry["push"]["error"].startswith(f"pushgateway {gone}: URLError: ")
+    assert text.out.splitlines()[0] == f"local {registry.url}  OK  NOT PUSHED"
+    assert f"  ! push failed: pushgateway {gone}: URLError: " in text.out

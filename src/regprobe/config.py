@@ -290,7 +290,7 @@ def _check_tls(tls: TLS, where: str) -> None:
         if path is not None and not os.access(path, os.R_OK):
             raise ConfigError(f"{where}.{field}: cannot read {path}")
     if tls.key_file is not None and tls.cert_file is None:
-        raise ConfigError(f"{where}.key_file: given without cert_file (the client certificate it belongs to)")
+        raise ConfigError(f"{where}.key_file: given without cert_file")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     for field in ("ca_file", "cert_file"):
         path = getattr(tls, field)
