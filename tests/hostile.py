@@ -17,7 +17,6 @@ from typing import Any
 from .registry import OCI_INDEX, OCI_MANIFEST
 from .registry import sha256 as digest
 
-
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>...</form></body></html>"
 
 

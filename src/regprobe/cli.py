@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import math
 import os
 import ssl
 import sys
@@ -70,7 +69,7 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError("must be a number of seconds") from None
-    if not (math.isfinite(value) and 0 < value <= config_mod.MAX_SECONDS):  # nan compares false to all
+    if not 0 < value <= config_mod.MAX_SECONDS:  # false for nan and inf too
         raise argparse.ArgumentTypeError(f"must be above 0 and at most {config_mod.MAX_SECONDS:g} seconds")
     return value
 

@@ -264,11 +264,11 @@ def _read_password(auth: Auth, where: str) -> Auth:
     if auth.password_file is not None:
         try:
             secret = Path(auth.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            return auth.model_copy(
-                update={"unavailable": f"auth.password_file: cannot read {auth.password_file}: {reason}"}
-            )
+        except OSError as exc:
+            unavailable = f"auth.password_file: cannot read {auth.password_file}: {exc.strerror}"
+            return auth.model_copy(update={"unavailable": unavailable})
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}.password_file: {auth.password_file} is not UTF-8 text") from None
         if not secret:
             raise ConfigError(f"{where}.password_file: {auth.password_file} is empty")
     else:
