@@ -169,17 +169,28 @@ def _run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
     stop = StopRequest()
-    results = _run_async(_until_signalled(stop, run_config(cfg, cache, selected_shard, stop)))
+    push = cfg.pushgateway is not None and not args.no_push
+    results, pushed = _run_async(_until_signalled(stop, _probe_and_push(cfg, cache, selected_shard, stop, push)))
     if cache is not None:
         cache.prune()
-    pushed = True
-    if cfg.pushgateway is not None and not args.no_push:
-        from . import metrics
-
-        # Pushed before the report is printed, so the report can say whether the push failed.
-        pushed = metrics.push_all(cfg, results, timeout=STOPPED_PUSH_TIMEOUT if stop.reason else None)
     _emit(results, args.format)
     return exit_code(results, pushed)
+
+
+async def _probe_and_push(
+    cfg: Config, cache: ManifestCache | None, selected_shard: shard.Shard | None, stop: StopRequest, push: bool
+) -> tuple[list[RegistryResult], bool]:
+    """Probe, then push - both while a signal only stops the probes: a SIGTERM arriving during the push
+    must not kill the process before the push and the report are done."""
+    results = await run_config(cfg, cache, selected_shard, stop)
+    if not push:
+        return results, True
+    from . import metrics
+
+    # Pushed before the report is printed, so the report can say whether the push failed.
+    timeout = STOPPED_PUSH_TIMEOUT if stop.reason else None
+    pushed = await asyncio.to_thread(metrics.push_all, cfg, results, timeout)
+    return results, pushed
 
 
 async def run_config(
