@@ -12,6 +12,7 @@ import yaml
 from regprobe.cli import main
 
 from .registry import Registry
+from .servers import Pushgateway
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +28,15 @@ def registry_nocache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
     reg = Registry(tmp_path_factory.mktemp("registry-nocache"), cache=False).start()
     yield reg
     reg.stop()
+
+
+@pytest.fixture(scope="session")
+def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgateway]:
+    """A real pushgateway; tests keep apart by registry names of their own (``ns``)."""
+    gateway = Pushgateway(tmp_path_factory.mktemp("pushgateway"))
+    gateway.start()
+    yield gateway
+    gateway.stop()
 
 
 @pytest.fixture

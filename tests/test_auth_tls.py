@@ -259,36 +259,31 @@ def test_client_certificate_file_holding_its_key_is_fine(
 
 
 def test_missing_secret_file_fails_only_its_registry(
-    basic_registry: Registry, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path
+    basic_registry: Registry, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path, pushgateway: Pushgateway
 ) -> None:
     # A Secret not mounted (yet) is a runtime condition of one registry, not a bad config for all.
-    pushgateway = Pushgateway(tmp_path / "pushgateway")
-    pushgateway.start()
-    try:
-        basic_registry.push_image(f"{ns}/app", "v1")
-        secret = tmp_path / "password"
-        secret.write_text(PASSWORD)
-        missing = tmp_path / "not-mounted" / "password"
-        selection = {"include": [f"{ns}/*"]}
-        good = {"name": "good", "url": basic_registry.url, "repositories": selection}
-        bad = {"name": "bad", "url": basic_registry.url, "repositories": selection}
-        good["auth"] = {"username": "ci", "password_file": str(secret)}
-        bad["auth"] = {"username": "ci", "password_file": str(missing)}
-        path = probe_config(bad, good, pushgateway={"url": pushgateway.url})
+    basic_registry.push_image(f"{ns}/app", "v1")
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD)
+    missing = tmp_path / "not-mounted" / "password"
+    selection = {"include": [f"{ns}/*"]}
+    good = {"name": f"good-{ns}", "url": basic_registry.url, "repositories": selection}
+    bad = {"name": f"bad-{ns}", "url": basic_registry.url, "repositories": selection}
+    good["auth"] = {"username": "ci", "password_file": str(secret)}
+    bad["auth"] = {"username": "ci", "password_file": str(missing)}
+    path = probe_config(bad, good, pushgateway={"url": pushgateway.url})
 
-        result = regprobe("run", "-c", path, "--format", "json")
-        text = regprobe("run", "-c", path, "--no-push")
+    result = regprobe("run", "-c", path, "--format", "json")
+    text = regprobe("run", "-c", path, "--no-push")
 
-        assert result.code == 3
-        not_probed, probed = result.report["registries"]
-        error = f"auth.password_file: cannot read {missing}: No such file or directory"
-        assert (not_probed["complete"], not_probed["errors"], not_probed["requests"]["ok"]) == (False, [error], 0)
-        assert (probed["complete"], probed["images_checked"]) == (True, 1)
-        assert f"! {error}" in text.out
-        assert pushgateway.value("regprobe_run_complete", registry="bad") == 0
-        assert pushgateway.value("regprobe_run_complete", registry="good") == 1
-    finally:
-        pushgateway.stop()
+    assert result.code == 3
+    not_probed, probed = result.report["registries"]
+    error = f"auth.password_file: cannot read {missing}: No such file or directory"
+    assert (not_probed["complete"], not_probed["errors"], not_probed["requests"]["ok"]) == (False, [error], 0)
+    assert (probed["complete"], probed["images_checked"]) == (True, 1)
+    assert f"! {error}" in text.out
+    assert pushgateway.value("regprobe_run_complete", registry=f"bad-{ns}") == 0
+    assert pushgateway.value("regprobe_run_complete", registry=f"good-{ns}") == 1
 
 
 def test_empty_password_env_is_a_config_error(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from prometheus_client import generate_latest
 
 from regprobe.digest import Digest
@@ -63,14 +61,6 @@ def test_incomplete_run_without_findings_claims_nothing_about_integrity() -> Non
     assert "regprobe_broken_images{" not in text and "regprobe_image_broken{" not in text
     assert 'regprobe_catalog_accessible{registry="r"} 0.0' in text
     assert 'regprobe_run_complete{registry="r"} 0.0' in text
-
-
-@pytest.fixture(scope="module")
-def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgateway]:
-    gateway = Pushgateway(tmp_path_factory.mktemp("pushgateway"))
-    gateway.start()
-    yield gateway
-    gateway.stop()
 
 
 def test_push_lifecycle(

@@ -160,14 +160,6 @@ def test_listed_repository_the_registry_does_not_know(
 
 
 @pytest.fixture(scope="module")
-def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgateway]:
-    gateway = Pushgateway(tmp_path_factory.mktemp("pushgateway"))
-    gateway.start()
-    yield gateway
-    gateway.stop()
-
-
-@pytest.fixture(scope="module")
 def logged_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A registry writing its access log, to see a walk under way."""
     reg = Registry(
