@@ -283,6 +283,8 @@ def test_missing_secret_file_fails_only_its_registry(
     assert (probed["complete"], probed["images_checked"]) == (True, 1)
     assert f"! {error}" in text.out
     assert pushgateway.value("regprobe_run_complete", registry=f"bad-{ns}") == 0
+    last_run = pushgateway.value("regprobe_last_run_timestamp_seconds", registry=f"bad-{ns}")
+    assert last_run is not None and last_run > 1.7e9  # this run's time, not the epoch
     assert pushgateway.value("regprobe_run_complete", registry=f"good-{ns}") == 1
 
 

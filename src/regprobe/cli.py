@@ -215,7 +215,7 @@ async def _probe_configured(
     if registry.auth is not None and registry.auth.unavailable is not None:
         # A secret not mounted (yet): this registry cannot be probed; the others can.
         log.error("registry %s: %s", registry.name, registry.auth.unavailable)
-        return RegistryResult(name=registry.name, url=registry.url, errors=[registry.auth.unavailable])
+        return _not_probed(registry.name, registry.url, registry.auth.unavailable)
     if registry.auth is not None and registry.auth.password is not None:
         auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
     else:
@@ -224,7 +224,7 @@ async def _probe_configured(
     try:
         verify = ssl_context(tls.ca_file, tls.cert_file, tls.key_file, tls.insecure_skip_verify)
     except (OSError, ssl.SSLError) as exc:  # checked at load; a file replaced since is this registry's problem
-        return RegistryResult(name=registry.name, url=registry.url, errors=[f"tls: cannot load: {exc}"])
+        return _not_probed(registry.name, registry.url, f"tls: cannot load: {exc}")
     settings = ClientSettings(
         url=registry.url,
         concurrency=cfg.concurrency_for(registry),
@@ -237,6 +237,11 @@ async def _probe_configured(
     repos = registry.repositories
     selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_), selected_shard)
     return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache, stop=stop)
+
+
+def _not_probed(name: str, url: str, error: str) -> RegistryResult:
+    """A registry that could not be probed at all: incomplete, and pushed with this run's time."""
+    return RegistryResult(name=name, url=url, errors=[error], started_at=time.time())
 
 
 def _docker_auth(host_or_url: str) -> RegistryAuth:
@@ -265,7 +270,7 @@ async def _guarded(
             )
     except Exception as exc:
         log.exception("internal error probing %s", name)
-        return RegistryResult(name=name, url=settings.url, errors=[f"internal error {type(exc).__name__}; see the log"])
+        return _not_probed(name, settings.url, f"internal error {type(exc).__name__}; see the log")
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -79,6 +79,8 @@ class Auth(_Strict):
     def _no_inline_password(cls, data: Any) -> Any:
         if isinstance(data, dict) and "password" in data:
             raise ValueError("'password' is not accepted inline: use password_file or password_env")
+        if isinstance(data, dict) and "unavailable" in data:  # the loader's own field
+            raise ValueError("unknown key 'unavailable'")
         return data
 
     @model_validator(mode="after")
