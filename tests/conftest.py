@@ -8,11 +8,17 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import settings
 
 from regprobe.cli import main
 
 from .registry import Registry
 from .servers import Pushgateway
+
+# Hypothesis' default 200 ms deadline per example fails properties, not code, on a loaded 2-core machine
+# running registries beside the tests; the pytest-timeout still bounds every test.
+settings.register_profile("regprobe", deadline=None)
+settings.load_profile("regprobe")
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,9 @@ LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><fo
 class HostileRegistry:
     def __init__(self) -> None:
         self.mode = "healthy"
+        self.tags = ["v1"]
+        #: Seconds between the bytes of a trickled blob (mode "trickle-blob").
+        self.trickle_interval = 0.1
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.layer = b"layer-bytes" * 100
         self.config = b'{"architecture": "amd64", "os": "linux"}'
@@ -83,7 +86,7 @@ class HostileRegistry:
                 if path == "/v2/_catalog":
                     return self.send(200, json.dumps({"repositories": ["evil/app"]}).encode())
                 if path == "/v2/evil/app/tags/list":
-                    return self.send(200, json.dumps({"name": "evil/app", "tags": ["v1"]}).encode())
+                    return self.send(200, json.dumps({"name": "evil/app", "tags": reg.tags}).encode())
                 if path.startswith("/v2/evil/app/manifests/"):
                     return self.manifest_route()
                 if path.startswith("/v2/evil/app/blobs/"):
@@ -146,19 +149,64 @@ class HostileRegistry:
                 content_type = None if mode == "no-content-type" else OCI_MANIFEST
                 if mode == "lying-digest" and "sha256:" in self.path:
                     body = reg.manifest + b" "
-                self.send(200, body, content_type)
+                headers = {}
+                if mode == "wrong-header-digest":
+                    # Registries get Docker-Content-Digest wrong (ggcr: "so many registries implement this
+                    # incorrectly"): here it names the config blob, not the manifest.
+                    headers["Docker-Content-Digest"] = digest(reg.config)
+                self.send(200, body, content_type, headers)
 
             def blob_route(self, ref: str) -> None:
                 if reg.mode == "hang-blob":
                     reg._stop.wait(60)
                     return
+                if reg.mode == "denied-config" and ref == digest(reg.config):
+                    return self.send(403, b'{"errors": [{"code": "DENIED", "message": "requested access denied"}]}')
+                if reg.mode == "denied-config" and ref == digest(reg.layer):
+                    return self.send(404, b'{"errors": [{"code": "BLOB_UNKNOWN"}]}')
+                if reg.mode == "odd-error-body" and ref == digest(reg.layer):
+                    return self.send(404, b'{"errors": 5}')
                 data = {digest(reg.layer): reg.layer, digest(reg.config): reg.config}.get(ref)
                 if data is None:
                     return self.send(404, b'{"errors": [{"code": "BLOB_UNKNOWN"}]}')
+                if reg.mode in ("trickle-blob", "stall-blob") and ref == digest(reg.layer):
+                    return self.slow_blob(data)
+                if reg.mode == "range-ignored-short" and ref == digest(reg.layer):
+                    data = data[:-10]  # a complete answer of the wrong length: Range ignored, 200
                 self.send(200, data, "application/octet-stream")
 
-            def send(self, status: int, body: bytes, content_type: str | None = "application/json") -> None:
+            def slow_blob(self, data: bytes) -> None:
+                """trickle-blob: the whole blob, 100 bytes at a time, never idle long; stall-blob: half
+                of it, then silence with the connection open."""
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                with contextlib.suppress(OSError):
+                    if reg.mode == "stall-blob":
+                        self.wfile.write(data[: len(data) // 2])
+                        self.wfile.flush()
+                        reg._stop.wait(60)
+                        return
+                    for start in range(0, len(data), 100):
+                        if reg._stop.is_set():
+                            return
+                        self.wfile.write(data[start : start + 100])
+                        self.wfile.flush()
+                        time.sleep(reg.trickle_interval)
+
+            def send(
+                self,
+                status: int,
+                body: bytes,
+                content_type: str | None = "application/json",
+                headers: dict[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 if content_type:
                     self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))

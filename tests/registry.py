@@ -31,9 +31,29 @@ DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 
 def free_port() -> int:
+    """A port nobody listens on right now: for addresses that must refuse connections. A server the
+    tests start binds port 0 instead (see :func:`listening_port`): a port picked in advance can be taken
+    by another process before the server binds it."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def listening_port(pid: int) -> int | None:
+    """The TCP port process ``pid`` listens on (a server started on port 0), from /proc; None while it
+    listens on none."""
+    try:
+        inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    except OSError:
+        return None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                # local address "0100007F:9C41", state 0A = LISTEN, inode in column 10
+                if fields[3] == "0A" and f"socket:[{fields[9]}]" in inodes:
+                    return int(fields[1].rsplit(":", 1)[1], 16)
+    return None
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
@@ -74,9 +94,9 @@ class Registry:
         """``tls``: (certificate, key) to serve HTTPS with."""
         self.workdir = workdir
         self.root = workdir / "data"
-        self.port = free_port()
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
-        self.host = f"127.0.0.1:{self.port}"
+        self.scheme = "https" if tls else "http"
+        #: 0 until the first start: the registry binds a port of its own choosing, then keeps it.
+        self.port = 0
         storage: dict[str, Any] = {"filesystem": {"rootdirectory": str(self.root)}, "delete": {"enabled": True}}
         if cache:
             # The registry:2 image's default config has this cache; it is what makes GC's damage show
@@ -86,7 +106,7 @@ class Registry:
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": True}},
             "storage": storage,
-            "http": {"addr": f"127.0.0.1:{self.port}", "secret": "test-secret"},
+            "http": {"addr": "127.0.0.1:0", "secret": "test-secret"},
             # Lets foreign (Windows-style) layers be pushed; distribution rejects their URLs by default.
             "validation": {"manifests": {"urls": {"allow": ["^https://"]}}},
         }
@@ -94,29 +114,43 @@ class Registry:
             config["http"]["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
         for key, value in (extra or {}).items():
             config[key] = value
+        self.config = config
         self.config_path = workdir / "config.yml"
         self.proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(json.dumps(config))  # JSON is YAML
-        # The harness pushes and breaks; trust is what the tests of regprobe check, not this client.
-        self.http = httpx.Client(base_url=self.url, timeout=30, verify=False)
+        self.http = httpx.Client(timeout=30, verify=False)
+
+    @property
+    def url(self) -> str:
+        assert self.port, "the registry has not started yet"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1]
 
     @property
     def v2(self) -> Path:
         return self.root / "docker" / "registry" / "v2"
 
     def start(self) -> Registry:
+        """Start (or restart, on the port it had) and wait until it answers."""
+        self.config["http"]["addr"] = f"127.0.0.1:{self.port}"
+        self.config_path.write_text(json.dumps(self.config))  # JSON is YAML
         log = open(self.workdir / "registry.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([BINARY, "serve", str(self.config_path)], stdout=log, stderr=log)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"docker-registry exited: {(self.workdir / 'registry.log').read_text()[-2000:]}")
+            self.port = self.port or listening_port(self.proc.pid) or 0
             try:
-                if self.http.get("/v2/").status_code in (200, 401):
+                if self.port and self.http.get(f"{self.url}/v2/").status_code in (200, 401):
+                    self.http.base_url = httpx.URL(self.url)
                     return self
             except httpx.TransportError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise RuntimeError("docker-registry did not start within 20s")
 
     def stop(self) -> None:
@@ -301,6 +335,10 @@ class Registry:
     def _blob_dir(self, digest: str) -> Path:
         hexpart = digest.split(":", 1)[1]
         return self.v2 / "blobs" / "sha256" / hexpart[:2] / hexpart
+
+    def blob_path(self, digest: str) -> Path:
+        """The data file of a blob or manifest (both live under blobs/)."""
+        return self._blob_dir(digest) / "data"
 
     def remove_revision_link(self, repository: str, digest: str) -> None:
         """A tag clean-up script or GC of "untagged" index children: data kept, link gone."""

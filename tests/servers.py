@@ -29,6 +29,10 @@ class Service:
 
     ready_path = "/-/ready"
 
+    def get(self, path: str) -> httpx.Response:
+        """GET from the service as the tests' own client (a secured service adds its trust and credentials)."""
+        return httpx.get(self.url + path, timeout=5)
+
     def start(self) -> Service:
         binary = self.command()[0]
         if shutil.which(binary) is None:
@@ -40,7 +44,7 @@ class Service:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {(self.workdir / f'{self.name}.log').read_text()[-2000:]}")
             try:
-                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                if self.get(self.ready_path).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -61,7 +65,7 @@ class Pushgateway(Service):
 
     def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         """Every regprobe sample the gateway holds: (name, labels) -> value."""
-        text = httpx.get(self.url + "/metrics", timeout=5).text
+        text = self.get("/metrics").text
         out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:

@@ -64,20 +64,30 @@ def test_scope_for() -> None:
     assert scope_for(httpx.URL("http://r/v2/a/blobs/sha256:x")) == "repository:a:pull"
     assert scope_for(httpx.URL("http://r/v2/a/b/tags/list")) == "repository:a/b:pull"
     assert scope_for(httpx.URL("http://r/v2/")) == ""
+    # A valid repository name may contain a marker as a component: the last one ends the name.
+    assert scope_for(httpx.URL("http://r/v2/a/manifests/b/manifests/v1")) == "repository:a/manifests/b:pull"
+    assert scope_for(httpx.URL("http://r/v2/a/blobs/b/tags/list")) == "repository:a/blobs/b:pull"
 
 
 class TokenRegistry:
     """A registry and its token service in one handler."""
 
     def __init__(
-        self, realm: str = "https://auth.test/token", expires_in: int | None = 300, token_status: int = 200
+        self,
+        realm: str = "https://auth.test/token",
+        expires_in: int | None = 300,
+        token_status: int = 200,
+        delay: float = 0.0,
     ) -> None:
         self.realm, self.expires_in, self.token_status = realm, expires_in, token_status
+        #: Seconds each answer takes: with it, concurrent requests really overlap.
+        self.delay = delay
         self.token_requests: Counter[str] = Counter()
         self.realm_authorization: list[str | None] = []
         self.issued = 0
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(self.delay)
         if request.url.path == "/token":
             self.token_requests[request.url.params.get("scope", "")] += 1
             self.realm_authorization.append(request.headers.get("authorization"))
@@ -103,16 +113,25 @@ def make_client(handler: TokenRegistry, auth: RegistryAuth) -> RegistryClient:
     return RegistryClient(settings, transport=httpx.MockTransport(handler))
 
 
-def test_one_token_per_scope_under_concurrency() -> None:
-    handler = TokenRegistry()
+@pytest.mark.parametrize("scheme_known", [False, True])
+def test_one_token_per_scope_under_concurrency(scheme_known: bool) -> None:
+    """30 concurrent blob checks over 3 repositories, with a token service slow enough for them to
+    overlap: one token per scope, whether the 401 challenge sends them all for a token at once (the
+    first requests) or they attach one up front (once the scheme is known)."""
+    handler = TokenRegistry(delay=0.02)
 
     async def go() -> list[int | None]:
         async with make_client(handler, RegistryAuth("u", "p")) as c:
+            if scheme_known:
+                await c.blob("warm-up", BLOB, "range", 10)
             replies = await asyncio.gather(*(c.blob(f"repo{i % 3}", BLOB, "range", 10) for i in range(30)))
         return [r.status for r in replies]
 
     assert asyncio.run(go()) == [206] * 30
-    assert handler.token_requests == Counter({f"repository:repo{i}:pull": 1 for i in range(3)})
+    expected = Counter({f"repository:repo{i}:pull": 1 for i in range(3)})
+    if scheme_known:
+        expected["repository:warm-up:pull"] = 1
+    assert handler.token_requests == expected
 
 
 def test_expired_token_is_renewed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,6 +151,110 @@ def test_expired_token_is_renewed(monkeypatch: pytest.MonkeyPatch) -> None:
         return counts
 
     assert asyncio.run(go()) == [1, 1, 2]
+
+
+def test_token_is_renewed_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 300 s token is replaced 10 s before it expires, so it cannot lapse between being attached and
+    being checked by the registry."""
+    now = [1000.0]
+    monkeypatch.setattr(auth_mod, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    handler = TokenRegistry(expires_in=300)
+
+    async def go() -> list[int]:
+        counts = []
+        async with make_client(handler, RegistryAuth()) as c:
+            for step in (0.0, 289.0, 2.0):  # fetched, reused at 289 s, renewed at 291 s (before 300)
+                now[0] += step
+                await c.blob("repo", BLOB, "range", 10)
+                counts.append(handler.token_requests["repository:repo:pull"])
+        return counts
+
+    assert asyncio.run(go()) == [1, 1, 2]
+
+
+def test_refused_basic_credentials_are_not_sent_again() -> None:
+    """GitLab bans an address after repeated bad credentials: each request offers them once."""
+    offered: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if "authorization" in request.headers:
+            offered.append(request.headers["authorization"])
+        return httpx.Response(401, headers={"www-authenticate": 'Basic realm="registry"'})
+
+    async def go() -> None:
+        settings = ClientSettings(url="https://registry.test", auth=RegistryAuth("u", "wrong"))
+        async with RegistryClient(settings, transport=httpx.MockTransport(handler)) as c:
+            for _ in range(3):
+                with pytest.raises(AuthError, match="refused the credentials"):
+                    await c.blob("repo", BLOB, "range", 10)
+
+    asyncio.run(go())
+    assert len(offered) == 3
+
+
+def test_the_challenge_scope_is_the_one_asked_for() -> None:
+    """The registry names the scope it wants (here not the one the path suggests): that is the scope
+    requested, and its token is then sent up front for the same path."""
+    wanted = "repository:team/app:pull,push"
+    asked: list[str] = []
+    challenged = [0]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            scope = request.url.params.get("scope", "")
+            asked.append(scope)
+            return httpx.Response(200, json={"token": f"for {scope}"})
+        if request.headers.get("authorization") != f"Bearer for {wanted}":
+            challenged[0] += 1
+            realm = 'Bearer realm="https://auth.test/token",service="reg"'
+            return httpx.Response(401, headers={"www-authenticate": f'{realm},scope="{wanted}"'})
+        return httpx.Response(206, headers={"content-range": "bytes 0-0/10"}, content=b"x")
+
+    async def go() -> list[int | None]:
+        settings = ClientSettings(url="https://registry.test", auth=RegistryAuth())
+        async with RegistryClient(settings, transport=httpx.MockTransport(handler)) as c:
+            return [(await c.blob("team/app", BLOB, "range", 10)).status for _ in range(2)]
+
+    assert asyncio.run(go()) == [206, 206]
+    assert asked == [wanted] and challenged == [1]
+
+
+@pytest.mark.parametrize(
+    ("registry", "realm", "allowed"),
+    [
+        ("https://registry.test", "https://169.254.169.254/latest/meta-data", False),  # cloud metadata
+        ("https://registry.test", "https://[fd00:ec2::254]/token", False),
+        ("https://registry.test", "https://10.0.0.6/token", False),
+        ("https://registry.test", "https://127.0.0.1/token", False),
+        ("https://10.0.0.5", "https://10.0.0.6/token", True),  # a lab registry and its token service
+        ("https://10.0.0.5", "https://169.254.169.254/token", False),
+        ("https://169.254.1.1", "https://169.254.1.1/token", True),  # the registry's own host
+        ("https://registry.test", "https://auth.example.com/token", True),
+        ("https://localhost:5000", "http://127.0.0.1:5001/token", True),
+    ],
+)
+def test_realm_on_an_internal_address_is_refused(registry: str, realm: str, allowed: bool) -> None:
+    contacted: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v2/repo/blobs/" + str(BLOB):
+            contacted.append(str(request.url))
+            return httpx.Response(200, json={"token": "t"})
+        if request.headers.get("authorization") != "Bearer t":
+            return httpx.Response(401, headers={"www-authenticate": f'Bearer realm="{realm}",service="reg"'})
+        return httpx.Response(206, headers={"content-range": "bytes 0-0/10"}, content=b"x")
+
+    async def go() -> int | None:
+        settings = ClientSettings(url=registry, auth=RegistryAuth("u", "p"))
+        async with RegistryClient(settings, transport=httpx.MockTransport(handler)) as c:
+            return (await c.blob("repo", BLOB, "range", 10)).status
+
+    if allowed:
+        assert asyncio.run(go()) == 206 and len(contacted) == 1
+    else:
+        with pytest.raises(AuthError, match="private or link-local address; not contacted"):
+            asyncio.run(go())
+        assert contacted == []
 
 
 def test_anonymous_token_request_carries_no_credentials() -> None:

@@ -123,7 +123,7 @@ def test_tls_with_private_ca(
     tls_registry: Registry, ca: trustme.CA, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path
 ) -> None:
     tls_registry.push_image(f"{ns}/app", "v1")
-    bundle = tmp_path / "ca"
+    bundle = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(bundle))
     base = {"url": tls_registry.url, "repositories": {"include": [f"{ns}/*"]}, "timeout": 5}
     trusted = {**base, "name": "trusted", "tls": {"ca_file": str(bundle)}}
@@ -146,28 +146,26 @@ def test_mutual_tls(
     server = ca.issue_cert("127.0.0.1")
     server.private_key_pem.write_to_path(str(work / "key.pem"))
     server.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
-    ca.cert_pem.write_to_path(str(work / "ca"))
+    ca.cert_pem.write_to_path(str(work / "ca.pem"))
     client = ca.issue_cert("regprobe-client")
-    client.cert_chain_pems[0].write_to_path(str(work / "client"))
-    client.private_key_pem.write_to_path(str(work / "client_key"))
+    client.cert_chain_pems[0].write_to_path(str(work / "client.pem"))
+    client.private_key_pem.write_to_path(str(work / "client-key.pem"))
     reg = Registry(work, tls=(work / "cert.pem", work / "key.pem"))
-    config = json.loads(reg.config_path.read_text())
-    config["http"]["tls"]["clientcas"] = [str(work / "ca")]
-    reg.config_path.write_text(json.dumps(config))
-    harness = ssl.create_default_context(cafile=str(work / "ca"))
-    harness.load_cert_chain(str(work / "client"), str(work / "client_key"))
-    reg.http = httpx.Client(base_url=reg.url, verify=harness)
+    reg.config["http"]["tls"]["clientcas"] = [str(work / "ca.pem")]
+    harness = ssl.create_default_context(cafile=str(work / "ca.pem"))
+    harness.load_cert_chain(str(work / "client.pem"), str(work / "client-key.pem"))
+    reg.http = httpx.Client(verify=harness)
     reg.start()
     try:
         reg.push_image(f"{ns}/app", "v1")
         tls = {
-            "ca_file": str(work / "ca"),
-            "cert_file": str(work / "client"),
-            "key_file": str(work / "client_key"),
+            "ca_file": str(work / "ca.pem"),
+            "cert_file": str(work / "client.pem"),
+            "key_file": str(work / "client-key.pem"),
         }
         base = {"url": reg.url, "repositories": {"include": [f"{ns}/*"]}, "timeout": 5}
         with_cert = {**base, "name": "with-cert", "tls": tls}
-        without = {**base, "name": "without-cert", "tls": {"ca_file": str(work / "ca")}}
+        without = {**base, "name": "without-cert", "tls": {"ca_file": str(work / "ca.pem")}}
         result = regprobe("run", "-c", probe_config(with_cert, without), "--format", "json")
         good, bad = result.report["registries"]
         assert good["complete"] and good["images_checked"] == 1

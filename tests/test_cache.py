@@ -16,6 +16,7 @@ from regprobe.cache import ManifestCache
 from regprobe.digest import Digest
 
 from .registry import Registry
+from .util import wait_for
 
 LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>/v2/\S*) HTTP/[\d.]+" (?P<status>\d+) .*"regprobe/')
 
@@ -31,15 +32,31 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg.stop()
 
 
-def requests(reg: Registry, since: int) -> tuple[Counter[tuple[str, str]], int]:
-    """(method, kind) counts of regprobe's requests after byte offset ``since`` of the access log."""
-    text = (reg.workdir / "registry.log").read_text(errors="replace")
-    counts: Counter[tuple[str, str]] = Counter()
-    for match in LINE.finditer(text[since:]):
-        path = match["path"]
-        kind = "manifest" if "/manifests/" in path else "blob" if "/blobs/" in path else "list"
-        counts[(match["method"], kind)] += 1
-    return counts, len(text)
+def requests(reg: Registry, since: int, run: Any = None) -> tuple[Counter[tuple[str, str]], int]:
+    """(method, kind) counts of regprobe's requests after byte offset ``since`` of the access log.
+
+    The registry writes a request's line after it has answered, so a line can land after the run has
+    ended: given the run, wait until the log holds as many lines as the run says it made requests."""
+
+    def read() -> tuple[Counter[tuple[str, str]], int]:
+        text = (reg.workdir / "registry.log").read_text(errors="replace")
+        counts: Counter[tuple[str, str]] = Counter()
+        for match in LINE.finditer(text[since:]):
+            path = match["path"]
+            kind = "manifest" if "/manifests/" in path else "blob" if "/blobs/" in path else "list"
+            counts[(match["method"], kind)] += 1
+        return counts, len(text)
+
+    if run is None:
+        return read()
+    made = sum(n for outcome, n in run.report["registries"][0]["requests"].items() if outcome != "retried")
+
+    def complete() -> tuple[Counter[tuple[str, str]], int] | None:
+        found = read()
+        return found if sum(found[0].values()) >= made else None
+
+    logged: tuple[Counter[tuple[str, str]], int] = wait_for(complete, f"{made} access log lines")
+    return logged
 
 
 def test_steady_state_run_gets_no_manifest(
@@ -53,12 +70,14 @@ def test_steady_state_run_gets_no_manifest(
     )
     _, mark = requests(logged, 0)
 
-    assert regprobe("run", "-c", cfg).code == 0
-    cold, mark = requests(logged, mark)
+    run = regprobe("run", "-c", cfg, "--format", "json")
+    assert run.code == 0
+    cold, mark = requests(logged, mark, run)
     assert cold[("GET", "manifest")] == 6  # 1 index + 4 children + 1 single image, each once
 
-    assert regprobe("run", "-c", cfg).code == 0
-    warm, mark = requests(logged, mark)
+    run = regprobe("run", "-c", cfg, "--format", "json")
+    assert run.code == 0
+    warm, mark = requests(logged, mark, run)
     assert warm[("GET", "manifest")] == 0
     assert warm[("HEAD", "manifest")] == 2 + 4  # each tag, each child
     assert warm[("GET", "blob")] == cold[("GET", "blob")]  # blobs are still checked every run
@@ -73,6 +92,32 @@ def test_steady_state_run_gets_no_manifest(
         "missing",
         "HEAD answered 404",  # a HEAD carries no error body
     )
+
+
+def test_cached_body_is_not_used_when_the_registry_now_holds_other_bytes(
+    registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    """Manifest data changed in storage after the cache learned it (bit rot, a bad restore): the HEAD's
+    length disagrees with the cached body, so the body is fetched again and judged."""
+    reg = registry_nocache
+    index = reg.push_index(f"{ns}/multi", "latest", attestations=False)
+    single = reg.push_image(f"{ns}/single", "v1")
+    cfg = probe_config(
+        {"name": "c", "url": reg.url, "repositories": {"include": [f"{ns}/*"]}}, cache_dir=str(tmp_path / "cache")
+    )
+    assert regprobe("run", "-c", cfg).code == 0  # the cache now holds every manifest
+
+    child = reg.blob_path(index.children[0].digest)
+    child.write_bytes(child.read_bytes() + b"\n")  # still JSON, no longer its digest
+    top = reg.blob_path(single.digest)
+    top.write_bytes(top.read_bytes()[:-1])  # the closing brace gone
+
+    result = regprobe("run", "-c", cfg, "--format", "json")
+    found = sorted((f["repository"], f["digest"], f["problem"]) for f in result.findings())
+    assert found == [
+        (f"{ns}/multi", index.children[0].digest, "digest_mismatch"),
+        (f"{ns}/single", None, "unreachable"),  # registry:2 cannot parse it either: 500
+    ]
 
 
 def test_damaged_cache_entry_is_fetched_again(tmp_path: Path) -> None:

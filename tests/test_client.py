@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -71,11 +73,63 @@ def test_404_is_an_answer_never_retried() -> None:
     assert (reply.status, reply.code, len(seen)) == (404, "BLOB_UNKNOWN", 1)
 
 
-def test_429_retry_after_is_honoured() -> None:
-    handler, seen = table(httpx.Response(429, headers={"retry-after": "0"}), httpx.Response(200, content=b"x" * 10))
-    c = client(handler)
+@pytest.mark.parametrize(
+    ("retry_after", "waited"),
+    [
+        ("7", 7.0),  # seconds
+        ("in 30 s", 30.0),  # an HTTP date, written when the test runs
+        ("3600", 60.0),  # capped at max_retry_after
+        (email.utils.format_datetime(datetime(2015, 10, 21, tzinfo=UTC), usegmt=True), None),  # past: backoff only
+        ("soon", None),  # unreadable: backoff only
+    ],
+)
+def test_429_retry_after_is_honoured(retry_after: str, waited: float | None) -> None:
+    """The wait before the retry is what the registry asked for (E6 in REGISTRY-QUIRKS.md), capped;
+    the sleeps are recorded instead of slept."""
+    if retry_after == "in 30 s":
+        retry_after = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    handler, seen = table(
+        httpx.Response(429, headers={"retry-after": retry_after}), httpx.Response(200, content=b"x" * 10)
+    )
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    policy = RetryPolicy(attempts=3, base_delay=0.25, max_delay=8.0, max_retry_after=60.0)
+    settings = ClientSettings(url="http://registry.test", retry=policy)
+    c = RegistryClient(settings, transport=httpx.MockTransport(handler), sleep=sleep)
     assert blob(c, "head").status == 200
     assert len(seen) == 2 and c.requests["retried"] == 1 and c.requests["client_error"] == 1
+    (slept,) = sleeps
+    if waited is None:
+        assert 0.125 <= slept <= 0.25  # the first backoff step, jittered
+    else:
+        assert waited - 2 <= slept <= waited
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown"}]}', "BLOB_UNKNOWN"),
+        (b'{"code": "NAME_UNKNOWN", "message": "repository name not known", "detail": null}', "NAME_UNKNOWN"),  # zot
+        (b'{"errors": {"code": "X"}}', None),
+        (b'{"errors": 5}', None),
+        (b'{"errors": [5]}', None),
+        (b'{"errors": []}', None),
+        (b'{"errors": [{"code": 7}]}', None),
+        (b'{"errors": [{"code": "BAD\\nLINE"}]}', None),  # never echoed into a report
+        (b"[]", None),
+        (b"", None),
+        (b"<html><body>502 Bad Gateway</body></html>", None),
+        (b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code></Error>", None),
+        (b"\xff\xfe", None),
+    ],
+)
+def test_error_bodies_are_read_tolerantly(body: bytes, code: str | None) -> None:
+    handler, _ = table(httpx.Response(404, content=body))
+    reply = blob(client(handler))
+    assert (reply.status, reply.code) == (404, code)
 
 
 def test_timeout_becomes_unreachable_after_retries() -> None:

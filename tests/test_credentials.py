@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from regprobe import credentials
-from regprobe.client import _retry_after
 from regprobe.errors import ConfigError
 
 
@@ -70,9 +69,3 @@ def test_credential_helper_is_named_not_crashed_on(tmp_path: Path, caplog: pytes
 def test_broken_config_json_is_a_config_error(tmp_path: Path, doc: object, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         credentials.lookup("r.test", write(tmp_path, doc))
-
-
-def test_retry_after_seconds_and_http_date() -> None:
-    assert _retry_after("7") == 7.0
-    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: retry now
-    assert _retry_after("soon") is None and _retry_after(None) is None

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
+import re
 import stat
 import subprocess
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from regprobe.fsck.output import Progress
+from regprobe.fsck import Repair, Storage, scan
+from regprobe.fsck.output import JsonOutput, Progress, TextOutput
+from regprobe.mediatypes import ACCEPT
 
-from .registry import BINARY, DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, Registry
+from .registry import BINARY, Registry
 from .util import only, wait_for
 
-ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 V2 = "docker/registry/v2"
 
 
@@ -113,6 +117,7 @@ def test_index_child_revision_link_gone(reg: Registry, ns: str, regprobe: Any) -
         "parent": index.digest,
         "path": revision_link(f"{ns}/app", arm64.digest),
         "repaired": False,
+        "repairable": False,
         "tags": ["latest", "v2"],
         "detail": "index child has no revision link in this repository",
     }
@@ -354,6 +359,22 @@ def test_garbage_link_files_are_invalid_not_fatal(reg: Registry, ns: str, regpro
     assert snapshot(reg.root) == before  # --repair touches only layer links whose data is gone or empty
 
 
+@pytest.mark.timeout(30)
+def test_symlink_loop_under_repositories_is_not_followed(reg: Registry, ns: str, regprobe: Any) -> None:
+    reg.push_image(f"{ns}/app", "v1")
+    reg.push_image(f"{ns}/team/api", "v1")
+    base = reg.v2 / "repositories" / ns
+    (base / "loop").symlink_to(".")
+    (base / "team" / "up").symlink_to("..")
+
+    # Bounded: followed, these two links make the walk branch 2^40 ways deep before ELOOP stops it.
+    walked = list(islice(Storage(str(reg.root)).repositories(), 10))
+
+    assert [name for name, _ in walked] == [f"{ns}/app", f"{ns}/team/api"]
+    run = fsck(regprobe, reg)
+    assert (run.code, run.report["repositories"], found(run)) == (0, 2, [])
+
+
 # -- agreement with the HTTP walk -------------------------------------------------------------------
 
 
@@ -491,15 +512,110 @@ def test_repair_removes_only_layer_links_to_missing_or_empty_data(reg: Registry,
         assert reg.http.get(f"/v2/{repository}/manifests/{tag}", headers={"Accept": ACCEPT}).status_code == 200
 
     # The links are gone; the manifest still needs the blobs, whose content is really gone: the image is
-    # still reported broken - now as a missing link, which --repair does not touch.
+    # still reported broken - now as a missing link, which --repair does not touch. The emptied blob's
+    # 0-byte data file, which has to be deleted by hand before a re-push can work, is still named.
     second = fsck(regprobe, reg, "--repair")
     assert second.code == 1
     layers = {f["digest"]: f for f in found(second) if f["kind"] == "layer"}
     assert set(layers) == set(image.layers)
-    for f in layers.values():
-        assert (f["problem"], f["detail"], f["repaired"]) == ("missing", "no layer link in this repository", False)
+    lost, emptied = layers[image.layers[0]], layers[image.layers[1]]
+    assert (lost["problem"], lost["detail"]) == ("missing", "no layer link in this repository")
+    assert (emptied["problem"], emptied["detail"]) == (
+        "missing",
+        f"no layer link in this repository; its data is empty (0 bytes): delete {data_file(image.layers[1])} "
+        "before re-pushing",
+    )
+    assert [(f["repaired"], f["repairable"]) for f in layers.values()] == [(False, False)] * 2
     assert second.report["repaired"] == 0
     assert snapshot(reg.root) == after
+
+
+def test_repair_keeps_links_to_data_that_is_there_but_wrong(reg: Registry, ns: str, regprobe: Any) -> None:
+    """Short or rotten data may be all anyone has of a blob: only links to lost content are offered."""
+    repo = f"{ns}/app"
+    image = reg.push_image(repo, "v1")
+    (reg.root / data_file(image.layers[0])).write_bytes(b"x" * 100)
+    reg.corrupt_blob(image.layers[1])
+    reg.remove_blob_data(image.config)  # the control: lost, so offered
+    config_dir = os.path.dirname(layer_link(repo, image.config))
+    before = snapshot(reg.root)
+
+    plain = fsck(regprobe, reg, "--verify-digests")
+    text = regprobe("fsck", str(reg.root), "--verify-digests")
+    repaired = fsck(regprobe, reg, "--verify-digests", "--repair")
+
+    offered = {f["digest"]: (f["problem"], f["repairable"]) for f in found(plain)}
+    assert offered == {
+        image.layers[0]: ("size_mismatch", False),
+        image.layers[1]: ("digest_mismatch", False),
+        image.config: ("missing", True),
+    }
+    assert [line for line in text.out.splitlines() if "repairable:" in line] == [
+        f"    repairable: --repair removes {config_dir}"
+    ]
+    assert {f["digest"]: f["repaired"] for f in found(repaired)} == {
+        image.layers[0]: False,
+        image.layers[1]: False,
+        image.config: True,
+    }
+    assert set(before) - set(snapshot(reg.root)) == {config_dir, f"{config_dir}/link"}
+
+
+def test_repair_dry_run_changes_nothing_and_names_what_repair_removes(reg: Registry, ns: str, regprobe: Any) -> None:
+    repo = f"{ns}/app"
+    image = reg.push_image(repo, "v1")
+    index = reg.push_index(f"{ns}/multi", "latest")
+    child = index.children[1].digest
+    reg.remove_revision_link(f"{ns}/multi", child)  # found, never repairable
+    reg.remove_blob_data(image.layers[0])
+    reg.truncate_blob(image.layers[1])
+    dirs = sorted(os.path.dirname(layer_link(repo, layer)) for layer in image.layers)
+    before = snapshot(reg.root)
+
+    alone = regprobe("fsck", str(reg.root), "--dry-run")
+    text = regprobe("fsck", str(reg.root), "--repair", "--dry-run")
+    doc = fsck(regprobe, reg, "--repair", "--dry-run")
+    plain = fsck(regprobe, reg)
+
+    assert snapshot(reg.root) == before
+    assert (alone.code, alone.out) == (2, "")
+    assert "--dry-run goes with --repair" in alone.err
+    assert (text.code, doc.code, plain.code) == (1, 1, 1)
+    assert sorted(line.split()[-1] for line in text.out.splitlines() if line.startswith("    would remove ")) == dirs
+    assert "3 broken objects, 2 would be repaired (dry run: nothing changed); " in text.out
+    assert (doc.report["dry_run"], doc.report["repairable"], doc.report["repaired"]) == (True, 2, 0)
+    assert (plain.report["dry_run"], plain.report["repairable"]) == (False, 2)
+    want = sorted([(image.layers[0], True, False), (image.layers[1], True, False), (child, False, False)])
+    for run in (doc, plain):
+        assert sorted((f["digest"], f["repairable"], f["repaired"]) for f in found(run)) == want
+
+    done = regprobe("fsck", str(reg.root), "--repair")
+    assert sorted(line.split()[-1] for line in done.out.splitlines() if line.startswith("    removed ")) == dirs
+
+
+def test_repair_rechecks_each_link_right_before_removing_it(cache: tuple[Registry, Registry], regprobe: Any) -> None:
+    """On a live pull-through cache a blob lost at scan time can be back by the time --repair gets to
+    it (a client pulled it, the cache fetched it again): its link is good again and stays."""
+    upstream, proxy = cache
+    image = upstream.push_image("lib/app", "v1")
+    pull(proxy, "lib/app", "v1", image.layers)
+    proxy.remove_blob_data(image.layers[0])
+
+    class PulledMeanwhile(Storage):
+        def collect(self, name: str, rel: str) -> Any:
+            facts = super().collect(name, rel)
+            pull(proxy, "lib/app", "v1", image.layers[:1])  # after the scan, before the repair
+            return facts
+
+    out = io.StringIO()
+    root = str(proxy.root)
+    summary = scan(PulledMeanwhile(root), JsonOutput(root, out, Repair.ON), False, Repair.ON)
+
+    finding = only(json.loads(out.getvalue())["findings"])
+    assert (finding["digest"], finding["problem"], finding["repaired"]) == (image.layers[0], "missing", False)
+    assert (summary.repairable, summary.repaired) == (1, 0)
+    assert (proxy.root / layer_link("lib/app", image.layers[0])).exists()
+    assert fsck(regprobe, proxy, "--no-index-children").code == 0
 
 
 @pytest.fixture
@@ -585,6 +701,15 @@ def test_repair_on_a_pull_through_cache(cache: tuple[Registry, Registry], regpro
     repaired = fsck(regprobe, proxy, "--no-index-children", "--repair")
     assert sorted((f["digest"], f["problem"], f["repaired"]) for f in found(repaired)) == sorted(
         [(image.layers[0], "missing", True), (image.layers[1], "size_mismatch", True)]
+    )
+    # Unlinked now: normal on a cache for the lost blob, a trap for the emptied one, whose data file the
+    # next pull links again.
+    between = only(found(fsck(regprobe, proxy, "--no-index-children")))
+    assert (between["digest"], between["problem"], between["path"], between["repairable"]) == (
+        image.layers[1],
+        "size_mismatch",
+        data_file(image.layers[1]),
+        False,
     )
 
     assert pull(proxy, "lib/app", "v1", image.layers) == [(200, 1500), (200, 2500)]  # both from upstream
@@ -703,11 +828,12 @@ def test_text_report_groups_by_repository(reg: Registry, ns: str, regprobe: Any)
         f"  layer    {layer[:19]} missing  under {image.digest[:19]}",
         "    layer link present, blob data gone",
         f"    {layer_link(f'{ns}/worker', layer)}",
+        f"    repairable: --repair removes {os.path.dirname(layer_link(f'{ns}/worker', layer))}",
         f"{reg.root}  BROKEN",
         run.out.splitlines()[-1],
     ]
     assert run.out.splitlines()[-1].startswith(
-        "  2 repositories, 5 manifests, 12 layer links; 2 broken objects, 0 repaired; "
+        "  2 repositories, 5 manifests, 12 layer links; 2 broken objects, 1 repairable with --repair; "
     )
 
 
@@ -723,16 +849,41 @@ def test_json_is_one_document(reg: Registry, ns: str, regprobe: Any) -> None:
     assert set(doc["findings"][0]) >= {"repository", "digest", "kind", "problem", "parent", "path", "repaired"}
 
 
-def test_progress_only_on_a_terminal() -> None:
-    class Tty(io.StringIO):
-        def isatty(self) -> bool:
-            return True
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
 
+
+def test_progress_only_on_a_terminal() -> None:
     plain, tty = io.StringIO(), Tty()
     for stream in (plain, tty):
-        progress = Progress(stream, interval=0)
-        progress.tick(1)
-        progress.tick(2)
-        progress.done()
+        with Progress(stream, interval=0) as progress:
+            progress.tick(1)
+            progress.tick(2)
     assert plain.getvalue() == ""
     assert tty.getvalue() == "\rscanned 1 repositories\rscanned 2 repositories\r\033[K"
+
+
+def test_progress_line_is_wiped_before_findings_and_log_lines(
+    reg: Registry, ns: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Findings (stdout) and log records (stderr) go to the terminal the progress line is drawn on."""
+    for name in ("a", "b", "c"):
+        reg.remove_blob_data(reg.push_image(f"{ns}/{name}", "v1").layers[0])
+    caplog.set_level(logging.INFO)
+    root = str(reg.root)
+    # Read-only: findings follow the line. Repair: each removal is logged (INFO) before the findings.
+    for mode, removals in ((Repair.OFF, 0), (Repair.ON, 6)):
+        terminal = Tty()
+        handler = logging.StreamHandler(terminal)
+        logging.getLogger().addHandler(handler)
+        try:
+            scan(Storage(root), TextOutput(root, terminal, False, mode), repair=mode, progress=Progress(terminal, 0))
+        finally:
+            logging.getLogger().removeHandler(handler)
+
+        written = terminal.getvalue()
+        assert written.count("\rscanned ") == 3
+        # Drawn in place, the line may be redrawn or wiped, never written after.
+        assert re.findall(r"\rscanned \d+ repositories(?!\r)", written) == []
+        assert written.count("removed docker/") == removals

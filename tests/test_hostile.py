@@ -11,6 +11,7 @@ import pytest
 
 from .hostile import HostileRegistry, port_that_accepts_and_never_answers
 from .registry import sha256 as digest
+from .util import only
 
 
 @pytest.fixture
@@ -156,8 +157,8 @@ def test_loop_guard_even_if_hashes_collided() -> None:
     import asyncio
     import json
 
-    from regprobe.client import Reply
     from regprobe.digest import Digest
+    from regprobe.facts import Reply
     from regprobe.walk import RepositoryWalk, WalkPolicy
 
     me = Digest("sha256", "f" * 64)
@@ -176,7 +177,85 @@ def test_loop_guard_even_if_hashes_collided() -> None:
     walk = RepositoryWalk(Colliding(), "loop", WalkPolicy())  # type: ignore[arg-type]
     asyncio.run(asyncio.wait_for(walk.walk_tag("v1"), 5))
     (finding,) = walk.findings()
-    assert finding.problem.value == "invalid" and "loop" in finding.detail
+    assert finding.problem.value == "invalid" and finding.digest == me
+    assert walk.nodes[("manifest", me)].bound == "loop"
+
+
+def test_a_refused_sibling_loses_no_finding_and_is_reported_once(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any
+) -> None:
+    """The config answers 403, its sibling layer 404, and four tags share both: the layer's finding is
+    kept (a failing sibling must not orphan the others), and the refusal is one error naming all four."""
+    evil.mode, evil.tags = "denied-config", ["v1", "v2", "v3", "v4"]
+    result = run(regprobe, probe_config, evil)
+    assert result.code == 1
+    finding = only(result.findings())
+    assert (finding["kind"], finding["problem"], finding["tags"]) == ("layer", "missing", ["v1", "v2", "v3", "v4"])
+    (error,) = result.report["registries"][0]["errors"]
+    assert digest(evil.config) in error and "403" in error and "(tags: v1, v2, v3, v4)" in error
+    assert result.report["registries"][0]["complete"] is False
+
+
+def test_odd_error_body_is_no_code_not_a_crash(evil: HostileRegistry, regprobe: Any, probe_config: Any) -> None:
+    evil.mode = "odd-error-body"  # 404 {"errors": 5}
+    result = run(regprobe, probe_config, evil)
+    finding = only(result.findings())
+    assert (finding["kind"], finding["problem"], finding["detail"]) == ("layer", "missing", "GET answered 404")
+    assert result.report["registries"][0]["errors"] == []
+
+
+def test_digest_mode_download_is_bounded_per_read_not_as_a_whole(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any
+) -> None:
+    """A full download (blob_check: digest) may take longer than `timeout` while bytes keep coming
+    (here ~1.1 s against 0.5 s): it is judged on its content, not cut off."""
+    evil.mode = "trickle-blob"
+    result = run(regprobe, probe_config, evil, timeout=0.5, blob_check="digest")
+    assert result.code == 0, result.out
+    assert result.report["registries"][0]["requests"]["timeout"] == 0
+
+
+def test_digest_mode_download_that_stalls_is_cut_by_the_read_timeout(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any
+) -> None:
+    evil.mode = "stall-blob"
+    cfg = {"name": "evil", "url": evil.url, "timeout": 0.5, "blob_check": "digest"}
+    # The run's deadline is the outer bound: without a read timeout the stall would end the run there,
+    # incomplete and without a finding.
+    result = regprobe("run", "-c", probe_config(cfg, deadline=20), "--format", "json")
+    finding = only(result.findings())
+    assert (finding["kind"], finding["problem"]) == ("layer", "unreachable")
+    assert "timed out" in finding["detail"]
+
+
+def test_wrong_docker_content_digest_is_never_trusted(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any, tmp_path: Any
+) -> None:
+    """The header names another object: the tag is still walked as what its body hashes to, and the
+    cache holds that body under its own digest only."""
+    evil.mode = "wrong-header-digest"
+    cache = tmp_path / "cache"
+    for _ in range(2):  # cold, then with the cache
+        result = regprobe(
+            "run", "-c", probe_config({"name": "evil", "url": evil.url}, cache_dir=str(cache)), "--format", "json"
+        )
+        assert result.code == 0 and result.report["registries"][0]["images_checked"] == 1
+    entries = sorted(p.name for p in (cache / "manifests" / "sha256").iterdir())
+    assert entries == [digest(evil.manifest).split(":", 1)[1]]
+
+
+@pytest.mark.parametrize(("mode", "problem"), [("healthy", None), ("range-ignored-short", "size_mismatch")])
+def test_range_ignored_answer_is_judged_by_its_length(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any, mode: str, problem: str | None
+) -> None:
+    """This registry ignores `Range` and answers 200 with the whole blob (Quay on local storage does,
+    D5 in REGISTRY-QUIRKS.md): one byte proves it serves, and Content-Length must still be the
+    descriptor's size."""
+    evil.mode = mode
+    result = run(regprobe, probe_config, evil)
+    assert [(f["kind"], f["problem"]) for f in result.findings()] == ([("layer", problem)] if problem else [])
+    ranged = [{k.lower(): v for k, v in h.items()}.get("range") for _, path, h in evil.requests if "/blobs/" in path]
+    assert ranged and all(r == "bytes=0-0" for r in ranged)
 
 
 @pytest.mark.parametrize(

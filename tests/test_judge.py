@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from regprobe.client import Reply
 from regprobe.digest import Digest
-from regprobe.judge import Node, TagRoot, blob_reply, findings, manifest_reply
+from regprobe.facts import Node, Reply, TagRoot
+from regprobe.judge import blob_reply, findings, manifest_reply
 from regprobe.manifest import Descriptor
 from regprobe.model import Kind, Problem
 

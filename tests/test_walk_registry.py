@@ -280,3 +280,75 @@ def test_nested_index(registry_nocache: Registry, ns: str, regprobe: Any, probe_
     requests = result.report["registries"][0]["requests"]
     minimal = 1 + 1 + 2 + 2 + len(blobs)
     assert minimal <= sum(n for outcome, n in requests.items() if outcome != "retried") <= minimal + 1, requests
+
+
+def test_truncated_exchanges_are_counted_as_network_errors(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    """Headers, then no body (the descriptor-cache mode): not an `ok` request, whatever the status."""
+    image = registry.push_image(f"{ns}/app", "v1")
+    registry.warm(f"{ns}/app", image.layers[0])
+    registry.remove_blob_data(image.layers[0])
+
+    result = run_json(regprobe, probe_config, registry, ns)
+
+    assert only(result.findings())["problem"] == "truncated"
+    requests = result.report["registries"][0]["requests"]
+    # catalog, tag list, the manifest, the config, the other layer: ok. The truncated layer: four tries.
+    assert (requests["ok"], requests["network_error"], requests["retried"]) == (5, 4, 3), requests
+
+
+def test_empty_blob_is_checked_with_head(registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    """A zero-byte layer has no first byte to ask for: registry:2 answers `Range: bytes=0-0` on it with
+    416. It is checked with HEAD, and is healthy."""
+    registry_nocache.push_image(f"{ns}/app", "v1", layers=[b"", b"data" * 10])
+    result = run_json(regprobe, probe_config, registry_nocache, ns)
+    assert result.code == 0 and result.findings() == []
+
+
+def test_first_parent_is_the_first_in_descriptor_order(
+    registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    """A broken layer shared by both platforms of an index: `parent` is the first child that needs it,
+    in the index's own order - the same answer every run, whichever answered first."""
+    repo = f"{ns}/multi"
+    shared = b"shared" * 300
+    arm64 = registry_nocache.push_image(repo, None, layers=[shared, b"arm64" * 10], platform="linux/arm64")
+    amd64 = registry_nocache.push_image(repo, None, layers=[shared, b"amd64" * 10], platform="linux/amd64")
+    registry_nocache.push_index(
+        repo, "latest", platforms=("linux/arm64", "linux/amd64"), children=[arm64, amd64], attestations=False
+    )
+    registry_nocache.remove_layer_link(repo, arm64.layers[0])
+
+    finding = only(run_json(regprobe, probe_config, registry_nocache, ns).findings())
+
+    assert (finding["digest"], finding["parent"]) == (arm64.layers[0], arm64.digest)
+
+
+def test_index_depth_bound(registry_nocache: Registry, ns: str) -> None:
+    """Indexes may nest `max_depth` levels; one more is an `invalid` index, bound "depth"."""
+    import asyncio
+
+    from regprobe.client import ClientSettings, RegistryClient
+    from regprobe.walk import RepositoryWalk, WalkPolicy
+
+    repo = f"{ns}/deep"
+    image = registry_nocache.push_image(repo, None)
+    level1 = registry_nocache.push_index(repo, "two", platforms=("linux/amd64",), children=[image], attestations=False)
+    level2 = registry_nocache.push_index(
+        repo, "three", platforms=("linux/amd64",), children=[level1], attestations=False
+    )
+
+    async def walk(tag: str) -> RepositoryWalk:
+        async with RegistryClient(ClientSettings(url=registry_nocache.url)) as client:
+            w = RepositoryWalk(client, repo, WalkPolicy(max_depth=2))
+            await w.walk_tag(tag)
+            return w
+
+    assert asyncio.run(walk("two")).findings() == []  # index -> image
+    assert asyncio.run(walk("three")).findings() == []  # index -> index -> image: two levels, allowed
+    registry_nocache.push_index(repo, "four", platforms=("linux/amd64",), children=[level2], attestations=False)
+    over = asyncio.run(walk("four"))  # three levels of index: the third is over the bound
+    (finding,) = over.findings()
+    assert (finding.problem.value, str(finding.digest)) == ("invalid", level1.digest)
+    assert finding.digest is not None and over.nodes[("manifest", finding.digest)].bound == "depth"

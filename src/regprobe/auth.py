@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
 import re
 import time
@@ -60,10 +61,10 @@ def scope_for(url: httpx.URL) -> str:
     path = url.path
     if path.startswith("/v2/_catalog"):
         return "registry:catalog:*"
-    for marker in ("/manifests/", "/blobs/", "/tags/"):
-        if marker in path:
-            name = path[len("/v2/") : path.index(marker)]
-            return f"repository:{name}:pull"
+    # The last marker: a repository may itself be named `a/manifests/b` (each component is valid).
+    end = max(path.rfind(marker) for marker in ("/manifests/", "/blobs/", "/tags/"))
+    if end > len("/v2"):
+        return f"repository:{path[len('/v2/') : end]}:pull"
     return ""
 
 
@@ -92,16 +93,17 @@ class RegistryAuth(httpx.Auth):
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         scope = scope_for(request.url)
+        sent: str | None = None
         if self._scheme == "basic":
             self._basic(request)
         elif self._scheme == "bearer":
-            token = self._cached(scope)
-            if token is None:
+            sent = self._cached(scope)
+            if sent is None:
                 async with self._lock(scope):  # concurrent walks of one repository share one fetch
-                    token = self._cached(scope)
-                    if token is None:
-                        token = await self._store(scope, (yield self._token_request(scope, request)))
-            request.headers["Authorization"] = f"Bearer {token}"
+                    sent = self._cached(scope)
+                    if sent is None:
+                        sent = await self._store(scope, (yield self._token_request(scope, request)))
+            request.headers["Authorization"] = f"Bearer {sent}"
 
         response = yield request
         if response.status_code != 401:
@@ -118,10 +120,18 @@ class RegistryAuth(httpx.Auth):
         elif challenge.scheme == "bearer" and "realm" in challenge.params:
             self._scheme = "bearer"
             self._learn(challenge, request.url)
-            # The challenge names the scope this request needs; the token we sent (if any) was refused.
-            scope = challenge.params.get("scope", scope)
-            self._tokens.pop(scope, None)
-            token = await self._store(scope, (yield self._token_request(scope, request)))
+            # The challenge names the scope this request needs (without one: the scope of its path).
+            wanted = challenge.params.get("scope", scope)
+            async with self._lock(wanted):
+                # Requests answered 401 together wait here for one fetch: the first fetches, the others
+                # find its token. Only the token this request sent was refused; a newer one is tried.
+                token = self._cached(wanted)
+                if token is None or token == sent:
+                    self._tokens.pop(wanted, None)
+                    token = await self._store(wanted, (yield self._token_request(wanted, request)))
+            if wanted != scope and wanted in self._tokens:
+                # Next time this path's requests carry it up front instead of earning a 401 first.
+                self._tokens[scope] = self._tokens[wanted]
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
 
@@ -147,6 +157,10 @@ class RegistryAuth(httpx.Auth):
             _refuse(registry, f"token realm {challenge.params['realm'][:100]!r} is not a URL")
         if realm.scheme not in ("http", "https") or not realm.host:
             _refuse(registry, "token realm is not an http(s) URL")
+        if not _realm_allowed(realm.host, registry.host):
+            # As go-containerregistry's validateRealmURL: a registry must not point us at the cloud
+            # metadata service or an internal address it does not itself live on (SSRF).
+            _refuse(registry, f"token realm {realm.host} is a private or link-local address; not contacted")
         self._realm, self._service = realm, challenge.params.get("service")
         self._registry_host = registry.host
 
@@ -209,6 +223,31 @@ class _Bounded(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+def _realm_allowed(realm_host: str, registry_host: str) -> bool:
+    """A realm on the registry's own host is always allowed; an IP literal outside the public address
+    space only for a registry that lives in the same kind of space (a lab's 10.x registry with its 10.x
+    token service, loopback in tests) - and a link-local one (169.254.169.254, the metadata service)
+    never."""
+    if realm_host == registry_host:
+        return True
+    realm_ip = _ip(realm_host)
+    if realm_ip is None or realm_ip.is_global:
+        return True
+    if realm_ip.is_link_local:
+        return False
+    registry_ip = _ip(registry_host)
+    if registry_host == "localhost":
+        return realm_ip.is_loopback
+    return registry_ip is not None and not registry_ip.is_global and not registry_ip.is_link_local
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
 
 
 def _refuse(registry: httpx.URL, why: str) -> NoReturn:

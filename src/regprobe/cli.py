@@ -86,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"regprobe {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    def common(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json")) -> None:
+        p.add_argument("--format", choices=formats, default="text", help="output format (default text)")
         p.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
 
     run = sub.add_parser("run", help="probe every registry in the config and push metrics")
@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe only shard I of N of each registry's repositories "
         "(default: $JOB_COMPLETION_INDEX of $REGPROBE_SHARDS, for an Indexed Job)",
     )
-    common(run)
+    # metrics: exactly what would be pushed, group by group (with --no-push, nothing is sent)
+    common(run, ("text", "json", "metrics"))
 
     check = sub.add_parser("check", help="walk the named images (CI, right after a push)")
     check.add_argument("refs", nargs="+", metavar="REF", help="host[:port]/repo[:tag][@digest]")
@@ -120,8 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="pull-through cache: index children and blobs never pulled may be absent",
     )
     fsck.add_argument("--repair", action="store_true", help="remove layer links whose data is missing or empty")
+    fsck.add_argument("--dry-run", action="store_true", help="with --repair: say what it would remove, remove nothing")
     fsck.add_argument("--verify-digests", action="store_true", help="hash blob data (reads everything)")
     common(fsck)
+
+    gc = sub.add_parser("gc-check", help="would `registry garbage-collect` break tagged images? (reads its dry run)")
+    gc.add_argument("root", metavar="ROOT", help="the storage rootdirectory (it holds docker/registry/v2)")
+    gc.add_argument(
+        "--plan", required=True, metavar="FILE", help="output of `registry garbage-collect --dry-run`; - for stdin"
+    )
+    common(gc)
     return parser
 
 
@@ -139,9 +148,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.root,
                 index_children=not args.no_index_children,
                 repair=args.repair,
+                dry_run=args.dry_run,
                 verify_digests=args.verify_digests,
                 fmt=args.format,
             )
+        if args.command == "gc-check":
+            from .gccheck import run_gc_check
+
+            return run_gc_check(args.root, args.plan, fmt=args.format)
         return _check(args, parser)
     except ConfigError as exc:
         print(f"regprobe: {exc}", file=sys.stderr)
@@ -173,7 +187,13 @@ def _run(args: argparse.Namespace) -> int:
     results, pushed = _run_async(_until_signalled(stop, _probe_and_push(cfg, cache, selected_shard, stop, push)))
     if cache is not None:
         cache.prune()
-    _emit(results, args.format)
+    if args.format == "metrics":
+        from . import metrics
+
+        job = cfg.pushgateway.job if cfg.pushgateway else config_mod.DEFAULT_JOB
+        print(metrics.exposition(cfg, results, job), end="")
+    else:
+        _emit(results, args.format)
     return exit_code(results, pushed)
 
 

@@ -14,25 +14,27 @@ import hashlib
 import json
 import logging
 import random
+import re
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from . import mediatypes as mt
 from .digest import Digest
-from .errors import TEMPORARY_STATUSES, AuthError, NotRegistryError, RegistryError
+from .errors import AuthError, NotRegistryError, RegistryError
+from .facts import BlobMode, Reply
 from .transport import StatelessClient
 from .transport import transport as _transport
 
 log = logging.getLogger(__name__)
 
-BlobMode = Literal["head", "range", "digest"]
+__all__ = ["BlobMode", "ClientSettings", "RegistryClient", "Reply", "RetryPolicy", "ssl_context"]
 _ERROR_BODY_LIMIT = 64 << 10
 _MAX_PAGES = 100_000
 _CHUNK = 64 << 10
@@ -45,65 +47,6 @@ class RetryPolicy:
     max_delay: float = 8.0
     #: Longest Retry-After honoured; a registry asking for more is treated as unreachable for now.
     max_retry_after: float = 60.0
-
-
-@dataclass(slots=True)
-class Reply:
-    """Facts about one exchange (after retries)."""
-
-    url: str
-    method: str = "GET"
-    status: int | None = None  # None: no HTTP answer at all
-    code: str | None = None  # registry error code (MANIFEST_UNKNOWN, BLOB_UNKNOWN, ...)
-    message: str | None = None
-    content_type: str | None = None
-    content_length: int | None = None
-    #: The complete length from `Content-Range: bytes a-b/TOTAL` (206 or 416).
-    range_total: int | None = None
-    body: bytes = b""
-    received: int = 0
-    #: Hash of every byte received when the whole body was read.
-    digest: Digest | None = None
-    over_limit: bool = False
-    #: The connection ended before the promised body arrived.
-    truncated: bool = False
-    timeout: bool = False
-    error: str | None = None
-    retry_after: float | None = None
-    header_digest: str | None = None
-    next_link: str | None = None
-
-    @property
-    def failed(self) -> bool:
-        """No complete answer: nothing came back, or it stopped coming (timeout mid-body)."""
-        return self.status is None or self.timeout or self.error is not None
-
-    @property
-    def ok(self) -> bool:
-        """A complete 2xx answer."""
-        return not self.failed and not self.truncated and self.status is not None and self.status < 300
-
-    @property
-    def temporary(self) -> bool:
-        if self.failed:
-            return True
-        return self.status in TEMPORARY_STATUSES or self.truncated
-
-    def describe(self, method: str | None = None) -> str:
-        method = method or self.method
-        if self.status is None:
-            return f"{method} {'timed out' if self.timeout else 'failed'}: {self.error}"
-        if self.failed:
-            return f"{method} answered {self.status}, then {'timed out' if self.timeout else 'failed'}: {self.error}"
-        text = f"{method} answered {self.status}"
-        if self.code:
-            text += f" {self.code}"
-        if self.truncated:
-            text += (
-                f", then the connection closed after {self.received} of {self.content_length} body bytes"
-                " (pulls fail with 'unexpected EOF')"
-            )
-        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +72,15 @@ def ssl_context(
 
 
 class RegistryClient:
-    def __init__(self, settings: ClientSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        settings: ClientSettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        """``sleep`` waits between retries (tests pass one that records instead of waiting)."""
         self.settings = settings
+        self._sleep = sleep
         self.base = httpx.URL(settings.url)
         # Hot-path URLs are absolute strings: httpx parses each URL anyway, and a relative one is
         # parsed twice (once alone, once merged with base_url) - 40% of building a request.
@@ -252,26 +202,17 @@ class RegistryClient:
         reader: Callable[[httpx.Response, Reply], Any] | None,
         bounded: bool = True,
     ) -> Reply:
-        """One exchange, retried while the answer is temporary. The first attempt runs outside
-        tenacity: nearly every request succeeds at once, and the retry machinery costs CPU per call."""
-        first = await self._attempt(method, url, headers, reader, bounded)
-        policy = self.settings.retry
-        if not first.temporary or policy.attempts <= 1:
-            return first
+        """One exchange, retried by tenacity while the answer is temporary (408, 429, 5xx, no answer,
+        a body cut short); the last answer is returned whatever it was."""
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts),
+            stop=stop_after_attempt(self.settings.retry.attempts),
             retry=retry_if_result(lambda reply: reply.temporary),
             wait=self._wait,
+            sleep=self._sleep,
             before_sleep=self._count_retry,
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
-        answers = [first]
-
-        async def attempt() -> Reply:
-            # Tenacity sees the first answer as its first attempt, then waits and retries.
-            return answers.pop() if answers else await self._attempt(method, url, headers, reader, bounded)
-
-        reply: Reply = await retrying(attempt)
+        reply: Reply = await retrying(self._attempt, method, url, headers, reader, bounded)
         return reply
 
     def _wait(self, state: RetryCallState) -> float:
@@ -430,14 +371,27 @@ async def _read_error(response: httpx.Response, reply: Reply) -> None:
         body += chunk
         if len(body) >= _ERROR_BODY_LIMIT:
             break
+    reply.code = error_code(body)
+
+
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def error_code(body: bytes) -> str | None:
+    """The registry's error code in an error body, read as go-containerregistry's transport/error.go
+    does: ``{"errors": [{"code": ...}]}``, or zot's bare ``{"code": ...}``. Anything else - HTML from a
+    proxy, XML from object storage, odd shapes - is simply no code, never a failure of its own. A code
+    is a short identifier; anything longer or stranger is not echoed into reports."""
     try:
-        errors = json.loads(body).get("errors") or []
-        first = errors[0] if errors and isinstance(errors[0], dict) else {}
-        code, message = first.get("code"), first.get("message")
-        reply.code = code if isinstance(code, str) else None
-        reply.message = message[:200] if isinstance(message, str) else None
-    except (ValueError, AttributeError, RecursionError):
-        pass
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    errors = doc.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors else doc
+    code = first.get("code") if isinstance(first, dict) else None
+    return code if isinstance(code, str) and _CODE.fullmatch(code) else None
 
 
 def _fill_headers(response: httpx.Response, reply: Reply) -> None:

@@ -29,6 +29,7 @@ from .errors import ConfigError, InvalidReferenceError
 from .reference import validate_repository
 
 DEFAULT_PATH = "/etc/regprobe/config.yaml"
+DEFAULT_JOB = "registry-integrity-probe"
 
 BlobCheck = Literal["head", "range", "digest"]
 #: Bounds shared with the command line's flags.
@@ -124,7 +125,10 @@ class RegistryConfig(_Strict):
 
 class Pushgateway(_Strict):
     url: str
-    job: Annotated[str, Field(min_length=1)] = "registry-integrity-probe"
+    job: Annotated[str, Field(min_length=1)] = DEFAULT_JOB
+    #: Many pushgateways sit behind an authenticating proxy: Basic credentials, as for a registry.
+    auth: Auth | None = None
+    tls: TLS = TLS()
 
     @field_validator("url")
     @classmethod
@@ -246,7 +250,23 @@ def parse(data: object, source: str) -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format(source, exc)) from None
-    return _resolve_secrets(config, source)
+    config = _resolve_secrets(config, source)
+    if config.pushgateway is not None:
+        config = config.model_copy(update={"pushgateway": _resolve_pushgateway(config.pushgateway, source)})
+    return config
+
+
+def _resolve_pushgateway(gateway: Pushgateway, source: str) -> Pushgateway:
+    """The pushgateway's secret and TLS files, read at load: without them no run could report."""
+    if gateway.auth is not None and gateway.auth.password is None:
+        where = f"{source}: pushgateway.auth"
+        try:
+            secret = _read_secret(gateway.auth, where)
+        except _UnreadableSecretError as exc:
+            raise ConfigError(f"{where}.password_file: {exc}") from None
+        gateway = gateway.model_copy(update={"auth": gateway.auth.model_copy(update={"password": SecretStr(secret)})})
+    _check_tls_files(gateway.tls, f"{source}: pushgateway.tls")
+    return gateway
 
 
 def _resolve_secrets(config: Config, source: str) -> Config:
@@ -254,37 +274,47 @@ def _resolve_secrets(config: Config, source: str) -> Config:
     for i, registry in enumerate(config.registries):
         auth = registry.auth
         if auth is not None and auth.password is None:
-            registry = registry.model_copy(update={"auth": _read_password(auth, f"{source}: registries[{i}].auth")})
-        _check_tls(registry.tls, f"{source}: registries[{i}].tls")
+            try:
+                auth = auth.model_copy(
+                    update={"password": SecretStr(_read_secret(auth, f"{source}: registries[{i}].auth"))}
+                )
+            except _UnreadableSecretError as exc:
+                # A Secret not mounted (yet) is a runtime condition of this registry, not a bad config:
+                # it is reported incomplete (exit 3), the others are probed.
+                auth = auth.model_copy(update={"unavailable": f"auth.password_file: {exc}"})
+            registry = registry.model_copy(update={"auth": auth})
+        _check_tls_files(registry.tls, f"{source}: registries[{i}].tls")
         registries.append(registry)
     return config.model_copy(update={"registries": registries})
 
 
-def _read_password(auth: Auth, where: str) -> Auth:
+class _UnreadableSecretError(Exception):
+    """password_file cannot be read; the message says which file and why."""
+
+
+def _read_secret(auth: Auth, where: str) -> str:
     """The password from its source. An empty one is a config error naming the source: sent as is, it
     would end as a 401 - exit 3, which CI treats as a warning - and an unset CI secret would pass."""
     if auth.password_file is not None:
         try:
             secret = Path(auth.password_file).read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
-            unavailable = f"auth.password_file: cannot read {auth.password_file}: {exc.strerror}"
-            return auth.model_copy(update={"unavailable": unavailable})
+            raise _UnreadableSecretError(f"cannot read {auth.password_file}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise ConfigError(f"{where}.password_file: {auth.password_file} is not UTF-8 text") from None
         if not secret:
             raise ConfigError(f"{where}.password_file: {auth.password_file} is empty")
-    else:
-        assert auth.password_env is not None
-        env = os.environ.get(auth.password_env)
-        if env is None:
-            raise ConfigError(f"{where}.password_env: environment variable {auth.password_env} is not set")
-        if not env:
-            raise ConfigError(f"{where}.password_env: environment variable {auth.password_env} is empty")
-        secret = env
-    return auth.model_copy(update={"password": SecretStr(secret)})
+        return secret
+    assert auth.password_env is not None
+    env = os.environ.get(auth.password_env)
+    if env is None:
+        raise ConfigError(f"{where}.password_env: environment variable {auth.password_env} is not set")
+    if not env:
+        raise ConfigError(f"{where}.password_env: environment variable {auth.password_env} is empty")
+    return env
 
 
-def _check_tls(tls: TLS, where: str) -> None:
+def _check_tls_files(tls: TLS, where: str) -> None:
     """Load the TLS files now, so a bad one stops the run before anything is probed (exit 2, naming the
     key) instead of failing inside one registry's probe."""
     for field in ("ca_file", "cert_file", "key_file"):

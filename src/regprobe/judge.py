@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .client import BlobMode, Reply
 from .digest import Digest
+from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
-from .model import Finding, Kind, Problem
+from .model import KIND_ORDER, Finding, Kind, Problem
 
 Verdict = tuple[Problem, str] | None
 
@@ -76,31 +76,6 @@ def blob_reply(reply: Reply, expected: Descriptor, mode: BlobMode) -> Verdict:
 
 # -- from the walk's graph to findings ------------------------------------------------------------
 
-Key = tuple[str, Digest]  # ("manifest" | "blob", digest): one object in one repository
-
-
-@dataclass(slots=True)
-class Node:
-    kind: Kind
-    problem: Problem | None = None
-    status: int | None = None
-    detail: str = ""
-    children: tuple[Key, ...] = ()
-    #: An index child a pull-through cache has not fetched: expected, not a finding.
-    absent: bool = False
-
-
-@dataclass(slots=True)
-class TagRoot:
-    """Where a tag's walk starts, or why it could not."""
-
-    key: Key | None
-    problem: Problem | None = None
-    status: int | None = None
-    detail: str = ""
-    #: Docker-Content-Digest of an unresolvable tag, when the registry sent a valid one.
-    hint: Digest | None = None
-
 
 @dataclass(slots=True)
 class _Hit:
@@ -115,8 +90,11 @@ def findings(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, 
     for tag in sorted(roots):
         root = roots[tag]
         if root.key is None:
-            problem = root.problem or Problem.UNREACHABLE
-            out.append(Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail))
+            if root.error is None:  # a tag that could not be looked at is an error of the run, never a finding
+                problem = root.problem or Problem.UNREACHABLE
+                out.append(
+                    Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail)
+                )
             continue
         for key, parent in _reachable(root.key, nodes):
             node = nodes[key]
@@ -143,6 +121,25 @@ def findings(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, 
     return out
 
 
+def errors(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> list[str]:
+    """One line per object that could not be looked at, naming every tag whose walk reaches it."""
+    out: list[str] = []
+    blocked: dict[Key, set[str]] = {}
+    for tag in sorted(roots):
+        root = roots[tag]
+        if root.error is not None:
+            out.append(f"{repository}: tag {tag}: {root.error}")
+        if root.key is None:
+            continue
+        for key, _ in _reachable(root.key, nodes):
+            if nodes[key].error is not None:
+                blocked.setdefault(key, set()).add(tag)
+    for key in sorted(blocked, key=lambda k: (KIND_ORDER[nodes[k].kind], str(k[1]))):
+        tags = ", ".join(sorted(blocked[key]))
+        out.append(f"{repository}: {nodes[key].kind.value} {key[1]}: {nodes[key].error} (tags: {tags})")
+    return out
+
+
 def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None]]:
     """Depth-first, each node once, in descriptor order; yields (key, the digest it was reached from)."""
     seen = {start}
@@ -159,8 +156,5 @@ def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Dig
                 stack.append((child, key[1]))
 
 
-_KIND_ORDER = {Kind.MANIFEST: 0, Kind.CONFIG: 1, Kind.LAYER: 2}
-
-
 def _order(f: Finding) -> tuple[str, int, str, str]:
-    return (f.repository, _KIND_ORDER[f.kind], str(f.digest or ""), ",".join(f.tags))
+    return (f.repository, KIND_ORDER[f.kind], str(f.digest or ""), ",".join(f.tags))

@@ -22,7 +22,6 @@ class Descriptor:
     digest: Digest
     size: int
     urls: tuple[str, ...] = ()
-    platform: str | None = None
 
     @property
     def foreign(self) -> bool:
@@ -47,16 +46,7 @@ class Descriptor:
         urls = raw.get("urls") or ()
         if not isinstance(urls, list | tuple) or not all(isinstance(u, str) for u in urls):
             raise ManifestError(f"{where}.urls is not a list of strings")
-        return cls(media_type, digest, size, tuple(urls), _platform(raw))
-
-
-def _platform(raw: Mapping[str, Any]) -> str | None:
-    platform = raw.get("platform")
-    if not isinstance(platform, Mapping):
-        return None
-    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
-    text = "/".join(p for p in parts if isinstance(p, str) and p)
-    return text or None
+        return cls(media_type, digest, size, tuple(urls))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,6 @@ DOCKER_SCHEMA1_SIGNED: Final = "application/vnd.docker.distribution.manifest.v1+
 INDEX_TYPES: Final = frozenset({OCI_INDEX, DOCKER_LIST})
 IMAGE_TYPES: Final = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 MANIFEST_TYPES: Final = INDEX_TYPES | IMAGE_TYPES
-SCHEMA1_TYPES: Final = frozenset({DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED})
 
 # Every manifest type we can walk must be offered: distribution answers 404 MANIFEST_UNKNOWN for an OCI
 # manifest when the OCI types are not accepted (a false "missing"), and rewrites a manifest list to a

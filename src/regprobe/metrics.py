@@ -16,14 +16,17 @@ Each registry gets a fresh ``CollectorRegistry`` (never the process-global one).
 
 from __future__ import annotations
 
+import base64
 import logging
-from collections.abc import Sequence
+import ssl
+import urllib.request
+from collections.abc import Callable, Sequence
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.exposition import default_handler, push_to_gateway, pushadd_to_gateway
 
-from .config import Config
+from .config import Config, Pushgateway
 from .model import OUTCOMES, Kind, PushOutcome, RegistryResult
 
 log = logging.getLogger(__name__)
@@ -67,14 +70,75 @@ def build(result: RegistryResult, max_broken_series: int) -> CollectorRegistry:
     return registry
 
 
-def push(url: str, job: str, result: RegistryResult, max_broken_series: int, timeout: float = 30.0) -> None:
-    registry = build(result, max_broken_series)
-    send = push_to_gateway if result.complete else pushadd_to_gateway
+def grouping_key(result: RegistryResult) -> dict[str, str]:
     grouping = {"registry": result.name}
     if result.shard is not None:
         # One group per shard: shards must not overwrite each other. The alerts aggregate over them.
         grouping["shard"] = result.shard.split("/", 1)[0]
-    send(url, job=job, registry=registry, grouping_key=grouping, timeout=timeout)
+    return grouping
+
+
+def push(gateway: Pushgateway, result: RegistryResult, max_broken_series: int, timeout: float = 30.0) -> None:
+    registry = build(result, max_broken_series)
+    send = push_to_gateway if result.complete else pushadd_to_gateway
+    send(
+        gateway.url,
+        job=gateway.job,
+        registry=registry,
+        grouping_key=grouping_key(result),
+        timeout=timeout,
+        handler=handler(gateway),
+    )
+
+
+def exposition(config: Config, results: Sequence[RegistryResult], job: str) -> str:
+    """What a push sends, group by group, in the text format (``run --format metrics``), like
+    blackbox_exporter's debug output: a probe that can show exactly what it reports."""
+    out = []
+    for result in results:
+        method = "PUT, replacing the group" if result.complete else "POST, replacing only these names"
+        labels = ", ".join(f'{k}="{v}"' for k, v in {"job": job, **grouping_key(result)}.items())
+        out.append(f"# pushgateway group {{{labels}}} ({method})\n")
+        out.append(generate_latest(build(result, config.max_broken_series)).decode())
+    return "".join(out)
+
+
+Handler = Callable[[str, str, float | None, list[tuple[str, str]], bytes], Callable[[], None]]
+
+
+def handler(gateway: Pushgateway) -> Handler:
+    """prometheus-client's push handler, with the gateway's Basic credentials and TLS trust when set."""
+    authorization = None
+    if gateway.auth is not None and gateway.auth.password is not None:
+        pair = f"{gateway.auth.username}:{gateway.auth.password.get_secret_value()}".encode()
+        authorization = "Basic " + base64.b64encode(pair).decode()
+    tls = gateway.tls
+    context = None
+    if urlsplit(gateway.url).scheme == "https" and (tls.ca_file or tls.cert_file or tls.insecure_skip_verify):
+        context = ssl.create_default_context(cafile=tls.ca_file)
+        if tls.cert_file:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        if tls.insecure_skip_verify:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+
+    def handle(
+        url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
+    ) -> Callable[[], None]:
+        if authorization is not None:
+            headers = [*headers, ("Authorization", authorization)]
+        if context is None:
+            return default_handler(url, method, timeout, headers, data)
+
+        def send() -> None:
+            # default_handler's own request, through an opener that trusts the configured CA.
+            request = urllib.request.Request(url, data=data, method=method, headers=dict(headers))  # noqa: S310 - https only
+            opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+            with opener.open(request, timeout=timeout):  # raises HTTPError on 4xx/5xx
+                pass
+
+        return send
+
+    return handle
 
 
 def push_all(config: Config, results: Sequence[RegistryResult], timeout: float | None = None) -> bool:
@@ -86,7 +150,7 @@ def push_all(config: Config, results: Sequence[RegistryResult], timeout: float |
     ok = True
     for result in results:
         try:
-            push(gateway.url, gateway.job, result, config.max_broken_series, timeout=timeout or config.timeout)
+            push(gateway, result, config.max_broken_series, timeout=timeout or config.timeout)
             result.push = PushOutcome(ok=True)
         except Exception as exc:  # urllib raises URLError, HTTPError, OSError, ValueError...
             ok = False
@@ -102,7 +166,8 @@ def _safe(url: str) -> str:
 
 def _reason(exc: Exception) -> str:
     reason = getattr(exc, "reason", None) or exc
-    return f"{type(exc).__name__}: {str(reason)[:200]}"
+    status = getattr(exc, "code", None)  # urllib's HTTPError: the status the gateway (or its proxy) answered
+    return f"{type(exc).__name__}: {f'{status} ' if isinstance(status, int) else ''}{str(reason)[:200]}"
 
 
-__all__ = ["Kind", "build", "push", "push_all"]
+__all__ = ["Kind", "build", "exposition", "handler", "push", "push_all"]

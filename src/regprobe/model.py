@@ -16,6 +16,10 @@ class Kind(StrEnum):
     LAYER = "layer"
 
 
+#: Report order of findings within a repository: the manifest before what it references.
+KIND_ORDER = {Kind.MANIFEST: 0, Kind.CONFIG: 1, Kind.LAYER: 2}
+
+
 class Problem(StrEnum):
     MISSING = "missing"  # 404 / 410
     TRUNCATED = "truncated"  # fewer bytes than promised (200 with an empty body)
@@ -38,10 +42,7 @@ class Finding:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "repository": self.repository,
-            "digest": str(self.digest) if self.digest else None,
-            "kind": self.kind.value,
-            "problem": self.problem.value,
+            **object_json(self.repository, self.digest, self.kind, self.problem),
             "status": self.status,
             "tags": list(self.tags),
             "parent": str(self.parent) if self.parent else None,
@@ -51,10 +52,17 @@ class Finding:
     @property
     def sort_key(self) -> tuple[str, int, str, tuple[str, ...]]:
         """Report order (repository, kind, digest): two reports of the same state diff clean."""
-        return (self.repository, _KIND_RANK[self.kind], str(self.digest or ""), self.tags)
+        return (self.repository, KIND_ORDER[self.kind], str(self.digest or ""), self.tags)
 
 
-_KIND_RANK = {kind: rank for rank, kind in enumerate(Kind)}
+def object_json(repository: str, digest: Digest | None, kind: Kind, problem: Problem) -> dict[str, object]:
+    """The leading JSON fields of every finding, the HTTP walk's and fsck's: what is broken, and how."""
+    return {
+        "repository": repository,
+        "digest": str(digest) if digest else None,
+        "kind": kind.value,
+        "problem": problem.value,
+    }
 
 
 #: Request outcomes counted per registry (`regprobe_requests{outcome}`). `network_error` (no usable

@@ -300,6 +300,7 @@ class RegistryProbe:
         """Fold one repository's walk into the result, and free its place in flight."""
         self._repos.pop(repo.walk.repository, None)
         self.result.findings.extend(repo.walk.findings())
+        self.result.errors.extend(repo.walk.errors())
         self.result.images_checked += repo.walk.walked
         for _ in range(repo.places):
             self._places.release()

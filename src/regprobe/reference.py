@@ -6,7 +6,7 @@ Follows the grammar of distribution's ``reference`` package (the one ``docker pu
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 from .digest import Digest
@@ -91,17 +91,6 @@ class Reference:
     @property
     def api_host(self) -> str:
         return DOCKER_HUB_API if self.host == DOCKER_HUB else self.host
-
-    @property
-    def identifier(self) -> str:
-        """What goes after ``/manifests/``: the digest when pinned, otherwise the tag."""
-        if self.digest is not None:
-            return str(self.digest)
-        assert self.tag is not None
-        return self.tag
-
-    def with_digest(self, digest: Digest) -> Reference:
-        return replace(self, digest=digest)
 
     def __str__(self) -> str:
         out = f"{self.host}/{self.repository}"

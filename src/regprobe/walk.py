@@ -1,8 +1,8 @@
 """Walks one repository: tag -> manifest -> (index -> children) -> config and layers.
 
 Each object of the repository is requested at most once per run, however many tags share it: the
-first visitor fetches, later ones wait for its result. The walk only records what it saw in a graph;
-:func:`regprobe.judge.findings` turns the graph into findings.
+first visitor fetches, later ones wait for its result. The walk only records what it saw in a graph
+(:mod:`regprobe.facts`); :mod:`regprobe.judge` turns the graph into findings and errors.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from . import judge, manifest
 from .cache import ManifestCache
-from .client import BlobMode, RegistryClient, Reply
+from .client import RegistryClient
 from .digest import Digest
-from .errors import DigestError, ManifestError
-from .judge import Key, Node, TagRoot
+from .errors import DigestError, ManifestError, RegistryError
+from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
 from .model import Finding, Kind, Problem
 
@@ -48,8 +48,16 @@ class RepositoryWalk:
     def findings(self) -> list[Finding]:
         return judge.findings(self.repository, self.roots, self.nodes)
 
+    def errors(self) -> list[str]:
+        """Objects that could not be looked at (an access problem of the run, never a finding)."""
+        return judge.errors(self.repository, self.roots, self.nodes)
+
     async def walk_tag(self, tag: str) -> None:
-        reply = await self._fetch_tag(tag)
+        try:
+            reply = await self._fetch(tag, pinned=None)
+        except RegistryError as exc:
+            self.roots[tag] = TagRoot(None, error=str(exc))
+            return
         verdict = judge.manifest_reply(reply, expected=None, pinned=None)
         if verdict is not None or reply.digest is None:
             problem, detail = verdict or (Problem.INVALID, "manifest body could not be read")
@@ -87,47 +95,45 @@ class RepositoryWalk:
             raise
         future.set_result(None)
 
-    async def _fetch_tag(self, tag: str) -> Reply:
-        """The tag's manifest: from the cache after a HEAD when we hold its digest, else one GET."""
-        if self.cache is not None:
-            head = await self.client.manifest_head(self.repository, tag)
-            if not head.ok:
-                return head  # the same verdict a GET would get, without spending a GET
-            hint = _hint(head)
-            if hint is not None:
-                # The header is only a cache key: whatever we use must hash to it.
-                body = self.cache.get(hint)
-                if body is not None:
-                    return _from_cache(head, body, hint)
-                reply = await self._get(hint)
-                if judge.manifest_reply(reply, expected=None, pinned=hint) is None:
-                    return reply
-                # Registries get Docker-Content-Digest wrong; the tag itself is the truth.
-        reply = await self.client.manifest(self.repository, tag, self.policy.max_manifest_bytes)
-        if self.cache is not None and reply.digest is not None and judge.manifest_reply(reply, None, None) is None:
-            self.cache.put(reply.digest, reply.body)
-        return reply
+    async def _fetch(self, reference: str, pinned: Digest | None) -> Reply:
+        """The manifest at ``reference`` (a tag, or ``pinned``'s digest).
 
-    async def _fetch_digest(self, digest: Digest) -> Reply:
-        """A manifest by digest; with a cache entry, a HEAD proves the registry still serves it."""
-        body = self.cache.get(digest) if self.cache is not None else None
-        if body is not None:
-            head = await self.client.manifest_head(self.repository, str(digest))
-            if not head.ok:
-                return head
-            if head.content_length in (None, len(body)):
-                return _from_cache(head, body, digest)
-        return await self._get(digest)
-
-    async def _get(self, digest: Digest) -> Reply:
-        reply = await self.client.manifest(self.repository, str(digest), self.policy.max_manifest_bytes)
-        if self.cache is not None and judge.manifest_reply(reply, None, digest) is None:
-            self.cache.put(digest, reply.body)
+        Without a cache: one GET. With one, a HEAD, and the body from the cache when the cache holds the
+        digest (``pinned``, or for a tag the registry's Docker-Content-Digest) and the registry's length
+        agrees with it; else one GET, whose body is cached under what it hashes to. The header digest is
+        only ever a cache key: a cached body hashes to its key (the cache checks on reading), so a wrong
+        header can cost a GET, never put another image's body under a tag.
+        """
+        cache = self.cache
+        if cache is not None:
+            body = cache.get(pinned) if pinned is not None else None
+            if pinned is None or body is not None:
+                head = await self.client.manifest_head(self.repository, reference)
+                if head.ok:
+                    digest = pinned or _hint(head)
+                    if body is None and digest is not None:
+                        body = cache.get(digest)
+                    # A length that disagrees means the registry now holds other bytes under this name.
+                    if body is not None and digest is not None and head.content_length in (None, len(body)):
+                        return Reply(
+                            head.url, "HEAD", head.status, content_type=head.content_type, body=body, digest=digest
+                        )
+                elif head.status != 405:  # 405: no manifest HEAD on this registry; a GET tells
+                    return head  # the verdict a GET would get, without spending a GET
+        reply = await self.client.manifest(self.repository, reference, self.policy.max_manifest_bytes)
+        cacheable = reply.ok and not reply.over_limit and reply.digest is not None
+        if cache is not None and cacheable and pinned in (None, reply.digest):
+            assert reply.digest is not None
+            cache.put(reply.digest, reply.body)
         return reply
 
     async def _manifest(self, key: Key, expected: Descriptor | None, depth: int, ancestors: frozenset[Digest]) -> None:
         digest = key[1]
-        reply = await self._fetch_digest(digest)
+        try:
+            reply = await self._fetch(str(digest), pinned=digest)
+        except RegistryError as exc:
+            self.nodes[key] = Node(Kind.MANIFEST, error=str(exc))
+            return
         if reply.status in (404, 410) and expected is not None and not self.policy.index_children:
             self.nodes[key] = Node(Kind.MANIFEST, absent=True, status=reply.status)
             return
@@ -147,45 +153,51 @@ class RepositoryWalk:
             node.problem, node.detail = Problem.INVALID, str(exc)
             return
         ancestors = ancestors | {digest}
+        checks: list[tuple[Key, Callable[[], Awaitable[None]]]]
         if isinstance(parsed, manifest.Index):
             if depth >= self.policy.max_depth:
-                node.problem, node.detail = Problem.INVALID, f"indexes nested deeper than {self.policy.max_depth}"
+                node.problem, node.bound = Problem.INVALID, "depth"
+                node.detail = f"indexes nested deeper than {self.policy.max_depth}"
                 return
             loops = [c for c in parsed.children if c.digest in ancestors]
             if loops:
-                node.problem, node.detail = Problem.INVALID, f"index refers back to {loops[0].digest} (a loop)"
+                node.problem, node.bound = Problem.INVALID, "loop"
+                node.detail = f"index refers back to {loops[0].digest} (a loop)"
                 return
-            children = [(("manifest", c.digest), c) for c in parsed.children]
-            node.children = tuple(k for k, _ in children)
-            await asyncio.gather(
-                *(self._once(k, self._child_manifest(k, c, depth + 1, ancestors)) for k, c in children)
-            )
-            return
-        blobs = [(parsed.config, Kind.CONFIG)] + [(layer, Kind.LAYER) for layer in parsed.layers if not layer.foreign]
-        node.children = tuple(("blob", d.digest) for d, _ in blobs)
-        await asyncio.gather(*(self._once(("blob", d.digest), self._blob(d, kind)) for d, kind in blobs))
+            checks = [(("manifest", c.digest), self._child_manifest(c, depth + 1, ancestors)) for c in parsed.children]
+        else:
+            blobs = [(parsed.config, Kind.CONFIG)]
+            blobs += [(layer, Kind.LAYER) for layer in parsed.layers if not layer.foreign]
+            checks = [(("blob", d.digest), self._blob(d, kind)) for d, kind in blobs]
+        node.children = tuple(k for k, _ in checks)
+        # Siblings never fail each other: what the registry answers, refusals included, is recorded on
+        # each object's own node. Only a bug escapes a check; the task group then cancels the siblings
+        # and the repository is reported as an internal error rather than judged half-walked.
+        async with asyncio.TaskGroup() as group:
+            for k, check in checks:
+                group.create_task(self._once(k, check))
 
     def _child_manifest(
-        self, key: Key, descriptor: Descriptor, depth: int, ancestors: frozenset[Digest]
+        self, descriptor: Descriptor, depth: int, ancestors: frozenset[Digest]
     ) -> Callable[[], Awaitable[None]]:
-        return lambda: self._manifest(key, descriptor, depth, ancestors)
+        return lambda: self._manifest(("manifest", descriptor.digest), descriptor, depth, ancestors)
 
     def _blob(self, descriptor: Descriptor, kind: Kind) -> Callable[[], Awaitable[None]]:
         async def check() -> None:
+            key: Key = ("blob", descriptor.digest)
             mode = self.policy.blob_check
-            reply = await self.client.blob(self.repository, descriptor.digest, mode, descriptor.size)
+            try:
+                reply = await self.client.blob(self.repository, descriptor.digest, mode, descriptor.size)
+            except RegistryError as exc:
+                self.nodes[key] = Node(kind, error=str(exc))
+                return
             verdict = judge.blob_reply(reply, descriptor, mode)
             node = Node(kind, status=reply.status)
             if verdict is not None:
                 node.problem, node.detail = verdict
-            self.nodes[("blob", descriptor.digest)] = node
+            self.nodes[key] = node
 
         return check
-
-
-def _from_cache(head: Reply, body: bytes, digest: Digest) -> Reply:
-    """A HEAD that found the manifest, completed with the body we already hold."""
-    return Reply(head.url, "HEAD", head.status, content_type=head.content_type, body=body, digest=digest)
 
 
 def _hint(reply: Reply) -> Digest | None:

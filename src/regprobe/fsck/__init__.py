@@ -3,8 +3,8 @@
 Where the HTTP walk answers "can a client pull it", fsck answers "what is broken on disk", in the same
 vocabulary (kind, problem) so the two reports can be compared. It reads one repository at a time and
 keeps only that repository's links and manifests in memory; blob facts are cached in a bounded LRU.
-Nothing on disk changes unless ``repair`` is set, and then only layer links whose blob data is missing
-or empty are removed. See docs/fsck.md.
+Nothing on disk changes unless ``repair`` is set (and ``dry_run`` is not), and then only layer links
+whose blob data is missing or empty are removed. See docs/fsck.md.
 
 Exit codes: 0 clean; 1 findings (also when every one was repaired: the images that needed those blobs
 are still broken until the content is re-supplied); 2 ROOT missing or not a storage root; 3 parts of
@@ -21,10 +21,10 @@ from typing import TextIO
 from ..errors import ConfigError
 from . import check
 from .check import FsckFinding
-from .output import JsonOutput, Output, Progress, Summary, TextOutput
+from .output import JsonOutput, Output, Progress, Repair, Summary, TextOutput
 from .storage import V2, Storage
 
-__all__ = ["FsckFinding", "Storage", "run_fsck", "scan"]
+__all__ = ["FsckFinding", "Repair", "Storage", "run_fsck", "scan"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 3
 log = logging.getLogger(__name__)
@@ -35,47 +35,60 @@ def run_fsck(
     *,
     index_children: bool = True,
     repair: bool = False,
+    dry_run: bool = False,
     verify_digests: bool = False,
     fmt: str = "text",
     out: TextIO | None = None,
 ) -> int:
     """Scan ``root``, write the report (``fmt`` "text" or "json") to ``out`` (stdout), return the exit code.
 
-    Raises :class:`~regprobe.errors.ConfigError` (exit 2) when ``root`` is not a storage root.
+    Raises :class:`~regprobe.errors.ConfigError` (exit 2) when ``root`` is not a storage root, or for
+    ``dry_run`` without ``repair``.
     """
+    if dry_run and not repair:
+        raise ConfigError("--dry-run goes with --repair: plain fsck changes nothing already")
+    mode = Repair.DRY_RUN if dry_run else Repair.ON if repair else Repair.OFF
     absolute = os.path.abspath(root)
-    _check_root(root, absolute)
+    check_root(root, absolute)
     stream = out if out is not None else sys.stdout
     output: Output
     if fmt == "json":
-        output = JsonOutput(absolute, stream)
+        output = JsonOutput(absolute, stream, mode)
     else:
         colour = stream.isatty() and "NO_COLOR" not in os.environ
-        output = TextOutput(absolute, stream, colour)
-    summary = scan(Storage(absolute, verify_digests=verify_digests), output, index_children, repair)
+        output = TextOutput(absolute, stream, colour, mode)
+    summary = scan(Storage(absolute, verify_digests=verify_digests), output, index_children, mode)
     if summary.findings:
         return EXIT_FINDINGS
     return EXIT_OK if summary.complete else EXIT_INCOMPLETE
 
 
-def scan(storage: Storage, output: Output, index_children: bool = True, repair: bool = False) -> Summary:
+def scan(
+    storage: Storage,
+    output: Output,
+    index_children: bool = True,
+    repair: Repair = Repair.OFF,
+    progress: Progress | None = None,
+) -> Summary:
     summary = Summary()
-    progress = Progress()
-    for name, rel in storage.repositories():
-        facts = storage.collect(name, rel)
-        judgement = check.judge(facts, index_children=index_children)
-        found = judgement.findings
-        if repair:
-            found = [_repair(storage, f) for f in found]
-        summary.repositories += 1
-        summary.manifests += len(facts.revisions)
-        summary.layer_links += len(facts.layers)
-        summary.orphaned_links += judgement.orphaned_links
-        summary.findings += len(found)
-        summary.repaired += sum(f.repaired for f in found)
-        output.repository(name, found)
-        progress.tick(summary.repositories)
-    progress.done()
+    with progress or Progress() as shown:
+        for name, rel in storage.repositories():
+            facts = storage.collect(name, rel)
+            judgement = check.judge(facts, index_children=index_children)
+            found = judgement.findings
+            if repair is Repair.ON:
+                found = [_repair(storage, f) for f in found]
+            summary.repositories += 1
+            summary.manifests += len(facts.revisions)
+            summary.layer_links += len(facts.layers)
+            summary.orphaned_links += judgement.orphaned_links
+            summary.findings += len(found)
+            summary.repairable += sum(f.repairable for f in found)
+            summary.repaired += sum(f.repaired for f in found)
+            if found:
+                shown.clear()
+            output.repository(name, found)
+            shown.tick(summary.repositories)
     summary.errors, summary.error_count = storage.errors, storage.error_count
     output.finish(summary)
     return summary
@@ -90,7 +103,7 @@ def _repair(storage: Storage, finding: FsckFinding) -> FsckFinding:
     return finding.with_repaired()
 
 
-def _check_root(given: str, absolute: str) -> None:
+def check_root(given: str, absolute: str) -> None:
     if not os.path.isdir(absolute):
         why = "not a directory" if os.path.exists(absolute) else "no such directory"
         raise ConfigError(f"ROOT {given}: {why}")

@@ -14,12 +14,8 @@ from dataclasses import dataclass, replace
 
 from .. import manifest as manifest_mod
 from ..digest import Digest
-from ..model import Kind, Problem
-from .storage import Body, Data, RepositoryFacts, data_path
-
-#: The digest of zero bytes: the one blob whose data may legitimately be empty.
-_EMPTY = {algorithm: Digest.of(b"", algorithm) for algorithm in ("sha256", "sha512")}
-_KIND_ORDER = {Kind.MANIFEST: 0, Kind.CONFIG: 1, Kind.LAYER: 2}
+from ..model import KIND_ORDER, Kind, Problem, object_json
+from .storage import Body, Data, RepositoryFacts, content_lost, data_path, emptied
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +35,17 @@ class FsckFinding:
     repair: str | None = None
     repaired: bool = False
 
+    @property
+    def repairable(self) -> bool:
+        return self.repair is not None
+
     def to_json(self) -> dict[str, object]:
         return {
-            "repository": self.repository,
-            "digest": str(self.digest) if self.digest else None,
-            "kind": self.kind.value,
-            "problem": self.problem.value,
+            **object_json(self.repository, self.digest, self.kind, self.problem),
             "parent": str(self.parent) if self.parent else None,
             "path": self.path,
             "repaired": self.repaired,
+            "repairable": self.repairable,
             "tags": list(self.tags),
             "detail": self.detail,
         }
@@ -151,11 +149,21 @@ def judge(facts: RepositoryFacts, *, index_children: bool = True) -> Judgement:
         kind, parent = (blob.kind, blob.parent) if blob else (Kind.LAYER, None)
         layer = facts.layers.get(digest)
         if layer is None:
-            # A pull-through cache links a blob only once someone pulled it (docker skips the layers it
-            # already has): there, an unlinked blob is not yet fetched, not lost.
+            data = facts.blobs.get(digest)
+            # What --repair leaves of an emptied blob: no link, and the 0-byte data file that distribution
+            # never replaces (its blob writer takes an existing path as uploaded), so a re-push or a
+            # cache's next pull links the empty file again. Named for as long as it is there.
+            stale = data is not None and emptied(digest, data)
             if index_children:
-                path = facts.layer_link_path(digest)
-                add(digest, kind, Problem.MISSING, parent, path, "no layer link in this repository")
+                detail = "no layer link in this repository"
+                if stale:
+                    detail += f"; its data is empty (0 bytes): delete {data_path(digest)} before re-pushing"
+                add(digest, kind, Problem.MISSING, parent, facts.layer_link_path(digest), detail)
+            elif stale:
+                detail = "blob data is empty (0 bytes) and not linked here: the next pull links it again"
+                add(digest, kind, Problem.SIZE_MISMATCH, parent, data_path(digest), detail)
+            # else: a pull-through cache links a blob only once someone pulled it (docker skips the
+            # layers it already has): there, an unlinked blob is not yet fetched, not lost.
             continue
         if layer.problem is not None:
             add(digest, kind, layer.problem, parent, layer.path, layer.detail)
@@ -170,7 +178,7 @@ def judge(facts: RepositoryFacts, *, index_children: bool = True) -> Judgement:
         if verdict is not None:
             problem, detail, on_data = verdict
             # Removing the link is safe only where the data is gone or empty: nothing is lost.
-            repair = layer.path if data.missing or data.size == 0 else None
+            repair = layer.path if content_lost(digest, data) else None
             if blob is None:
                 # Still a trap: HEAD answers 200 for it, so a later push skips the upload and the
                 # registry accepts a manifest that needs it.
@@ -246,7 +254,7 @@ def _manifest_verdict(digest: Digest, body: Body, expected: manifest_mod.Descrip
     said = f", index descriptor says {expected.size}" if expected is not None else ""
     if data.size is None:
         return Problem.MISSING, "revision link present, manifest data gone", False
-    if data.size == 0 and digest != _EMPTY.get(digest.algorithm):
+    if emptied(digest, data):
         # Named as the HTTP walk names an emptied blob; distribution answers 500 for such a manifest.
         return Problem.SIZE_MISMATCH, f"manifest data is empty (0 bytes){said}", True
     if body.error is not None and data.actual is None:
@@ -264,7 +272,7 @@ def _blob_verdict(digest: Digest, data: Data, expected: int | None) -> _Verdict:
     said = f", descriptor says {expected}" if expected is not None else ""
     if data.size is None:
         return Problem.MISSING, "layer link present, blob data gone", False
-    if data.size == 0 and digest != _EMPTY.get(digest.algorithm):
+    if emptied(digest, data):
         # The HTTP walk sees this as 416 with a total of 0: size_mismatch. One fault, one name.
         return Problem.SIZE_MISMATCH, f"blob data is empty (0 bytes){said}", True
     if expected is not None and data.size != expected:
@@ -275,4 +283,4 @@ def _blob_verdict(digest: Digest, data: Data, expected: int | None) -> _Verdict:
 
 
 def _order(f: FsckFinding) -> tuple[int, str, str]:
-    return (_KIND_ORDER[f.kind], str(f.digest or ""), f.path)
+    return (KIND_ORDER[f.kind], str(f.digest or ""), f.path)

@@ -5,16 +5,24 @@ document for machines."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from types import TracebackType
 from typing import Protocol, TextIO
 
+from ..render import BOLD, DIM, RED, YELLOW, painter, state
 from .check import FsckFinding
 
-_RED, _YELLOW, _GREEN, _BOLD, _DIM, _RESET = "\033[31m", "\033[33m", "\033[32m", "\033[1m", "\033[2m", "\033[0m"
+
+class Repair(StrEnum):
+    OFF = "off"  # read-only: findings --repair would fix are marked repairable
+    DRY_RUN = "dry-run"  # --repair --dry-run: say what would be removed, remove nothing
+    ON = "on"
 
 
 @dataclass(slots=True)
@@ -25,6 +33,7 @@ class Summary:
     #: Layer links no manifest uses whose data is gone: garbage-collection leftovers, not findings.
     orphaned_links: int = 0
     findings: int = 0
+    repairable: int = 0
     repaired: int = 0
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
@@ -42,57 +51,64 @@ class Output(Protocol):
 
 
 class TextOutput:
-    def __init__(self, root: str, out: TextIO, colour: bool) -> None:
-        self.root, self.out, self.colour = root, out, colour
-
-    def _paint(self, text: str, code: str) -> str:
-        return f"{code}{text}{_RESET}" if self.colour else text
+    def __init__(self, root: str, out: TextIO, colour: bool, repair: Repair = Repair.OFF) -> None:
+        self.root, self.out, self.mode = root, out, repair
+        self._paint = painter(colour)
 
     def repository(self, name: str, findings: Sequence[FsckFinding]) -> None:
         if not findings:
             return
         tags = sorted({t for f in findings for t in f.tags})
-        lines = [f"{self._paint(name, _BOLD)}  " + (f"tags: {', '.join(tags)}" if tags else "(no tags affected)")]
+        lines = [f"{self._paint(name, BOLD)}  " + (f"tags: {', '.join(tags)}" if tags else "(no tags affected)")]
         for f in findings:
             digest = f.digest.short if f.digest else "(no digest)"
-            head = f"  {f.kind.value:<8} {digest:<19} {self._paint(f.problem.value, _RED)}"
+            head = f"  {f.kind.value:<8} {digest:<19} {self._paint(f.problem.value, RED)}"
             if f.parent:
                 head += f"  under {f.parent.short}"
             lines.append(head)
-            lines.append(self._paint(f"    {f.detail}", _DIM))
-            lines.append(self._paint(f"    {f.path}", _DIM))
-            if f.repaired and f.repair:
-                lines.append(f"    {self._paint('removed', _YELLOW)} {os.path.dirname(f.repair)}")
+            lines.append(self._paint(f"    {f.detail}", DIM))
+            lines.append(self._paint(f"    {f.path}", DIM))
+            if f.repair is not None:
+                lines.extend(self._repair_line(f, f.repair))
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
 
+    def _repair_line(self, f: FsckFinding, link: str) -> list[str]:
+        directory = os.path.dirname(link)
+        if f.repaired:
+            return [f"    {self._paint('removed', YELLOW)} {directory}"]
+        if self.mode is Repair.DRY_RUN:
+            return [f"    {self._paint('would remove', YELLOW)} {directory}"]
+        if self.mode is Repair.OFF:
+            return [f"    {self._paint('repairable', YELLOW)}: --repair removes {directory}"]
+        return []  # data back since the scan, or not removable (then an error says why)
+
     def finish(self, s: Summary) -> None:
-        if s.findings:
-            state = self._paint("BROKEN", _RED + _BOLD)
-        elif not s.complete:
-            state = self._paint("INCOMPLETE", _YELLOW + _BOLD)
-        else:
-            state = self._paint("OK", _GREEN + _BOLD)
+        repair = {
+            Repair.OFF: f"{s.repairable} repairable with --repair",
+            Repair.DRY_RUN: f"{s.repairable} would be repaired (dry run: nothing changed)",
+            Repair.ON: f"{s.repaired} repaired",
+        }[self.mode]
         lines = [
-            f"{self._paint(self.root, _BOLD)}  {state}",
+            f"{self._paint(self.root, BOLD)}  {state(bool(s.findings), s.complete, self._paint)}",
             f"  {s.repositories} repositories, {s.manifests} manifests, {s.layer_links} layer links; "
-            f"{s.findings} broken objects, {s.repaired} repaired; {time.monotonic() - s.started:.1f}s",
+            f"{s.findings} broken objects, {repair}; {time.monotonic() - s.started:.1f}s",
         ]
         if s.orphaned_links:
             lines.append(
                 f"  {s.orphaned_links} unused layer links to deleted data (left by garbage collection; harmless)"
             )
-        lines.extend("  " + self._paint("! " + e, _YELLOW) for e in s.errors)
+        lines.extend("  " + self._paint("! " + e, YELLOW) for e in s.errors)
         if s.error_count > len(s.errors):
-            lines.append("  " + self._paint(f"! ... and {s.error_count - len(s.errors)} more", _YELLOW))
+            lines.append("  " + self._paint(f"! ... and {s.error_count - len(s.errors)} more", YELLOW))
         self.out.write("\n".join(lines) + "\n")
 
 
 class JsonOutput:
     """``{"root": ..., "findings": [...], ...}`` written piecewise; valid JSON once :meth:`finish` ran."""
 
-    def __init__(self, root: str, out: TextIO) -> None:
-        self.out = out
+    def __init__(self, root: str, out: TextIO, repair: Repair = Repair.OFF) -> None:
+        self.out, self.mode = out, repair
         self._first = True
         out.write('{\n  "root": ' + json.dumps(root) + ',\n  "findings": [')
 
@@ -108,7 +124,9 @@ class JsonOutput:
             "manifests": s.manifests,
             "layer_links": s.layer_links,
             "orphaned_layer_links": s.orphaned_links,
+            "repairable": s.repairable,
             "repaired": s.repaired,
+            "dry_run": self.mode is Repair.DRY_RUN,
             "errors": s.errors,
             "error_count": s.error_count,
             "duration_seconds": round(time.monotonic() - s.started, 3),
@@ -120,13 +138,20 @@ class JsonOutput:
 
 
 class Progress:
-    """``scanned N repositories`` on stderr, rewritten in place; only when stderr is a terminal."""
+    """``scanned N repositories`` on stderr, rewritten in place; only when stderr is a terminal.
+
+    The line is wiped before anything else is written - findings on stdout (the same terminal, as a
+    rule) via :meth:`clear`, log records on stderr by a filter on the root logger's handlers while the
+    scan runs (``with progress:``) - so it never runs into other output.
+    """
 
     def __init__(self, stream: TextIO | None = None, interval: float = 0.25) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty()
         self.interval = interval
         self._last = 0.0
+        self._shown = False
+        self._handlers: list[logging.Handler] = []
 
     def tick(self, repositories: int) -> None:
         now = time.monotonic()
@@ -134,8 +159,27 @@ class Progress:
             self._last = now
             self.stream.write(f"\rscanned {repositories} repositories")
             self.stream.flush()
+            self._shown = True
 
-    def done(self) -> None:
-        if self.enabled and self._last:
+    def clear(self) -> None:
+        if self._shown:
             self.stream.write("\r\033[K")
             self.stream.flush()
+            self._shown = False
+
+    def _before_log(self, record: logging.LogRecord) -> bool:
+        self.clear()
+        return True
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self._handlers = list(logging.getLogger().handlers)
+            for handler in self._handlers:
+                handler.addFilter(self._before_log)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        for handler in self._handlers:
+            handler.removeFilter(self._before_log)
+        self._handlers = []
+        self.clear()

@@ -73,6 +73,21 @@ class Data:
         return self.size is None
 
 
+#: The digest of zero bytes, per algorithm: the one blob whose data may legitimately be empty.
+_EMPTY = {algorithm: Digest.of(b"", algorithm) for algorithm in ("sha256", "sha512")}
+
+
+def emptied(digest: Digest, data: Data) -> bool:
+    """The data file is there but holds 0 bytes, and ``digest`` is not the digest of 0 bytes."""
+    return data.size == 0 and digest != _EMPTY.get(digest.algorithm)
+
+
+def content_lost(digest: Digest, data: Data) -> bool:
+    """Whether a layer link to this data may be removed without losing anything: the data is gone or
+    emptied. The rule ``--repair`` offers by, and checks again right before it removes."""
+    return data.missing or emptied(digest, data)
+
+
 @dataclass(frozen=True, slots=True)
 class Link:
     """One link file (layer, revision, or a tag's ``current/link``)."""
@@ -316,7 +331,7 @@ class Storage:
         data = self.data(digest, fresh=True)
         if link is None or link.target != digest or data is None:
             return False
-        if not (data.missing or (data.size == 0 and digest != Digest.of(b"", digest.algorithm))):
+        if not content_lost(digest, data):
             return False
         try:
             os.unlink(os.path.join(self.root, rel))

@@ -1,0 +1,119 @@
+"""What the walk observed, before anyone judges it: one exchange's :class:`Reply`, and the graph of a
+repository's objects (:class:`Node`, :class:`TagRoot`).
+
+The client fills replies, the walk builds the graph, :mod:`regprobe.judge` turns both into verdicts and
+findings. Plain data, no I/O, no HTTP library: everything downstream of the network imports this, not
+the client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from .digest import Digest
+from .model import Kind, Problem
+
+BlobMode = Literal["head", "range", "digest"]
+#: Statuses worth another try: the registry or a proxy in front of it is overloaded or flapping.
+TEMPORARY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(slots=True)
+class Reply:
+    """Facts about one exchange (after retries)."""
+
+    url: str
+    method: str = "GET"
+    status: int | None = None  # None: no HTTP answer at all
+    code: str | None = None  # registry error code (MANIFEST_UNKNOWN, BLOB_UNKNOWN, ...)
+    content_type: str | None = None
+    content_length: int | None = None
+    #: The complete length from `Content-Range: bytes a-b/TOTAL` (206 or 416).
+    range_total: int | None = None
+    body: bytes = b""
+    received: int = 0
+    #: Hash of every byte received when the whole body was read.
+    digest: Digest | None = None
+    over_limit: bool = False
+    #: The connection ended before the promised body arrived.
+    truncated: bool = False
+    timeout: bool = False
+    error: str | None = None
+    #: Seconds the server asked us to wait (Retry-After), when it said.
+    retry_after: float | None = None
+    header_digest: str | None = None
+    next_link: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """No complete answer: nothing came back, or it stopped coming (timeout mid-body)."""
+        return self.status is None or self.timeout or self.error is not None
+
+    @property
+    def ok(self) -> bool:
+        """A complete 2xx answer."""
+        return not self.failed and not self.truncated and self.status is not None and self.status < 300
+
+    @property
+    def temporary(self) -> bool:
+        """Worth another try: no answer, a body cut short, or a status that says "later"."""
+        if self.failed:
+            return True
+        return self.status in TEMPORARY_STATUSES or self.truncated
+
+    def describe(self, method: str | None = None) -> str:
+        method = method or self.method
+        if self.status is None:
+            return f"{method} {'timed out' if self.timeout else 'failed'}: {self.error}"
+        if self.failed:
+            return f"{method} answered {self.status}, then {'timed out' if self.timeout else 'failed'}: {self.error}"
+        text = f"{method} answered {self.status}"
+        if self.code:
+            text += f" {self.code}"
+        if self.truncated:
+            text += (
+                f", then the connection closed after {self.received} of {self.content_length} body bytes"
+                " (pulls fail with 'unexpected EOF')"
+            )
+        return text
+
+
+# -- a repository's graph -------------------------------------------------------------------------
+
+Key = tuple[str, Digest]  # ("manifest" | "blob", digest): one object in one repository
+
+
+@dataclass(slots=True)
+class Node:
+    """One object of the repository and what its check found."""
+
+    kind: Kind
+    problem: Problem | None = None
+    status: int | None = None
+    detail: str = ""
+    children: tuple[Key, ...] = ()
+    #: An index child a pull-through cache has not fetched: expected, not a finding.
+    absent: bool = False
+    #: Why the object could not be judged (credentials refused, token service down): an access
+    #: problem of the run, never a finding.
+    error: str | None = None
+    #: Which structural bound the object broke, when ``problem`` is ``invalid`` for that reason.
+    bound: Bound | None = None
+
+
+Bound = Literal["depth", "loop"]
+
+
+@dataclass(slots=True)
+class TagRoot:
+    """Where a tag's walk starts, or why it could not."""
+
+    key: Key | None
+    problem: Problem | None = None
+    status: int | None = None
+    detail: str = ""
+    #: Docker-Content-Digest of an unresolvable tag, when the registry sent a valid one.
+    hint: Digest | None = None
+    #: The tag could not be looked at (see :attr:`Node.error`).
+    error: str | None = None

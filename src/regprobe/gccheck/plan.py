@@ -1,0 +1,133 @@
+"""Reads the output of ``registry garbage-collect --dry-run [--delete-untagged] CONFIG``.
+
+The grammar, as distribution 2.8 prints it on stdout (``registry/storage/garbagecollect.go``)::
+
+    <repository>                                           once per repository with _manifests
+    <repository>: marking manifest <digest>␠               a manifest it keeps (trailing space)
+    <repository>: marking blob <digest>                    a blob that manifest keeps
+    manifest eligible for deletion: <digest>               in the block of its repository
+                                                           (one empty line)
+    N blobs marked, M blobs and K manifests eligible for deletion
+    blob eligible for deletion: <digest>                   M of these, after the summary
+
+Anything else is refused: a plan is trusted to say what will be deleted, so a line we do not
+understand could hide a deletion. The summary line is required and its counts must match the lines,
+which catches empty input, a failed dry run (its error goes to stderr; stdout stops before the summary)
+and a plan cut short. A real collection prints the same stdout as a dry run; that case is caught
+against storage, where what it names is already gone (:mod:`regprobe.gccheck`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from ..digest import Digest
+from ..errors import ConfigError, DigestError
+
+#: distribution's repository name grammar (reference/regexp.go): lowercase path components.
+_COMPONENT: Final = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY: Final = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_MARKING: Final = re.compile(r"(?P<repo>\S+): marking (?:manifest|blob) (?P<digest>\S+)")
+_MANIFEST: Final = re.compile(r"manifest eligible for deletion: (?P<digest>\S+)")
+_BLOB: Final = re.compile(r"blob eligible for deletion: (?P<digest>\S+)")
+_SUMMARY: Final = re.compile(
+    r"(?P<marked>\d+) blobs marked, (?P<blobs>\d+) blobs and (?P<manifests>\d+) manifests eligible for deletion"
+)
+#: Longest line the grammar produces is a repository name (at most 255 characters in distribution)
+#: or a sha512 digest line; anything much longer is not a plan.
+MAX_LINE: Final = 1024
+
+
+class PlanError(ConfigError):
+    """The plan is not the output of a garbage-collect dry run (exit 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    #: Per repository, the manifests whose revision links the collection removes.
+    manifests: Mapping[str, frozenset[Digest]]
+    #: Blob data the collection removes, shared by every repository (manifests' own data included).
+    blobs: frozenset[Digest]
+    #: Every repository the collection enumerated.
+    repositories: frozenset[str]
+
+    @property
+    def manifest_count(self) -> int:
+        return sum(len(digests) for digests in self.manifests.values())
+
+
+def parse(lines: Iterable[bytes], source: str) -> Plan:
+    """The plan in ``lines`` (as read, newline kept or not); :class:`PlanError` naming ``source``."""
+    repository: str | None = None
+    repositories: set[str] = set()
+    manifests: dict[str, set[Digest]] = {}
+    blobs: set[Digest] = set()
+    summary: re.Match[str] | None = None
+    number = 0
+
+    def fail(why: str) -> PlanError:
+        at = f": line {number}" if number else ""
+        return PlanError(f"plan {source}{at}: {why}; expected the output of `registry garbage-collect --dry-run`")
+
+    for number, raw in enumerate(lines, 1):  # noqa: B007 - ``fail`` reads the line number
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n").rstrip(" ")
+        except UnicodeDecodeError:
+            raise fail("not UTF-8 text") from None
+        if len(line) > MAX_LINE:
+            raise fail(f"longer than {MAX_LINE} characters")
+        if not line:
+            continue
+        if summary is None and _REPOSITORY.fullmatch(line):
+            repository = line
+            repositories.add(line)
+            continue
+        if summary is None and (m := _MARKING.fullmatch(line)):
+            if m["repo"] != repository:
+                raise fail(f"{_quote(line)} is outside the block of repository {m['repo'][:100]!r}")
+            _digest(m["digest"], fail)
+            continue
+        if summary is None and (m := _MANIFEST.fullmatch(line)):
+            if repository is None:
+                raise fail(f"{_quote(line)} comes before any repository")
+            manifests.setdefault(repository, set()).add(_digest(m["digest"], fail))
+            continue
+        if summary is None and (m := _SUMMARY.fullmatch(line)):
+            summary = m
+            continue
+        if summary is not None and (m := _BLOB.fullmatch(line)):
+            blobs.add(_digest(m["digest"], fail))
+            continue
+        if "level=" in line and "deleting" in line:
+            raise fail(f"{_quote(line)} is the log of a real collection, which has already deleted")
+        raise fail(f"{_quote(line)} is not a garbage-collect line")
+
+    number = 0
+    if summary is None:
+        if not repositories:
+            raise fail("empty, or no line of it is garbage-collect output")
+        raise fail(
+            "no summary line ('N blobs marked, M blobs and K manifests eligible for deletion'): cut short, "
+            "or the dry run failed (its error is on its stderr)"
+        )
+    plan = Plan({r: frozenset(d) for r, d in manifests.items()}, frozenset(blobs), frozenset(repositories))
+    if int(summary["blobs"]) != len(blobs) or int(summary["manifests"]) != plan.manifest_count:
+        raise fail(
+            f"the summary announces {summary['blobs']} blobs and {summary['manifests']} manifests, "
+            f"the plan lists {len(blobs)} and {plan.manifest_count}: cut short or edited"
+        )
+    return plan
+
+
+def _digest(text: str, fail: Callable[[str], PlanError]) -> Digest:
+    try:
+        return Digest.parse(text)
+    except DigestError as exc:
+        raise fail(str(exc)) from None
+
+
+def _quote(line: str) -> str:
+    return repr(line[:100] + ("..." if len(line) > 100 else ""))
