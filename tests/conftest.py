@@ -12,7 +12,7 @@ from hypothesis import settings
 
 from regprobe.cli import main
 
-from .registry import Registry
+from .registry import BASIC_PASSWORD, BASIC_USER, Registry
 from .servers import Pushgateway
 
 # Hypothesis' default 200 ms deadline per example fails properties, not code, on a loaded 2-core machine
@@ -43,6 +43,14 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgatewa
     gateway.start()
     yield gateway
     gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Behind htpasswd basic auth (BASIC_USER, BASIC_PASSWORD)."""
+    reg = Registry.with_basic_auth(tmp_path_factory.mktemp("basic"), BASIC_USER, BASIC_PASSWORD)
+    yield reg
+    reg.stop()
 
 
 @pytest.fixture

@@ -30,6 +30,10 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 
+#: Credentials of the basic-auth registry the tests share (conftest.py, ``basic_registry``).
+BASIC_USER, BASIC_PASSWORD = "ci", "correct-horse-battery-staple"
+
+
 def free_port() -> int:
     """A port nobody listens on right now: for addresses that must refuse connections. A server the
     tests start binds port 0 instead (see :func:`listening_port`): a port picked in advance can be taken
@@ -128,6 +132,18 @@ class Registry:
     @property
     def host(self) -> str:
         return self.url.split("://", 1)[1]
+
+    @classmethod
+    def with_basic_auth(cls, workdir: Path, username: str, password: str) -> Registry:
+        """Started behind htpasswd basic auth; the harness's own client carries the credentials."""
+        import bcrypt
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        htpasswd = workdir / "htpasswd"
+        htpasswd.write_text(f"{username}:" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode() + "\n")
+        reg = cls(workdir, extra={"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}}).start()
+        reg.http.auth = (username, password)
+        return reg
 
     @property
     def v2(self) -> Path:

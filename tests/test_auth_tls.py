@@ -10,26 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import httpx
 import pytest
 import trustme
 
-from .registry import Registry
+from .registry import BASIC_PASSWORD, Registry
 from .servers import Pushgateway
 
-PASSWORD = "correct-horse-battery-staple"
-
-
-@pytest.fixture(scope="module")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    work = tmp_path_factory.mktemp("basic")
-    htpasswd = work / "htpasswd"
-    htpasswd.write_text("ci:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode() + "\n")
-    reg = Registry(work, extra={"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}}).start()
-    reg.http.auth = ("ci", PASSWORD)
-    yield reg
-    reg.stop()
+PASSWORD = BASIC_PASSWORD
 
 
 @pytest.fixture(scope="module")

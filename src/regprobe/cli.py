@@ -113,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per request")
     common(check)
 
+    serve = sub.add_parser("serve", help="probe on a schedule and serve /metrics, /probe and a status page")
+    serve.add_argument("-c", "--config", help="config file (default $REGPROBE_CONFIG, then /etc/regprobe/config.yaml)")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default: serve.listen, :9839)")
+    serve.add_argument("--interval", metavar="DURATION", help="time between runs, e.g. 15m (default: serve.interval)")
+    serve.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+
     fsck = sub.add_parser("fsck", help="scan registry:2 filesystem storage offline (read-only unless --repair)")
     fsck.add_argument("root", metavar="ROOT", help="the storage rootdirectory (it holds docker/registry/v2)")
     fsck.add_argument(
@@ -141,6 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "serve":
+            from .serve import serve_command
+
+            path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
+            return serve_command(path, args.listen, args.interval)
         if args.command == "fsck":
             from .fsck import run_fsck
 
@@ -176,12 +187,7 @@ def _run(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
     cfg = config_mod.load(path)
     selected_shard = shard.parse(args.shard) if args.shard else shard.from_environment()
-    cache = None
-    if cfg.cache_dir is not None:
-        try:
-            cache = ManifestCache(cfg.cache_dir)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
+    cache = open_cache(cfg, path)
     stop = StopRequest()
     push = cfg.pushgateway is not None and not args.no_push
     results, pushed = _run_async(_until_signalled(stop, _probe_and_push(cfg, cache, selected_shard, stop, push)))
@@ -213,6 +219,15 @@ async def _probe_and_push(
     return results, pushed
 
 
+def open_cache(cfg: Config, path: str) -> ManifestCache | None:
+    if cfg.cache_dir is None:
+        return None
+    try:
+        return ManifestCache(cfg.cache_dir)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
+
+
 async def run_config(
     cfg: Config,
     cache: ManifestCache | None = None,
@@ -236,27 +251,32 @@ async def _probe_configured(
         # A secret not mounted (yet): this registry cannot be probed; the others can.
         log.error("registry %s: %s", registry.name, registry.auth.unavailable)
         return _not_probed(registry.name, registry.url, registry.auth.unavailable)
-    if registry.auth is not None and registry.auth.password is not None:
-        auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
-    else:
-        auth = _docker_auth(registry.url)
-    tls = registry.tls
     try:
-        verify = ssl_context(tls.ca_file, tls.cert_file, tls.key_file, tls.insecure_skip_verify)
+        settings = configured_settings(cfg, registry)
     except (OSError, ssl.SSLError) as exc:  # checked at load; a file replaced since is this registry's problem
         return _not_probed(registry.name, registry.url, f"tls: cannot load: {exc}")
-    settings = ClientSettings(
-        url=registry.url,
-        concurrency=cfg.concurrency_for(registry),
-        timeout=cfg.timeout_for(registry),
-        auth=auth,
-        verify=verify,
-        user_agent=f"regprobe/{_version()}",
-    )
     policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
     repos = registry.repositories
     selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_), selected_shard)
     return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache, stop=stop)
+
+
+def configured_settings(cfg: Config, registry: RegistryConfig) -> ClientSettings:
+    """How to talk to a configured registry: its URL, limits, TLS and credentials."""
+    if registry.auth is not None and registry.auth.password is not None:
+        auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
+    else:
+        auth = _docker_auth(registry.url)
+    return ClientSettings(
+        url=registry.url,
+        concurrency=cfg.concurrency_for(registry),
+        timeout=cfg.timeout_for(registry),
+        auth=auth,
+        verify=ssl_context(
+            registry.tls.ca_file, registry.tls.cert_file, registry.tls.key_file, registry.tls.insecure_skip_verify
+        ),
+        user_agent=f"regprobe/{_version()}",
+    )
 
 
 def _not_probed(name: str, url: str, error: str) -> RegistryResult:

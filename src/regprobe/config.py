@@ -8,6 +8,7 @@ echoed in errors: a password pasted under the wrong key must not end up in a CI 
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -139,9 +140,65 @@ class Pushgateway(_Strict):
         return value.rstrip("/")
 
 
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``1h30m`` -> seconds; ValueError naming the accepted forms otherwise."""
+    text = text.strip()
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        match = _DURATION.fullmatch(text)
+        if not text or match is None:
+            raise ValueError("is not a duration (like 90s, 15m, 1h30m, or seconds)")
+        hours, minutes, secs = (int(g or 0) for g in match.groups())
+        seconds = float(hours * 3600 + minutes * 60 + secs)
+    return _interval_bounds(seconds)
+
+
+def _interval_bounds(seconds: float) -> float:
+    if not 1 <= seconds <= 86400:
+        raise ValueError("must be between 1s and 24h")
+    return seconds
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` (every interface) or ``[::1]:PORT`` -> (host, port); host "" is every one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("is not HOST:PORT (like :9839 or 127.0.0.1:9839)")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class Serve(_Strict):
+    """``regprobe serve``: the command line's --listen and --interval win over these."""
+
+    listen: str = ":9839"
+    #: Seconds, or a duration string ("15m"). The alerts assume 15 minutes.
+    interval: float | str = 900.0
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float | str) -> float:
+        return parse_duration(value) if isinstance(value, str) else _interval_bounds(float(value))
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @property
+    def interval_seconds(self) -> float:
+        assert isinstance(self.interval, float)
+        return self.interval
+
+
 class Config(_Strict):
     registries: Annotated[list[RegistryConfig], Field(min_length=1)]
     pushgateway: Pushgateway | None = None
+    serve: Serve = Serve()
     concurrency: PositiveInt = 16
     timeout: Seconds = 30.0
     #: Under the 15-minute schedule, so a slow run reports itself incomplete instead of overlapping.

@@ -20,11 +20,13 @@ import base64
 import logging
 import ssl
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import default_handler, push_to_gateway, pushadd_to_gateway
+from prometheus_client.registry import Collector
 
 from .config import Config, Pushgateway
 from .model import OUTCOMES, Kind, PushOutcome, RegistryResult
@@ -32,41 +34,60 @@ from .model import OUTCOMES, Kind, PushOutcome, RegistryResult
 log = logging.getLogger(__name__)
 
 
-def build(result: RegistryResult, max_broken_series: int) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=True)
-    label = ["registry"]
+def families(result: RegistryResult, max_broken_series: int) -> list[Metric]:
+    """The contract's metric families for one registry's run, labelled ``registry``. What a run carries
+    follows the push semantics above: ``last_success`` only when it completed, the integrity families
+    only when it completed or found something. Pushed by ``push``, served by ``regprobe serve``."""
+    name = result.name
+    out: list[Metric] = []
 
-    def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
-        return Gauge(name, doc, [*label, *labels], registry=registry)
+    def gauge(metric: str, doc: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(metric, doc, labels=["registry", *labels])
+        out.append(family)
+        return family
 
-    gauge("regprobe_catalog_accessible", "1 if the repositories could be listed this run").labels(result.name).set(
-        int(result.catalog_accessible)
+    gauge("regprobe_catalog_accessible", "1 if the repositories could be listed this run").add_metric(
+        [name], int(result.catalog_accessible)
     )
-    gauge("regprobe_run_complete", "1 if every selected tag was walked").labels(result.name).set(int(result.complete))
-    gauge("regprobe_last_run_timestamp_seconds", "Unix time of this run").labels(result.name).set(result.started_at)
+    gauge("regprobe_run_complete", "1 if every selected tag was walked").add_metric([name], int(result.complete))
+    gauge("regprobe_last_run_timestamp_seconds", "Unix time of this run").add_metric([name], result.started_at)
     if result.complete:
-        gauge("regprobe_last_success_timestamp_seconds", "Unix time of the last run that completed").labels(
-            result.name
-        ).set(result.started_at)
-    gauge("regprobe_images_checked", "Tags walked").labels(result.name).set(result.images_checked)
-    gauge("regprobe_duration_seconds", "Wall time of this registry's run").labels(result.name).set(
-        result.duration_seconds
-    )
+        gauge("regprobe_last_success_timestamp_seconds", "Unix time of the last run that completed").add_metric(
+            [name], result.started_at
+        )
+    gauge("regprobe_images_checked", "Tags walked").add_metric([name], result.images_checked)
+    gauge("regprobe_duration_seconds", "Wall time of this registry's run").add_metric([name], result.duration_seconds)
     requests = gauge("regprobe_requests", "Requests this run by outcome", ["outcome"])
     for outcome in OUTCOMES:
-        requests.labels(result.name, outcome).set(result.requests.get(outcome, 0))
+        requests.add_metric([name, outcome], result.requests.get(outcome, 0))
     if result.complete or result.findings:
         broken = result.broken_images
-        gauge("regprobe_broken_images", "(repository, tag) pairs with at least one finding").labels(result.name).set(
-            len(broken)
+        gauge("regprobe_broken_images", "(repository, tag) pairs with at least one finding").add_metric(
+            [name], len(broken)
         )
         objects = gauge("regprobe_broken_objects", "Distinct broken objects by kind", ["kind"])
         for kind, count in result.broken_objects().items():
-            objects.labels(result.name, kind.value).set(count)
+            objects.add_metric([name, kind.value], count)
         image = gauge("regprobe_image_broken", "1 per broken tag (capped)", ["repository", "tag"])
         # Bounded cardinality: a registry-wide outage must not explode Prometheus' series count.
         for repository, tag in broken[:max_broken_series]:
-            image.labels(result.name, repository, tag).set(1)
+            image.add_metric([name, repository, tag], 1)
+    return out
+
+
+class Families(Collector):
+    """A collector serving fixed families (a run's, or several registries' merged)."""
+
+    def __init__(self, fams: Iterable[Metric]) -> None:
+        self._families = list(fams)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def build(result: RegistryResult, max_broken_series: int) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(Families(families(result, max_broken_series)))
     return registry
 
 
@@ -170,4 +191,4 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {f'{status} ' if isinstance(status, int) else ''}{str(reason)[:200]}"
 
 
-__all__ = ["Kind", "build", "exposition", "handler", "push", "push_all"]
+__all__ = ["Families", "Kind", "build", "exposition", "families", "handler", "push", "push_all"]

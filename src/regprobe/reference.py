@@ -18,6 +18,8 @@ DOCKER_HUB_API: Final = "registry-1.docker.io"
 _HUB_ALIASES: Final = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 _COMPONENT: Final = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+#: A whole repository path: components joined by "/" (length is checked by validate_repository).
+REPOSITORY: Final = re.compile(rf"{_COMPONENT.pattern}(?:/{_COMPONENT.pattern})*")
 _TAG: Final = re.compile(r"[\w][\w.-]{0,127}")
 _HOST: Final = re.compile(
     r"(?:\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)"
