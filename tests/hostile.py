@@ -18,6 +18,8 @@ from typing import Any
 from .registry import OCI_INDEX, OCI_MANIFEST
 from .registry import sha256 as digest
 
+LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>...</form></body></html>"
+
 
 class HostileRegistry:
     def __init__(self) -> None:
@@ -86,6 +88,8 @@ class HostileRegistry:
             def do_GET(self) -> None:
                 reg.requests.append((self.command, self.path, dict(self.headers)))
                 path = self.path.split("?", 1)[0]
+                if reg.mode == "html-portal":  # a login portal (or a wrong URL) answering every path
+                    return self.send(200, LOGIN_PAGE, "text/html; charset=utf-8")
                 if path == "/v2/":
                     return self.send(200, b"{}")
                 if path == "/v2/_catalog":
@@ -152,6 +156,8 @@ class HostileRegistry:
                     "bad-digest": reg.manifest.replace(digest(reg.layer).encode(), b"sha256:../../../../etc/passwd"),
                     "no-content-type": reg.manifest,
                 }
+                if mode == "html-manifest":  # a proxy's login page in front of the manifests only
+                    return self.send(200, LOGIN_PAGE, "text/html")
                 if mode == "loop-index":
                     # An index naming a child that, fetched, is the same index again: followed naively,
                     # a walk never ends. The child's body cannot hash to the child's digest.

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import ssl
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import bcrypt
 import httpx
-import pytest
 import trustme
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -85,14 +83,6 @@ def test_incomplete_run_with_findings_still_reports_them() -> None:
     assert "regprobe_last_success_timestamp_seconds{" not in text
 
 
-@pytest.fixture(scope="module")
-def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgateway]:
-    gateway = Pushgateway(tmp_path_factory.mktemp("pushgateway"))
-    gateway.start()
-    yield gateway
-    gateway.stop()
-
-
 def test_push_lifecycle(
     registry: Registry, ns: str, regprobe: Any, probe_config: Any, pushgateway: Pushgateway
 ) -> None:
@@ -141,11 +131,19 @@ def test_pushgateway_down_exits_3_and_still_reports(
     cfg = {"name": "local", "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
     gone = f"http://127.0.0.1:{free_port()}"
 
-    result = regprobe("run", "-c", probe_config(cfg, pushgateway={"url": gone}), "--format", "json")
+    path = probe_config(cfg, pushgateway={"url": gone})
+    result = regprobe("run", "-c", path, "--format", "json")
+    text = regprobe("run", "-c", path)
 
     assert result.code == 3
-    assert result.report["registries"][0]["images_checked"] == 1
+    entry = result.report["registries"][0]
+    assert entry["images_checked"] == 1 and entry["complete"] is True
     assert f"pushgateway {gone}: push for registry local failed" in result.err
+    # The report itself says the run was lost, not only stderr.
+    assert entry["push"]["ok"] is False
+    assert entry["push"]["error"].startswith(f"pushgateway {gone}: URLError: ")
+    assert text.out.splitlines()[0] == f"local {registry.url}  OK  NOT PUSHED"
+    assert f"  ! push failed: pushgateway {gone}: URLError: " in text.out
 
 
 class SecuredPushgateway(Pushgateway):

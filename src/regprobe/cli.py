@@ -10,9 +10,10 @@ import argparse
 import asyncio
 import logging
 import os
+import ssl
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -27,9 +28,12 @@ from .errors import ConfigError, ParseError
 from .model import RegistryResult
 from .probe import Pinned, Selection, probe_registry
 from .reference import Reference, hub_repository
+from .stop import StopRequest, on_signals
 from .walk import WalkPolicy
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+#: Longest a push may take after SIGTERM: the report and the push must fit Kubernetes' 30 s grace period.
+STOPPED_PUSH_TIMEOUT = 5.0
 log = logging.getLogger("regprobe")
 T = TypeVar("T")
 
@@ -43,6 +47,32 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
+
+
+async def _until_signalled(stop: StopRequest, work: Awaitable[T]) -> T:
+    """Run ``work`` with SIGTERM/SIGINT turned into ``stop`` (report and push what was walked)."""
+    with on_signals(stop):
+        return await work
+
+
+def _concurrency(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an integer") from None
+    if not 1 <= value <= config_mod.MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {config_mod.MAX_CONCURRENCY}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of seconds") from None
+    if not 0 < value <= config_mod.MAX_SECONDS:  # false for nan and inf too
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {config_mod.MAX_SECONDS:g} seconds")
+    return value
 
 
 def _version() -> str:
@@ -80,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--username", help="registry user (password read from stdin with --password-stdin)")
     check.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     check.add_argument("--blob-check", choices=("head", "range", "digest"), default="range")
-    check.add_argument("--concurrency", type=int, default=16)
-    check.add_argument("--timeout", type=float, default=30.0)
+    check.add_argument("--concurrency", type=_concurrency, default=16, help="requests in flight (1-1024)")
+    check.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per request")
     common(check)
 
     serve = sub.add_parser("serve", help="probe on a schedule and serve /metrics, /probe and a status page")
@@ -159,20 +189,35 @@ def _run(args: argparse.Namespace) -> int:
     cfg = config_mod.load(path)
     selected_shard = shard.parse(args.shard) if args.shard else shard.from_environment()
     cache = open_cache(cfg, path)
-    results = _run_async(run_config(cfg, cache, selected_shard))
+    stop = StopRequest()
+    push = cfg.pushgateway is not None and not args.no_push
+    results, pushed = _run_async(_until_signalled(stop, _probe_and_push(cfg, cache, selected_shard, stop, push)))
     if cache is not None:
         cache.prune()
-    from . import metrics
-
     if args.format == "metrics":
+        from . import metrics
+
         job = cfg.pushgateway.job if cfg.pushgateway else config_mod.DEFAULT_JOB
         print(metrics.exposition(cfg, results, job), end="")
     else:
         _emit(results, args.format)
-    pushed = True
-    if cfg.pushgateway is not None and not args.no_push:
-        pushed = metrics.push_all(cfg, results)
     return exit_code(results, pushed)
+
+
+async def _probe_and_push(
+    cfg: Config, cache: ManifestCache | None, selected_shard: shard.Shard | None, stop: StopRequest, push: bool
+) -> tuple[list[RegistryResult], bool]:
+    """Probe, then push - both while a signal only stops the probes: a SIGTERM arriving during the push
+    must not kill the process before the push and the report are done."""
+    results = await run_config(cfg, cache, selected_shard, stop)
+    if not push:
+        return results, True
+    from . import metrics
+
+    # Pushed before the report is printed, so the report can say whether the push failed.
+    timeout = STOPPED_PUSH_TIMEOUT if stop.reason else None
+    pushed = await asyncio.to_thread(metrics.push_all, cfg, results, timeout)
+    return results, pushed
 
 
 def open_cache(cfg: Config, path: str) -> ManifestCache | None:
@@ -185,10 +230,13 @@ def open_cache(cfg: Config, path: str) -> ManifestCache | None:
 
 
 async def run_config(
-    cfg: Config, cache: ManifestCache | None = None, selected_shard: shard.Shard | None = None
+    cfg: Config,
+    cache: ManifestCache | None = None,
+    selected_shard: shard.Shard | None = None,
+    stop: StopRequest | None = None,
 ) -> list[RegistryResult]:
     deadline = time.monotonic() + cfg.deadline
-    probes = (_probe_configured(cfg, r, deadline, cache, selected_shard) for r in cfg.registries)
+    probes = (_probe_configured(cfg, r, deadline, cache, selected_shard, stop) for r in cfg.registries)
     return list(await asyncio.gather(*probes))
 
 
@@ -198,14 +246,22 @@ async def _probe_configured(
     deadline: float,
     cache: ManifestCache | None,
     selected_shard: shard.Shard | None,
+    stop: StopRequest | None = None,
 ) -> RegistryResult:
-    settings = configured_settings(cfg, registry)
+    if registry.auth is not None and registry.auth.unavailable is not None:
+        # A secret not mounted (yet): this registry cannot be probed; the others can.
+        log.error("registry %s: %s", registry.name, registry.auth.unavailable)
+        return _not_probed(registry.name, registry.url, registry.auth.unavailable)
+    try:
+        settings = configured_settings(cfg, registry)
+    except (OSError, ssl.SSLError) as exc:  # checked at load; a file replaced since is this registry's problem
+        return _not_probed(registry.name, registry.url, f"tls: cannot load: {exc}")
     policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
     repos = registry.repositories
     host = urlsplit(registry.url).hostname or ""
     names = tuple(hub_repository(host, name) for name in repos.list_)
     selection = Selection(tuple(repos.include), tuple(repos.exclude), names, selected_shard)
-    return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache)
+    return await _guarded(registry.name, settings, policy, deadline, selection=selection, cache=cache, stop=stop)
 
 
 def configured_settings(cfg: Config, registry: RegistryConfig) -> ClientSettings:
@@ -226,6 +282,11 @@ def configured_settings(cfg: Config, registry: RegistryConfig) -> ClientSettings
     )
 
 
+def _not_probed(name: str, url: str, error: str) -> RegistryResult:
+    """A registry that could not be probed at all: incomplete, and pushed with this run's time."""
+    return RegistryResult(name=name, url=url, errors=[error], started_at=time.time())
+
+
 def _docker_auth(host_or_url: str) -> RegistryAuth:
     """Credentials for a host from docker's config.json, the fallback when the config gives none;
     anonymous (which still fetches anonymous pull tokens) when it has none."""
@@ -242,23 +303,22 @@ async def _guarded(
     selection: Selection | None = None,
     pinned: Sequence[Pinned] = (),
     cache: ManifestCache | None = None,
+    stop: StopRequest | None = None,
 ) -> RegistryResult:
     """One registry's probe; whatever goes wrong in it, the others are still probed and reported."""
     try:
         async with RegistryClient(settings) as client:
             return await probe_registry(
-                name, client, policy, selection=selection, pinned=pinned, deadline=deadline, cache=cache
+                name, client, policy, selection=selection, pinned=pinned, deadline=deadline, cache=cache, stop=stop
             )
     except Exception as exc:
         log.exception("internal error probing %s", name)
-        return RegistryResult(name=name, url=settings.url, errors=[f"internal error {type(exc).__name__}; see the log"])
+        return _not_probed(name, settings.url, f"internal error {type(exc).__name__}; see the log")
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.password_stdin and not args.username:
         parser.error("--password-stdin needs --username")
-    if args.concurrency < 1 or args.timeout <= 0:
-        parser.error("--concurrency must be at least 1 and --timeout above 0")
     refs: list[Reference] = []
     for text in args.refs:
         try:
@@ -268,15 +328,19 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     password = None
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            # Sent as is it would end as a 401 (exit 3, a CI warning): an unset CI secret must fail.
+            parser.error("--password-stdin: standard input held no password")
     elif args.username:
         parser.error("--username needs --password-stdin (passwords are never taken on the command line)")
-    results = _run_async(_check_refs(refs, args, password))
+    stop = StopRequest()
+    results = _run_async(_until_signalled(stop, _check_refs(refs, args, password, stop)))
     _emit(results, args.format)
     return exit_code(results, True)
 
 
 async def _check_refs(
-    refs: Sequence[Reference], args: argparse.Namespace, password: str | None
+    refs: Sequence[Reference], args: argparse.Namespace, password: str | None, stop: StopRequest
 ) -> list[RegistryResult]:
     deadline = time.monotonic() + 24 * 3600  # no schedule to overlap; each request still has its timeout
     by_host: dict[str, list[Reference]] = {}
@@ -297,7 +361,7 @@ async def _check_refs(
             user_agent=f"regprobe/{_version()}",
         )
         pinned = [Pinned(r.repository, r.tag, r.digest) for r in group]
-        probes.append(_guarded(host, settings, WalkPolicy(args.blob_check), deadline, pinned=pinned))
+        probes.append(_guarded(host, settings, WalkPolicy(args.blob_check), deadline, pinned=pinned, stop=stop))
     return list(await asyncio.gather(*probes))
 
 

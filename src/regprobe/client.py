@@ -30,7 +30,7 @@ from . import mediatypes as mt
 from .addresses import target_allowed
 from .auth import parse_challenge
 from .digest import Digest
-from .errors import AuthError, PaginationError, RateLimitError, RedirectError, RegistryError
+from .errors import AuthError, NotRegistryError, PaginationError, RateLimitError, RedirectError, RegistryError
 from .facts import BlobMode, Reply
 from .redact import display_url, origin, redact
 from .transport import StatelessClient
@@ -150,6 +150,7 @@ class RegistryClient:
         seen_pages: set[bytes] = set()
         for number in range(max_pages):
             reply = await self._exchange("GET", url, {"Accept": "application/json"}, _read_json_body)
+            _require_api(reply)
             if reply.status == 400 and reply.code == "PAGINATION_NUMBER_INVALID" and "n" in url.params:
                 # The server's page limit (catalog.maxentries) is below what we asked: let it choose.
                 url = url.copy_remove_param("n")
@@ -211,6 +212,7 @@ class RegistryClient:
         """``GET /v2/``: raise unless the registry answers (authenticating if it asks)."""
         url = self.base.join("/v2/")
         reply = await self._exchange("GET", url, {}, None)
+        _require_api(reply)
         if not reply.ok:
             raise RegistryError(
                 f"registry unreachable: {_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status
@@ -229,12 +231,12 @@ class RegistryClient:
                 return
             await _read_into(response, reply, limit=max_bytes, keep=True, hash_=True)
 
-        return await self._exchange("GET", url, {"Accept": mt.ACCEPT}, read)
+        return _require_api(await self._exchange("GET", url, {"Accept": mt.ACCEPT}, read))
 
     async def manifest_head(self, repository: str, reference: str) -> Reply:
         """``HEAD`` a manifest: existence, length and (maybe) ``Docker-Content-Digest``, no body."""
         url = f"{self._origin}/v2/{repository}/manifests/{reference}"
-        return await self._exchange("HEAD", url, {"Accept": mt.ACCEPT}, None)
+        return _require_api(await self._exchange("HEAD", url, {"Accept": mt.ACCEPT}, None))
 
     async def blob(self, repository: str, digest: Digest, mode: BlobMode, expected_size: int) -> Reply:
         url = f"{self._origin}/v2/{repository}/blobs/{digest}"
@@ -442,6 +444,26 @@ class RegistryClient:
             await _read_error(response, reply)
         elif reader is not None and reply.method != "HEAD":
             await reader(response, reply)
+
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def _require_api(reply: Reply) -> Reply:
+    """Raise when a 2xx answer is an HTML page: a login portal or a wrong URL answering in the
+    registry's place says nothing about any image, so it is an error of the run, never a finding.
+    Only for the API's own documents (ping, listings, manifests): blobs may come from object storage
+    with whatever Content-Type they were stored with. Docker-Distribution-API-Version is no test:
+    many registries do not send it (REGISTRY-QUIRKS.md)."""
+    media_type = (reply.content_type or "").split(";", 1)[0].strip().lower()
+    if reply.status is not None and 200 <= reply.status < 300 and media_type in _HTML_TYPES:
+        raise NotRegistryError(
+            f"{reply.method} {reply.url} answered {reply.status} with an HTML page, not the registry API "
+            "(a login portal or a wrong URL?)",
+            url=reply.url,
+            status=reply.status,
+        )
+    return reply
 
 
 async def _read_json_body(response: httpx.Response, reply: Reply) -> None:

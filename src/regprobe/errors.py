@@ -10,7 +10,8 @@
         ├── AuthError        401/403: an access problem, never a finding
         ├── PaginationError  a listing that cannot be read to its end (a Link to nowhere, a cycle)
         ├── RedirectError    a redirect regprobe will not follow (downgrade, internal address, loop)
-        └── RateLimitError   the registry's rate limit is (nearly) spent: the run stops, incomplete
+        ├── RateLimitError   the registry's rate limit is (nearly) spent: the run stops, incomplete
+        └── NotRegistryError an answer that is not the registry API (an HTML page): never a finding
 
 Whether an exchange is retried is decided from its :class:`regprobe.facts.Reply` (``temporary``), not
 from exceptions: a broken object is an answer to record, not an error to raise.
@@ -70,3 +71,8 @@ class RedirectError(RegistryError):
 class RateLimitError(RegistryError):
     """The registry answered 429 after the retries, or says it has almost no pulls left for us: going on
     would spend the pulls of everyone behind the same address or account."""
+
+
+class NotRegistryError(RegistryError):
+    """A 2xx answer that is not the registry API - an HTML login portal, a wrong URL - where a registry
+    document was expected: the probe is not talking to a registry, so it must not judge images."""

@@ -114,8 +114,11 @@ def findings(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, 
         if root.skipped is not None or root.error is not None:  # skipped(), errors(): never findings
             continue
         if root.key is None:
-            problem = root.problem or Problem.UNREACHABLE
-            out.append(Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail))
+            if root.error is None:  # a tag that could not be looked at is an error of the run, never a finding
+                problem = root.problem or Problem.UNREACHABLE
+                out.append(
+                    Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail)
+                )
             continue
         for key, parent in _reachable(root.key, nodes):
             node = nodes[key]

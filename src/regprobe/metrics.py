@@ -29,7 +29,7 @@ from prometheus_client.exposition import default_handler, push_to_gateway, pusha
 from prometheus_client.registry import Collector
 
 from .config import Config, Pushgateway
-from .model import OUTCOMES, SKIP_REASONS, Kind, RegistryResult
+from .model import OUTCOMES, SKIP_REASONS, Kind, PushOutcome, RegistryResult
 
 log = logging.getLogger(__name__)
 
@@ -165,16 +165,20 @@ def handler(gateway: Pushgateway) -> Handler:
     return handle
 
 
-def push_all(config: Config, results: Sequence[RegistryResult]) -> bool:
-    """Push every registry's group; False (after logging which and why) if any push failed."""
+def push_all(config: Config, results: Sequence[RegistryResult], timeout: float | None = None) -> bool:
+    """Push every registry's group, recording each outcome in ``result.push``; False (after logging
+    which and why) if any push failed. ``timeout`` overrides the config's, e.g. to push within a grace
+    period."""
     gateway = config.pushgateway
     assert gateway is not None
     ok = True
     for result in results:
         try:
-            push(gateway, result, config.max_broken_series, timeout=config.timeout)
+            push(gateway, result, config.max_broken_series, timeout=timeout or config.timeout)
+            result.push = PushOutcome(ok=True)
         except Exception as exc:  # urllib raises URLError, HTTPError, OSError, ValueError...
             ok = False
+            result.push = PushOutcome(ok=False, error=f"pushgateway {_safe(gateway.url)}: {_reason(exc)}")
             log.error("pushgateway %s: push for registry %s failed: %s", _safe(gateway.url), result.name, _reason(exc))
     return ok
 

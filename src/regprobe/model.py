@@ -50,6 +50,11 @@ class Finding:
             "detail": self.detail,
         }
 
+    @property
+    def sort_key(self) -> tuple[str, int, str, tuple[str, ...]]:
+        """Report order (repository, kind, digest): two reports of the same state diff clean."""
+        return (self.repository, KIND_ORDER[self.kind], str(self.digest or ""), self.tags)
+
 
 def object_json(repository: str, digest: Digest | None, kind: Kind, problem: Problem) -> dict[str, object]:
     """The leading JSON fields of every finding, the HTTP walk's and fsck's: what is broken, and how."""
@@ -88,6 +93,17 @@ SKIP_REASONS: tuple[SkipReason, ...] = ("policy", "expired")
 OUTCOMES = ("ok", "client_error", "server_error", "timeout", "network_error", "retried")
 
 
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    """What became of this registry's push to the pushgateway."""
+
+    ok: bool
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"ok": self.ok, "error": self.error}
+
+
 @dataclass(slots=True)
 class RegistryResult:
     name: str
@@ -106,6 +122,8 @@ class RegistryResult:
     shard: str | None = None
     #: Tags not judged on purpose (neither findings nor errors: the run stays complete).
     skipped: list[Skipped] = field(default_factory=list)
+    #: None when nothing was pushed (no pushgateway configured, or --no-push).
+    push: PushOutcome | None = None
 
     @property
     def broken_images(self) -> list[tuple[str, str]]:
@@ -131,4 +149,5 @@ class RegistryResult:
             "requests": {outcome: self.requests.get(outcome, 0) for outcome in OUTCOMES},
             "shard": self.shard,
             "skipped": [s.to_json() for s in sorted(self.skipped, key=lambda s: (s.repository, s.tag))],
+            "push": self.push.to_json() if self.push else None,
         }

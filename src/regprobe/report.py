@@ -21,7 +21,8 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False) -> str:
         broken = result.broken_images
         shard = f"  shard {result.shard}" if result.shard else ""
         verdict = state(bool(result.findings), result.complete, paint)
-        lines.append(f"{paint(result.name, BOLD)} {result.url}  {verdict}{shard}")
+        unpushed = "  " + paint("NOT PUSHED", YELLOW + BOLD) if result.push and not result.push.ok else ""
+        lines.append(f"{paint(result.name, BOLD)} {result.url}  {verdict}{shard}{unpushed}")
         summary = (
             f"  {result.repositories} repositories, {result.images_checked} tags walked, "
             f"{len(result.findings)} broken objects in {len(broken)} tags, {result.duration_seconds:.1f}s"
@@ -39,6 +40,8 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False) -> str:
             lines.append(paint(f"      {skip.detail}", DIM))
         for error in result.errors:
             lines.append("  " + paint("! " + error, YELLOW))
+        if result.push and result.push.error:
+            lines.append("  " + paint(f"! push failed: {result.push.error}", YELLOW))
         lines.append("")
     return "\n".join(lines)
 
