@@ -101,6 +101,7 @@ class RegistryClient:
         self.requests: Counter[str] = Counter()
         #: Why the run must stop (the rate limit is spent or nearly so); None while it may go on.
         self.stopped: str | None = None
+        self._pulls_in_flight = 0
         self._rate: tuple[int, int | None, int | None] | None = None  # remaining, limit, window
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._read_timeout = httpx.Timeout(settings.timeout)
@@ -231,7 +232,12 @@ class RegistryClient:
                 return
             await _read_into(response, reply, limit=max_bytes, keep=True, hash_=True)
 
-        return _require_api(await self._exchange("GET", url, {"Accept": mt.ACCEPT}, read))
+        # Pulls already under way will spend from what the registry last said is left.
+        self._pulls_in_flight += 1
+        try:
+            return _require_api(await self._exchange("GET", url, {"Accept": mt.ACCEPT}, read))
+        finally:
+            self._pulls_in_flight -= 1
 
     async def manifest_head(self, repository: str, reference: str) -> Reply:
         """``HEAD`` a manifest: existence, length and (maybe) ``Docker-Content-Digest``, no body."""
@@ -290,6 +296,7 @@ class RegistryClient:
             reserve = self.settings.rate_limit_reserve
             if reserve is None:
                 reserve = max(self.settings.concurrency, math.ceil((limit or 0) / 10))
+            remaining -= self._pulls_in_flight  # what is left once the pulls under way have counted
             if remaining <= reserve:
                 per = f" per {window} s" if window else ""
                 of = f" of {limit}{per}" if limit is not None else per
