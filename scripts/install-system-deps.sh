@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the demo run for real: distribution's registry, skopeo as a reference
-# client, Prometheus (+ promtool) and the pushgateway, wrk for benchmarks.
+# client, Prometheus (+ promtool), the pushgateway and Alertmanager, wrk for benchmarks, and Chromium
+# (headless) to look at `regprobe serve`'s status page.
 set -euo pipefail
-packages=(docker-registry skopeo prometheus prometheus-pushgateway wrk)
-binaries=(docker-registry skopeo prometheus promtool prometheus-pushgateway wrk)
+packages=(docker-registry skopeo prometheus prometheus-pushgateway prometheus-alertmanager wrk chromium)
+binaries=(docker-registry skopeo prometheus promtool prometheus-pushgateway prometheus-alertmanager wrk chromium)
 missing=0
 for b in "${binaries[@]}"; do command -v "$b" >/dev/null 2>&1 || missing=1; done
 if [ "$missing" = 0 ] && [ "${1:-}" != "--force" ]; then
@@ -15,6 +16,6 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 # The Debian packages start their daemons; tests start their own on free loopback ports.
-for svc in docker-registry prometheus prometheus-pushgateway; do
+for svc in docker-registry prometheus prometheus-pushgateway prometheus-alertmanager; do
   $sudo systemctl stop "$svc" >/dev/null 2>&1 || true
 done

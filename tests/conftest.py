@@ -14,7 +14,8 @@ from hypothesis import settings
 
 from regprobe.cli import main
 
-from .registry import Registry
+from .registry import BASIC_PASSWORD, BASIC_USER, Registry
+from .servers import Pushgateway
 
 # Hypothesis' default 200 ms deadline per example fails properties, not code, on a loaded 2-core machine
 # running registries beside the tests; the pytest-timeout still bounds every test.
@@ -33,6 +34,23 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 @pytest.fixture(scope="session")
 def registry_nocache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg = Registry(tmp_path_factory.mktemp("registry-nocache"), cache=False).start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgateway]:
+    """A real pushgateway; tests keep apart by registry names of their own (``ns``)."""
+    gateway = Pushgateway(tmp_path_factory.mktemp("pushgateway"))
+    gateway.start()
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Behind htpasswd basic auth (BASIC_USER, BASIC_PASSWORD)."""
+    reg = Registry.with_basic_auth(tmp_path_factory.mktemp("basic"), BASIC_USER, BASIC_PASSWORD)
     yield reg
     reg.stop()
 

@@ -11,11 +11,14 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from .registry import OCI_INDEX, OCI_MANIFEST
 from .registry import sha256 as digest
+
+LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>...</form></body></html>"
 
 
 class HostileRegistry:
@@ -25,6 +28,14 @@ class HostileRegistry:
         #: Seconds between the bytes of a trickled blob (mode "trickle-blob").
         self.trickle_interval = 0.1
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        #: Where blob GETs and HEADs are sent instead (digest -> Location; None: served here), as a
+        #: registry on object storage or behind a CDN does.
+        self.blob_redirect: Callable[[str], str | None] | None = None
+        self.redirect_status = 307
+        #: Mode "hub": Docker Hub's pull budget, announced on every answer as `ratelimit-remaining`
+        #: and spent by manifest GETs (HEAD is free); at 0 a manifest GET is refused with 429.
+        self.pulls_left = 100
+        self.refused_pulls = 0
         self.layer = b"layer-bytes" * 100
         self.config = b'{"architecture": "amd64", "os": "linux"}'
         self.manifest = json.dumps(
@@ -77,6 +88,8 @@ class HostileRegistry:
             def do_GET(self) -> None:
                 reg.requests.append((self.command, self.path, dict(self.headers)))
                 path = self.path.split("?", 1)[0]
+                if reg.mode == "html-portal":  # a login portal (or a wrong URL) answering every path
+                    return self.send(200, LOGIN_PAGE, "text/html; charset=utf-8")
                 if path == "/v2/":
                     return self.send(200, b"{}")
                 if path == "/v2/_catalog":
@@ -91,6 +104,19 @@ class HostileRegistry:
 
             def manifest_route(self) -> None:
                 mode = reg.mode
+                if mode == "abuse-429":  # Docker Hub's abuse limit: plain text, no Retry-After (E6)
+                    return self.send(429, b"Too Many Requests", "text/plain")
+                if mode == "hub" and self.command == "GET":
+                    if reg.pulls_left <= 0:
+                        reg.refused_pulls += 1
+                        # Message [V] docker/docs pulls.md; JSON shape [I] (REGISTRY-QUIRKS.md E5).
+                        return self.send(
+                            429,
+                            b'{"errors": [{"code": "TOOMANYREQUESTS", "message": "You have reached your pull rate'
+                            b" limit. You may increase the limit by authenticating and upgrading:"
+                            b' https://www.docker.com/increase-rate-limit"}]}',
+                        )
+                    reg.pulls_left -= 1
                 if mode == "hang-manifest":
                     reg._stop.wait(60)  # accept, then say nothing
                     return
@@ -130,6 +156,8 @@ class HostileRegistry:
                     "bad-digest": reg.manifest.replace(digest(reg.layer).encode(), b"sha256:../../../../etc/passwd"),
                     "no-content-type": reg.manifest,
                 }
+                if mode == "html-manifest":  # a proxy's login page in front of the manifests only
+                    return self.send(200, LOGIN_PAGE, "text/html")
                 if mode == "loop-index":
                     # An index naming a child that, fetched, is the same index again: followed naively,
                     # a walk never ends. The child's body cannot hash to the child's digest.
@@ -151,6 +179,9 @@ class HostileRegistry:
                 self.send(200, body, content_type, headers)
 
             def blob_route(self, ref: str) -> None:
+                location = reg.blob_redirect(ref) if reg.blob_redirect else None
+                if location is not None:
+                    return self.send(reg.redirect_status, b"", None, {"Location": location})
                 if reg.mode == "hang-blob":
                     reg._stop.wait(60)
                     return
@@ -205,6 +236,10 @@ class HostileRegistry:
                     self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                if reg.mode == "hub":  # [V] docker/docs pulls.md: on HEAD and GET alike
+                    self.send_header("ratelimit-limit", "100;w=21600")
+                    self.send_header("ratelimit-remaining", f"{max(reg.pulls_left, 0)};w=21600")
+                    self.send_header("docker-ratelimit-source", "192.0.2.1")
                 if reg.mode == "set-cookie":
                     self.send_header("Set-Cookie", "sticky=node-1; Path=/")
                 self.end_headers()

@@ -13,7 +13,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -28,6 +28,10 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+
+#: Credentials of the basic-auth registry the tests share (conftest.py, ``basic_registry``).
+BASIC_USER, BASIC_PASSWORD = "ci", "correct-horse-battery-staple"
 
 
 def free_port() -> int:
@@ -71,6 +75,41 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+class Storage(Protocol):
+    """Where a registry keeps its objects, as the fault helpers need it: paths relative to
+    ``docker/registry/v2`` (``blobs/sha256/ab/abcd.../data``, ``repositories/<repo>/_layers/...``)."""
+
+    def driver(self) -> dict[str, Any]:
+        """The registry config's ``storage`` driver section (``{"filesystem": {...}}``, ``{"s3": {...}}``)."""
+        ...
+
+    def read(self, path: str) -> bytes: ...
+
+    def write(self, path: str, data: bytes) -> None: ...
+
+    def remove_tree(self, path: str) -> None:
+        """Delete the object or directory at ``path`` and everything under it."""
+        ...
+
+
+class FilesystemStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.v2 = root / "docker" / "registry" / "v2"
+
+    def driver(self) -> dict[str, Any]:
+        return {"filesystem": {"rootdirectory": str(self.root)}}
+
+    def read(self, path: str) -> bytes:
+        return (self.v2 / path).read_bytes()
+
+    def write(self, path: str, data: bytes) -> None:
+        (self.v2 / path).write_bytes(data)
+
+    def remove_tree(self, path: str) -> None:
+        shutil.rmtree(self.v2 / path)
+
+
 @dataclass
 class Image:
     """What was pushed: digests to aim faults at."""
@@ -90,22 +129,25 @@ class Registry:
         cache: bool = True,
         extra: dict[str, Any] | None = None,
         tls: tuple[Path, Path] | None = None,
+        storage: Storage | None = None,
     ) -> None:
-        """``tls``: (certificate, key) to serve HTTPS with."""
+        """``tls``: (certificate, key) to serve HTTPS with; ``storage``: where objects live (a directory
+        under ``workdir`` unless given, e.g. an S3 bucket: tests/s3.py)."""
         self.workdir = workdir
         self.root = workdir / "data"
+        self.storage: Storage = storage or FilesystemStorage(self.root)
         self.scheme = "https" if tls else "http"
         #: 0 until the first start: the registry binds a port of its own choosing, then keeps it.
         self.port = 0
-        storage: dict[str, Any] = {"filesystem": {"rootdirectory": str(self.root)}, "delete": {"enabled": True}}
+        storage_config: dict[str, Any] = {**self.storage.driver(), "delete": {"enabled": True}}
         if cache:
             # The registry:2 image's default config has this cache; it is what makes GC's damage show
             # as HEAD 200 / GET empty body (REGISTRY-FACTS.md).
-            storage["cache"] = {"blobdescriptor": "inmemory"}
+            storage_config["cache"] = {"blobdescriptor": "inmemory"}
         config: dict[str, Any] = {
             "version": 0.1,
             "log": {"level": "error", "accesslog": {"disabled": True}},
-            "storage": storage,
+            "storage": storage_config,
             "http": {"addr": "127.0.0.1:0", "secret": "test-secret"},
             # Lets foreign (Windows-style) layers be pushed; distribution rejects their URLs by default.
             "validation": {"manifests": {"urls": {"allow": ["^https://"]}}},
@@ -129,6 +171,18 @@ class Registry:
     def host(self) -> str:
         return self.url.split("://", 1)[1]
 
+    @classmethod
+    def with_basic_auth(cls, workdir: Path, username: str, password: str) -> Registry:
+        """Started behind htpasswd basic auth; the harness's own client carries the credentials."""
+        import bcrypt
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        htpasswd = workdir / "htpasswd"
+        htpasswd.write_text(f"{username}:" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode() + "\n")
+        reg = cls(workdir, extra={"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}}).start()
+        reg.http.auth = (username, password)
+        return reg
+
     @property
     def v2(self) -> Path:
         return self.root / "docker" / "registry" / "v2"
@@ -138,7 +192,9 @@ class Registry:
         self.config["http"]["addr"] = f"127.0.0.1:{self.port}"
         self.config_path.write_text(json.dumps(self.config))  # JSON is YAML
         log = open(self.workdir / "registry.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen([BINARY, "serve", str(self.config_path)], stdout=log, stderr=log)
+        # The S3 driver's AWS SDK panics at start when AWS_CA_BUNDLE is set (REGISTRY-FACTS.md).
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+        self.proc = subprocess.Popen([BINARY, "serve", str(self.config_path)], stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -332,37 +388,43 @@ class Registry:
 
     # -- breaking storage, as clean-up scripts and GC do -----------------------------------------------
 
-    def _blob_dir(self, digest: str) -> Path:
-        hexpart = digest.split(":", 1)[1]
-        return self.v2 / "blobs" / "sha256" / hexpart[:2] / hexpart
-
     def blob_path(self, digest: str) -> Path:
-        """The data file of a blob or manifest (both live under blobs/)."""
-        return self._blob_dir(digest) / "data"
+        """The data file of a blob or manifest (both live under blobs/), on filesystem storage."""
+        return self.v2 / _blob_data(digest)
 
     def remove_revision_link(self, repository: str, digest: str) -> None:
         """A tag clean-up script or GC of "untagged" index children: data kept, link gone."""
         hexpart = digest.split(":", 1)[1]
-        shutil.rmtree(self.v2 / "repositories" / repository / "_manifests" / "revisions" / "sha256" / hexpart)
+        self.storage.remove_tree(f"repositories/{repository}/_manifests/revisions/sha256/{hexpart}")
 
     def remove_blob_data(self, digest: str) -> None:
         """GC deleted the data it believed unreferenced; layer links survive."""
-        shutil.rmtree(self._blob_dir(digest))
+        self.storage.remove_tree(_blob_data(digest).rsplit("/", 1)[0])
 
     def truncate_blob(self, digest: str) -> None:
-        (self._blob_dir(digest) / "data").write_bytes(b"")
+        self.storage.write(_blob_data(digest), b"")
+
+    def shorten_blob(self, digest: str, by: int) -> None:
+        """An interrupted copy: the first bytes are there, the last ``by`` are not."""
+        data = self.storage.read(_blob_data(digest))
+        self.storage.write(_blob_data(digest), data[:-by])
 
     def corrupt_blob(self, digest: str) -> None:
         """Bit rot: same size, other content."""
-        path = self._blob_dir(digest) / "data"
-        data = bytearray(path.read_bytes())
+        data = bytearray(self.storage.read(_blob_data(digest)))
         data[len(data) // 2] ^= 0xFF
-        path.write_bytes(bytes(data))
+        self.storage.write(_blob_data(digest), bytes(data))
 
     def remove_layer_link(self, repository: str, digest: str) -> None:
         hexpart = digest.split(":", 1)[1]
-        shutil.rmtree(self.v2 / "repositories" / repository / "_layers" / "sha256" / hexpart)
+        self.storage.remove_tree(f"repositories/{repository}/_layers/sha256/{hexpart}")
 
     def warm(self, repository: str, digest: str) -> None:
         """Read a blob once so its descriptor is in the registry's cache."""
-        assert self.http.head(f"/v2/{repository}/blobs/{digest}").status_code == 200
+        # 307 on S3: the registry looked the descriptor up (and cached it) before redirecting.
+        assert self.http.head(f"/v2/{repository}/blobs/{digest}").status_code in (200, 307)
+
+
+def _blob_data(digest: str) -> str:
+    hexpart = digest.split(":", 1)[1]
+    return f"blobs/sha256/{hexpart[:2]}/{hexpart}/data"

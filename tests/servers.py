@@ -1,11 +1,15 @@
-"""The real Prometheus pushgateway and Prometheus, started on free loopback ports for the tests."""
+"""The real Prometheus pushgateway, Prometheus, Alertmanager and `regprobe serve`, started on free loopback
+ports for the tests, and a webhook receiver for Alertmanager's notifications."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
+import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,10 @@ class Service:
 
     ready_path = "/-/ready"
 
+    def get(self, path: str) -> httpx.Response:
+        """GET from the service as the tests' own client (a secured service adds its trust and credentials)."""
+        return httpx.get(self.url + path, timeout=5)
+
     def start(self) -> Service:
         binary = self.command()[0]
         if shutil.which(binary) is None:
@@ -40,7 +48,7 @@ class Service:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited: {(self.workdir / f'{self.name}.log').read_text()[-2000:]}")
             try:
-                if httpx.get(self.url + self.ready_path, timeout=2).status_code == 200:
+                if self.get(self.ready_path).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -51,17 +59,9 @@ class Service:
         stop_process(self.proc)
         self.proc = None
 
-
-class Pushgateway(Service):
-    def __init__(self, workdir: Path) -> None:
-        super().__init__(workdir, "pushgateway")
-
-    def command(self) -> list[str]:
-        return ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file="]
-
     def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-        """Every regprobe sample the gateway holds: (name, labels) -> value."""
-        text = httpx.get(self.url + "/metrics", timeout=5).text
+        """Every regprobe sample at /metrics (the pushgateway's, or serve's own): (name, labels) -> value."""
+        text = self.get("/metrics").text
         out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
@@ -76,21 +76,40 @@ class Pushgateway(Service):
         return matches[0] if matches else None
 
 
+class Pushgateway(Service):
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir, "pushgateway")
+
+    def command(self) -> list[str]:
+        return ["prometheus-pushgateway", f"--web.listen-address=127.0.0.1:{self.port}", "--persistence.file="]
+
+
+#: The scrape job for `regprobe serve`, named like the pushed job: the stale alert's absent branch
+#: matches job="registry-integrity-probe" (docs/operator-guide.md, "Push or scrape?").
+SERVE_SCRAPE_JOB = {"job_name": "registry-integrity-probe"}
+#: The pushgateway's scrape job: keep the pushed job/registry labels instead of the scrape target's.
+PUSHGATEWAY_SCRAPE_JOB = {"job_name": "pushgateway", "honor_labels": True}
+
+
 class Prometheus(Service):
-    def __init__(self, workdir: Path, scrape: str, rule_files: list[Path]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        scrape: str,
+        rule_files: list[Path],
+        *,
+        job: dict[str, Any] = PUSHGATEWAY_SCRAPE_JOB,
+        alertmanager: str | None = None,
+    ) -> None:
+        """``scrape``: HOST:PORT of the target; ``alertmanager``: HOST:PORT to send alerts to."""
         super().__init__(workdir, "prometheus")
-        config = {
+        config: dict[str, Any] = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in rule_files],
-            "scrape_configs": [
-                {
-                    "job_name": "pushgateway",
-                    # Keep the pushed job/registry labels instead of the scrape target's.
-                    "honor_labels": True,
-                    "static_configs": [{"targets": [scrape]}],
-                }
-            ],
+            "scrape_configs": [{**job, "static_configs": [{"targets": [scrape]}]}],
         }
+        if alertmanager is not None:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
         self.config = workdir / "prometheus.yml"
         self.config.write_text(json.dumps(config))
 
@@ -111,3 +130,100 @@ class Prometheus(Service):
         response = httpx.get(self.url + "/api/v1/query", params={"query": expr}, timeout=5)
         response.raise_for_status()
         return response.json()["data"]["result"]  # type: ignore[no-any-return]
+
+
+class RegprobeServe(Service):
+    """`regprobe serve` as its own process, so SIGTERM is real."""
+
+    ready_path = "/healthz"
+
+    def __init__(self, workdir: Path, config: str, interval: str = "1h") -> None:
+        super().__init__(workdir, "regprobe-serve")
+        self.config, self.interval = config, interval
+
+    def command(self) -> list[str]:
+        listen = f"127.0.0.1:{self.port}"
+        return [
+            sys.executable,
+            "-m",
+            "regprobe",
+            "serve",
+            "-c",
+            self.config,
+            "--listen",
+            listen,
+            "--interval",
+            self.interval,
+        ]
+
+    def log(self) -> str:
+        return (self.workdir / f"{self.name}.log").read_text(errors="replace")
+
+
+class WebhookReceiver:
+    """Alertmanager's webhook notifications, as they arrive, on a real socket."""
+
+    def __init__(self) -> None:
+        self.notifications: list[dict[str, Any]] = []
+        received = self.notifications
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                received.append(json.loads(self.rfile.read(length)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def alerts(self, status: str, alertname: str, registry: str) -> list[dict[str, Any]]:
+        """Alerts in notifications so far with this status ('firing', 'resolved') for this registry."""
+        return [
+            alert
+            for note in list(self.notifications)
+            for alert in note["alerts"]
+            if alert["status"] == status
+            and alert["labels"].get("alertname") == alertname
+            and alert["labels"].get("registry") == registry
+        ]
+
+
+class Alertmanager(Service):
+    """Short group_wait/group_interval so a test sees notifications in seconds. Production routes use the
+    defaults (group_wait 30s, group_interval 5m, repeat_interval 4h; docs/operator-guide.md)."""
+
+    def __init__(self, workdir: Path, webhook_url: str) -> None:
+        super().__init__(workdir, "alertmanager")
+        config = {
+            "route": {
+                "receiver": "test",
+                "group_by": ["alertname", "registry"],
+                "group_wait": "1s",
+                "group_interval": "1s",
+                "repeat_interval": "1h",
+            },
+            "receivers": [{"name": "test", "webhook_configs": [{"url": webhook_url, "send_resolved": True}]}],
+        }
+        self.config = workdir / "alertmanager.yml"
+        self.config.write_text(json.dumps(config))
+
+    def command(self) -> list[str]:
+        return [
+            "prometheus-alertmanager",
+            f"--config.file={self.config}",
+            f"--storage.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            # A single instance: no gossip port to collide with other test runs.
+            "--cluster.listen-address=",
+        ]

@@ -1,26 +1,47 @@
-"""A broken image in a real registry becomes a real alert in a real Prometheus:
-registry -> regprobe run -> pushgateway -> Prometheus (honor_labels, alerts/ rules loaded)."""
+"""A broken image in a real registry pages through real servers, in both modes:
+registry -> regprobe run -> pushgateway -> Prometheus (honor_labels, alerts/ rules loaded) -> Alertmanager
+-> webhook, and registry -> regprobe serve -> Prometheus (scrape) -> Alertmanager -> webhook."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .registry import Registry, free_port
-from .servers import Prometheus, Pushgateway
+from .servers import SERVE_SCRAPE_JOB, Alertmanager, Prometheus, Pushgateway, RegprobeServe, WebhookReceiver
 from .util import wait_for
 
 RULES = Path(__file__).parents[1] / "alerts" / "regprobe.rules.yml"
+ALERT = "RegistryManifestIntegrityFailure"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pushgateway, Prometheus]]:
+def pager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[WebhookReceiver, Alertmanager]]:
+    receiver = WebhookReceiver()
+    alertmanager = Alertmanager(tmp_path_factory.mktemp("alertmanager"), receiver.url)
+    try:
+        alertmanager.start()
+        yield receiver, alertmanager
+    finally:
+        alertmanager.stop()
+        receiver.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, pager: tuple[WebhookReceiver, Alertmanager]
+) -> Iterator[tuple[Pushgateway, Prometheus]]:
     gateway = Pushgateway(tmp_path_factory.mktemp("gateway"))
     gateway.start()
-    prometheus = Prometheus(tmp_path_factory.mktemp("prometheus"), f"127.0.0.1:{gateway.port}", [RULES])
+    prometheus = Prometheus(
+        tmp_path_factory.mktemp("prometheus"),
+        f"127.0.0.1:{gateway.port}",
+        [RULES],
+        alertmanager=f"127.0.0.1:{pager[1].port}",
+    )
     try:
         prometheus.start()
         yield gateway, prometheus
@@ -93,3 +114,77 @@ def test_broken_image_pages_and_outage_is_seen(
         assert "push for registry" in result.err
     finally:
         gateway.start()
+
+
+# --- the whole paging chain -----------------------------------------------------------------------------
+
+
+def pages_then_resolves(receiver: WebhookReceiver, registry: str, broken_tag: str, fix: Callable[[], object]) -> None:
+    """The webhook gets the page, rendered as a person reads it; after ``fix``, the resolved notice."""
+    firing = wait_for(lambda: receiver.alerts("firing", ALERT, registry), f"{ALERT} for {registry} at the webhook")
+    alert = firing[0]
+    assert alert["labels"]["severity"] == "page"
+    assert alert["labels"]["job"] == "registry-integrity-probe"
+    annotations = alert["annotations"]
+    assert annotations["summary"] == f"Registry {registry} serves 1 image(s) that cannot be pulled"
+    # Rendered from regprobe_image_broken{job=..., registry=...}: the label set must match in both modes.
+    assert f"Broken: {broken_tag}." in annotations["description"], annotations["description"]
+    assert annotations["runbook_url"].endswith("/docs/runbooks/RegistryManifestIntegrityFailure.md")
+    fix()
+    wait_for(lambda: receiver.alerts("resolved", ALERT, registry), f"the resolved {ALERT} for {registry}")
+
+
+def break_index(registry: Registry, repository: str) -> None:
+    index = registry.push_index(repository, "v1")
+    registry.remove_revision_link(repository, index.children[1].digest)
+
+
+def test_paging_chain_push_mode(
+    stack: tuple[Pushgateway, Prometheus],
+    pager: tuple[WebhookReceiver, Alertmanager],
+    registry: Registry,
+    ns: str,
+    regprobe: Any,
+    probe_config: Any,
+) -> None:
+    gateway, _ = stack
+    name = f"push-{ns}"
+    break_index(registry, f"{ns}/api")
+    config = probe_config(
+        {"name": name, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}, pushgateway={"url": gateway.url}
+    )
+    assert regprobe("run", "-c", config).code == 1
+
+    def fix() -> None:
+        registry.push_index(f"{ns}/api", "v1")  # a rebuild: the tag moves to an intact index
+        assert regprobe("run", "-c", config).code == 0
+
+    pages_then_resolves(pager[0], name, f"{ns}/api:v1", fix)
+
+
+def test_paging_chain_serve_mode(
+    pager: tuple[WebhookReceiver, Alertmanager], registry: Registry, ns: str, probe_config: Any, tmp_path: Path
+) -> None:
+    receiver, alertmanager = pager
+    name = f"serve-{ns}"
+    break_index(registry, f"{ns}/api")
+    config = probe_config({"name": name, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}})
+    server = RegprobeServe(tmp_path / "serve", config, interval="2s").start()
+    prometheus = Prometheus(
+        tmp_path / "prometheus",
+        f"127.0.0.1:{server.port}",
+        [RULES],
+        job=SERVE_SCRAPE_JOB,
+        alertmanager=f"127.0.0.1:{alertmanager.port}",
+    )
+    try:
+        prometheus.start()
+        pages_then_resolves(receiver, name, f"{ns}/api:v1", lambda: registry.push_index(f"{ns}/api", "v1"))
+        # The stale alert's absent branch names the job: scraped series must carry it, or a healthy
+        # serve would page as "not reported at all".
+        absent = 'absent_over_time(regprobe_last_success_timestamp_seconds{job="registry-integrity-probe"}[15m])'
+        assert prometheus.query(absent) == []
+        assert alerts_for(prometheus, "RegistryIntegrityProbeStale", name) == []
+    finally:
+        prometheus.stop()
+        server.stop()

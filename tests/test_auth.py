@@ -4,9 +4,10 @@ on other hosts) - what a real token service is not made to do."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import SimpleNamespace
 
 import httpx
@@ -15,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from regprobe import auth as auth_mod
-from regprobe.auth import Challenge, RegistryAuth, parse_challenge, scope_for
+from regprobe.auth import Challenge, RegistryAuth, parse_challenge, parse_challenges, scope_for
 from regprobe.client import ClientSettings, RegistryClient, RetryPolicy
 from regprobe.digest import Digest
 from regprobe.errors import AuthError
@@ -314,3 +315,219 @@ def test_endless_token_body_is_cut_off() -> None:
 
     with pytest.raises(RegistryError, match="over 1048576 bytes"):
         asyncio.run(asyncio.wait_for(go(), 30))
+
+
+# -- registry quirks (REGISTRY-QUIRKS.md section 3 and C1-C10) --------------------------------------
+
+FORGEJO = (
+    'Bearer realm="https://c.test/v2/token",service="container_registry",scope="*",'
+    'Basic realm="https://c.test/v2",service="container_registry",scope="*"'
+)
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        # C7 (Forgejo, REPORTED in renovate's common.ts): two challenges in one header; Bearer preferred.
+        (
+            FORGEJO,
+            Challenge("bearer", {"realm": "https://c.test/v2/token", "service": "container_registry", "scope": "*"}),
+        ),
+        ('Basic realm="r", Bearer realm="https://a/t"', Challenge("bearer", {"realm": "https://a/t"})),
+        # C6 (Nexus forceBasicAuth, REPORTED): the scheme in capitals.
+        (
+            'BASIC realm="Sonatype Nexus Repository Manager"',
+            Challenge("basic", {"realm": "Sonatype Nexus Repository Manager"}),
+        ),
+        # A Bearer without a realm cannot be answered; Basic can.
+        ('Bearer service="x", Basic realm="r"', Challenge("bearer", {"service": "x"})),
+    ],
+)
+def test_parse_challenge_prefers_bearer(header: str, expected: Challenge) -> None:
+    assert parse_challenge(header) == expected
+
+
+def test_parse_challenges_keeps_every_challenge() -> None:
+    assert [c.scheme for c in parse_challenges(FORGEJO)] == ["bearer", "basic"]
+    assert parse_challenges(FORGEJO)[1].params["realm"] == "https://c.test/v2"
+
+
+class Realm:
+    """A token-auth registry as a request table: what the token service answers is set per test."""
+
+    def __init__(self, challenge: str, token: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.challenge, self.token = challenge, token
+        self.token_requests: list[httpx.Request] = []
+        self.registry_requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "auth.test":
+            self.token_requests.append(request)
+            return self.token(request)
+        self.registry_requests.append(request)
+        if request.headers.get("authorization", "").startswith("Bearer good"):
+            return httpx.Response(206, headers={"content-range": "bytes 0-0/10"}, content=b"x")
+        return httpx.Response(401, headers={"www-authenticate": self.challenge})
+
+
+def probe_blobs(handler: Callable[[httpx.Request], httpx.Response], auth: RegistryAuth, *repos: str) -> list[object]:
+    """One blob check per repository, concurrently; each one's status, or the error it raised."""
+
+    async def go() -> list[object]:
+        settings = ClientSettings(url="https://registry.test", auth=auth, retry=RetryPolicy(attempts=1))
+        async with RegistryClient(settings, transport=httpx.MockTransport(handler)) as c:
+            replies = await asyncio.gather(*(c.blob(r, BLOB, "range", 10) for r in repos), return_exceptions=True)
+        return [r if isinstance(r, BaseException) else r.status for r in replies]
+
+    return asyncio.run(go())
+
+
+def test_token_is_fetched_with_get_and_access_token_is_read() -> None:
+    """C2 (ACR, VERIFIED in Azure/acr docs): the answer has `access_token` and no `token`; C1/C3: the
+    realm is asked with GET (Quay, Harbor answer POST with 405)."""
+
+    def token(request: httpx.Request) -> httpx.Response:
+        if request.method != "GET":
+            return httpx.Response(405)
+        return httpx.Response(200, json={"access_token": "good-acr"})
+
+    handler = Realm('Bearer realm="https://auth.test/oauth2/token",service="r.azurecr.io"', token)
+    assert probe_blobs(handler, RegistryAuth("00000000-0000-0000-0000-000000000000", "refresh"), "hello-world") == [206]
+    assert [r.method for r in handler.token_requests] == ["GET"]
+
+
+def test_token_without_expires_in_lives_60_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quay, GitLab and GHCR send no expires_in: the token is kept 60 s (renewed 10 s early), not for ever."""
+    now = [1000.0]
+    monkeypatch.setattr(auth_mod, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    handler = TokenRegistry(expires_in=None)
+
+    async def go() -> list[int]:
+        counts = []
+        async with make_client(handler, RegistryAuth()) as c:
+            for step in (0.0, 49.0, 2.0):  # fetched, reused at 49 s, renewed at 51 s
+                now[0] += step
+                await c.blob("repo", BLOB, "range", 10)
+                counts.append(handler.token_requests["repository:repo:pull"])
+        return counts
+
+    assert asyncio.run(go()) == [1, 1, 2]
+
+
+def test_challenge_without_scope_gets_the_repository_pull_scope() -> None:
+    """C5 (Artifactory, Nexus; REPORTED): no scope in the challenge; the token service grants access only
+    to what is asked for, so the scope is made from the path."""
+
+    def token(request: httpx.Request) -> httpx.Response:
+        granted = request.url.params.get("scope") == "repository:team/app:pull"
+        return httpx.Response(200, json={"token": "good" if granted else "empty"})
+
+    handler = Realm('Bearer realm="https://auth.test/v2/token",service="https://auth.test/v2/token"', token)
+    assert probe_blobs(handler, RegistryAuth(), "team/app") == [206]
+
+
+def test_quay_catalog_scope_refused_then_a_token_without_scope() -> None:
+    """C1 (Quay, VERIFIED in endpoints/v2/v2auth.py): the scope regex accepts only repository scopes;
+    registry:catalog:* is answered 400. The catalog is then read with a token for no scope."""
+    asked: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v2/auth":
+            scope = request.url.params.get("scope")
+            asked.append(scope)
+            if scope is not None:
+                message = f"Unable to decode repository and actions: {scope}"
+                return httpx.Response(400, json={"errors": [{"code": "INVALID_REQUEST", "message": message}]})
+            return httpx.Response(200, json={"token": "quay-identity"})
+        if request.headers.get("authorization") != "Bearer quay-identity":
+            challenge = 'Bearer realm="https://quay.test/v2/auth",service="quay.io",scope="registry:catalog:*"'
+            return httpx.Response(401, headers={"www-authenticate": challenge})
+        return httpx.Response(200, json={"repositories": ["ns/a"]})
+
+    async def go() -> list[str]:
+        settings = ClientSettings(url="https://quay.test", auth=RegistryAuth("u", "p"))
+        async with RegistryClient(settings, transport=httpx.MockTransport(handler)) as c:
+            return [name async for page in c.pages("/v2/_catalog", "repositories") for name in page]
+
+    assert asyncio.run(go()) == ["ns/a"]
+    assert asked == ["registry:catalog:*", None]
+
+
+def test_basic_on_the_catalog_and_bearer_on_repositories() -> None:
+    """A6 (Harbor, VERIFIED in v2auth/auth.go): the catalog challenges Basic, repositories Bearer. Each
+    keeps the scheme it asked for, so interleaved requests earn no further 401s."""
+    basic = "Basic " + base64.b64encode(b"admin:pw").decode()
+    challenges: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent = request.headers.get("authorization")
+        if request.url.path == "/service/token":
+            return httpx.Response(200, json={"token": "harbor-jwt", "expires_in": 1800})
+        if request.url.path == "/v2/_catalog":
+            if sent != basic:
+                challenges.append("catalog")
+                return httpx.Response(401, headers={"www-authenticate": 'Basic realm="harbor"'})
+            last = request.url.params.get("last")
+            link = {} if last else {"link": '</v2/_catalog?last=p%2Fa&n=1>; rel="next"'}
+            return httpx.Response(200, json={"repositories": ["p/b" if last else "p/a"]}, headers=link)
+        if sent != "Bearer harbor-jwt":
+            challenges.append("tags")
+            realm = 'Bearer realm="https://harbor.test/service/token",service="harbor-registry"'
+            return httpx.Response(401, headers={"www-authenticate": f'{realm},scope="repository:p/a:pull"'})
+        return httpx.Response(200, json={"name": "p/a", "tags": ["v1"]})
+
+    async def go() -> list[str]:
+        settings = ClientSettings(url="https://harbor.test", auth=RegistryAuth("admin", "pw"))
+        names: list[str] = []
+        async with RegistryClient(settings, transport=httpx.MockTransport(handler)) as c:
+            async for page in c.pages("/v2/_catalog", "repositories", page_size=1):
+                names.extend(page)
+                async for tags in c.pages("/v2/p/a/tags/list", "tags"):
+                    names.extend(tags)
+        return names
+
+    assert asyncio.run(go()) == ["p/a", "v1", "p/b", "v1"]
+    assert challenges == ["catalog", "tags"]
+
+
+def test_credentials_refused_by_the_token_service_are_offered_once() -> None:
+    """C4 (GitLab, VERIFIED in jwt_controller.rb): bad credentials count toward an address ban. Eight
+    repositories walked at once: the token service sees the credentials once, every check fails."""
+
+    def token(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, json={"errors": [{"code": "UNAUTHORIZED", "message": "HTTP Basic: Access denied"}]})
+
+    handler = Realm('Bearer realm="https://auth.test/jwt/auth",service="container_registry"', token)
+    outcomes = probe_blobs(handler, RegistryAuth("u", "wrong"), *(f"repo{i}" for i in range(8)))
+    assert all(isinstance(o, AuthError) and "refused the credentials" in str(o) for o in outcomes), outcomes
+    assert len(handler.token_requests) == 1
+
+
+def test_anonymous_refusal_of_one_scope_does_not_stop_the_others() -> None:
+    """C11 (GHCR, REPORTED): the token service refuses an anonymous token for a private package (401):
+    that repository is not accessible; the others still are."""
+
+    def token(request: httpx.Request) -> httpx.Response:
+        if "private" in request.url.params.get("scope", ""):
+            return httpx.Response(
+                401, json={"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}
+            )
+        return httpx.Response(200, json={"token": "good"})
+
+    handler = Realm('Bearer realm="https://auth.test/token",service="ghcr.io"', token)
+    outcomes = probe_blobs(handler, RegistryAuth(), "o/private", "o/public")
+    assert isinstance(outcomes[0], AuthError) and outcomes[1] == 206
+
+
+def test_insufficient_scope_is_one_reauth_then_not_accessible() -> None:
+    """C9 / A9 / B13 (Docker Hub, REPORTED): every token is issued (with no access), every request is
+    refused with insufficient_scope. One re-auth per request, then "not accessible", never a loop."""
+
+    def token(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"token": "no-access", "access_token": "no-access", "expires_in": 300})
+
+    challenge = 'Bearer realm="https://auth.test/token",service="registry.docker.io",scope="repository:alpine:pull"'
+    handler = Realm(challenge + ',error="insufficient_scope"', token)
+    (outcome,) = probe_blobs(handler, RegistryAuth(), "alpine")
+    assert isinstance(outcome, AuthError) and "not accessible anonymously, or unknown to the registry" in str(outcome)
+    assert (len(handler.registry_requests), len(handler.token_requests)) == (2, 1)

@@ -10,25 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import httpx
 import pytest
 import trustme
 
-from .registry import Registry
+from .registry import BASIC_PASSWORD, Registry
+from .servers import Pushgateway
 
-PASSWORD = "correct-horse-battery-staple"
-
-
-@pytest.fixture(scope="module")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    work = tmp_path_factory.mktemp("basic")
-    htpasswd = work / "htpasswd"
-    htpasswd.write_text("ci:" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode() + "\n")
-    reg = Registry(work, extra={"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}}).start()
-    reg.http.auth = ("ci", PASSWORD)
-    yield reg
-    reg.stop()
+PASSWORD = BASIC_PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -212,6 +201,7 @@ def test_credential_helper_for_check_and_run(
     probe_config: Any,
     docker_config: Any,
     credential_helper: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     basic_registry.push_image(f"{ns}/app", "v1")
     helper = credential_helper("vault").keeps("ci", PASSWORD)
@@ -225,13 +215,143 @@ def test_credential_helper_for_check_and_run(
     assert [call["stdin"] for call in helper.received()] == [basic_registry.host] * 2
     assert PASSWORD not in result.out + result.err
 
-    # A helper that is not installed: a configuration error naming it, and nothing probed.
+    # A helper that is not installed: like a secret not mounted, that registry is not probed (exit 3),
+    # and the error names the helper and where config.json asks for it.
     path = docker_config({"credHelpers": {basic_registry.host: "absent"}})
-    for argv in (["check", "--plain-http", ref], ["run", "-c", probe_config(cfg)]):
-        missing = regprobe(*argv)
-        assert missing.code == 2
-        assert missing.out == ""
-        assert (
-            f"regprobe: {path}: credHelpers['{basic_registry.host}']: credential helper docker-credential-absent "
-            "not found on PATH" in missing.err
-        )
+    other = {**cfg, "name": "other", "auth": {"username": "ci", "password_env": "PW"}}
+    monkeypatch.setenv("PW", PASSWORD)
+    for argv in (["check", "--plain-http", ref], ["run", "-c", probe_config(cfg, other)]):
+        missing = regprobe(*argv, "--format", "json")
+        assert missing.code == 3, missing.err
+        entry = missing.report["registries"][0]
+        assert entry["errors"] == [
+            f"{path}: credHelpers['{basic_registry.host}']: credential helper docker-credential-absent "
+            "not found on PATH"
+        ]
+        assert entry["requests"]["ok"] == 0 and entry["findings"] == []
+    assert missing.report["registries"][1]["complete"]  # the registry with its own credentials is probed
+
+
+def _tls_files(ca: trustme.CA, work: Path) -> dict[str, str]:
+    """A CA bundle, a client certificate and its key, another key, an empty file and a text file."""
+    client, other = ca.issue_cert("regprobe-client"), ca.issue_cert("someone-else")
+    files = {name: work / f"{name}.pem" for name in ("ca", "client", "client_key", "other_key", "empty", "notes")}
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    client.cert_chain_pems[0].write_to_path(str(files["client"]))
+    client.private_key_pem.write_to_path(str(files["client_key"]))
+    other.private_key_pem.write_to_path(str(files["other_key"]))
+    files["empty"].write_text("")
+    files["notes"].write_text("ask the platform team for the CA\n")
+    return {name: str(path) for name, path in files.items()}
+
+
+@pytest.mark.parametrize(
+    ("tls", "error"),
+    [
+        ({"ca_file": "empty"}, "registries[1].tls.ca_file: {empty} holds no PEM certificate"),
+        ({"ca_file": "notes"}, "registries[1].tls.ca_file: {notes} holds no PEM certificate"),
+        (
+            {"cert_file": "notes", "key_file": "client_key"},
+            "registries[1].tls.cert_file: {notes} holds no PEM certificate",
+        ),
+        (
+            {"cert_file": "client", "key_file": "other_key"},
+            "registries[1].tls.key_file: {other_key} is not the key of cert_file",
+        ),
+        (
+            {"cert_file": "client", "key_file": "client"},
+            "registries[1].tls.key_file: {client} holds no PEM private key",
+        ),
+        ({"cert_file": "client"}, "registries[1].tls.cert_file: {client} holds no private key; give key_file"),
+        ({"key_file": "client_key"}, "registries[1].tls.key_file: given without cert_file"),
+    ],
+    ids=[
+        "ca-empty",
+        "ca-not-pem",
+        "cert-not-pem",
+        "key-mismatch",
+        "key-not-pem",
+        "cert-without-key",
+        "key-without-cert",
+    ],
+)
+def test_unusable_tls_files_are_config_errors(
+    tls_registry: Registry,
+    ca: trustme.CA,
+    ns: str,
+    regprobe: Any,
+    probe_config: Any,
+    tmp_path: Path,
+    tls: dict[str, str],
+    error: str,
+) -> None:
+    # Once a traceback and exit 1 ("findings"), with the healthy registry beside it never probed.
+    files = _tls_files(ca, tmp_path)
+    healthy = {"name": "healthy", "url": tls_registry.url, "tls": {"ca_file": files["ca"]}}
+    broken = {"name": "broken", "url": tls_registry.url, "tls": {key: files[name] for key, name in tls.items()}}
+    path = probe_config(healthy, broken)
+
+    result = regprobe("run", "-c", path)
+
+    assert result.code == 2 and result.out == ""
+    assert result.err == f"regprobe: {path}: {error.format(**files)}\n"
+
+
+def test_client_certificate_file_holding_its_key_is_fine(
+    tls_registry: Registry, ca: trustme.CA, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    files = _tls_files(ca, tmp_path)
+    combined = tmp_path / "combined.pem"
+    combined.write_text(Path(files["client"]).read_text() + Path(files["client_key"]).read_text())
+    tls_registry.push_image(f"{ns}/app", "v1")
+    cfg = {
+        "name": "combined",
+        "url": tls_registry.url,
+        "tls": {"ca_file": files["ca"], "cert_file": str(combined)},
+        "repositories": {"include": [f"{ns}/*"]},
+    }
+    assert regprobe("run", "-c", probe_config(cfg)).code == 0
+
+
+def test_missing_secret_file_fails_only_its_registry(
+    basic_registry: Registry, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path, pushgateway: Pushgateway
+) -> None:
+    # A Secret not mounted (yet) is a runtime condition of one registry, not a bad config for all.
+    basic_registry.push_image(f"{ns}/app", "v1")
+    secret = tmp_path / "password"
+    secret.write_text(PASSWORD)
+    missing = tmp_path / "not-mounted" / "password"
+    selection = {"include": [f"{ns}/*"]}
+    good = {"name": f"good-{ns}", "url": basic_registry.url, "repositories": selection}
+    bad = {"name": f"bad-{ns}", "url": basic_registry.url, "repositories": selection}
+    good["auth"] = {"username": "ci", "password_file": str(secret)}
+    bad["auth"] = {"username": "ci", "password_file": str(missing)}
+    path = probe_config(bad, good, pushgateway={"url": pushgateway.url})
+
+    result = regprobe("run", "-c", path, "--format", "json")
+    text = regprobe("run", "-c", path, "--no-push")
+
+    assert result.code == 3
+    not_probed, probed = result.report["registries"]
+    error = f"auth.password_file: cannot read {missing}: No such file or directory"
+    assert (not_probed["complete"], not_probed["errors"], not_probed["requests"]["ok"]) == (False, [error], 0)
+    assert (probed["complete"], probed["images_checked"]) == (True, 1)
+    assert f"! {error}" in text.out
+    assert pushgateway.value("regprobe_run_complete", registry=f"bad-{ns}") == 0
+    last_run = pushgateway.value("regprobe_last_run_timestamp_seconds", registry=f"bad-{ns}")
+    assert last_run is not None and last_run > 1.7e9  # this run's time, not the epoch
+    assert pushgateway.value("regprobe_run_complete", registry=f"good-{ns}") == 1
+
+
+def test_empty_password_env_is_a_config_error(
+    basic_registry: Registry, regprobe: Any, probe_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sent as is, it would end as a 401 (exit 3, a warning in CI): an unset CI secret must fail loudly.
+    monkeypatch.setenv("REG_PASSWORD", "")
+    cfg = {"name": "basic", "url": basic_registry.url, "auth": {"username": "ci", "password_env": "REG_PASSWORD"}}
+    path = probe_config(cfg)
+    result = regprobe("run", "-c", path)
+    assert result.code == 2 and result.out == ""
+    assert (
+        result.err == f"regprobe: {path}: registries[0].auth.password_env: environment variable REG_PASSWORD is empty\n"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -215,3 +216,36 @@ def test_check_says_how_a_bare_host_port_is_read(caplog: pytest.LogCaptureFixtur
     caplog.clear()
     _parse_ref("127.0.0.1:5000/app", False, parser)
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "error"),
+    [
+        ("--timeout", "nan", "argument --timeout: must be above 0 and at most 86400 seconds"),
+        ("--timeout", "inf", "argument --timeout: must be above 0 and at most 86400 seconds"),
+        ("--timeout", "0", "argument --timeout: must be above 0 and at most 86400 seconds"),
+        ("--timeout", "soon", "argument --timeout: must be a number of seconds"),
+        ("--concurrency", "1000000", "argument --concurrency: must be from 1 to 1024"),
+        ("--concurrency", "0", "argument --concurrency: must be from 1 to 1024"),
+        ("--concurrency", "1.5", "argument --concurrency: must be an integer"),
+    ],
+)
+def test_numeric_flags_are_bounded(
+    regprobe: Any, capsys: pytest.CaptureFixture[str], flag: str, value: str, error: str
+) -> None:
+    # The same bounds as the config's: a flag must not start 2M tasks or wait forever.
+    with pytest.raises(SystemExit) as caught:
+        regprobe("check", flag, value, "127.0.0.1:1/app:v1")
+    assert caught.value.code == 2
+    assert error in capsys.readouterr().err
+
+
+def test_password_stdin_with_nothing_on_stdin_is_a_usage_error(
+    regprobe: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An unset CI secret piped in as nothing would end as a 401, exit 3 - which CI treats as a warning.
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    with pytest.raises(SystemExit) as caught:
+        regprobe("check", "--username", "ci", "--password-stdin", "127.0.0.1:1/app:v1")
+    assert caught.value.code == 2
+    assert "--password-stdin: standard input held no password" in capsys.readouterr().err

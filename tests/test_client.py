@@ -108,6 +108,19 @@ def test_429_retry_after_is_honoured(retry_after: str, waited: float | None) -> 
         assert waited - 2 <= slept <= waited
 
 
+def test_an_empty_blob_is_asked_with_head() -> None:
+    """A zero-byte blob has no first byte to ask for (registry:2 answers `Range: bytes=0-0` with 416):
+    in range mode it gets a HEAD, which proves all there is to prove."""
+    handler, seen = table(httpx.Response(200, headers={"content-length": "0"}))
+
+    async def go() -> Reply:
+        async with client(handler) as c:
+            return await c.blob("app", BLOB, "range", 0)
+
+    assert asyncio.run(go()).status == 200
+    assert [(r.method, r.headers.get("range")) for r in seen] == [("HEAD", None)]
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [
@@ -122,7 +135,7 @@ def test_429_retry_after_is_honoured(retry_after: str, waited: float | None) -> 
         (b"[]", None),
         (b"", None),
         (b"<html><body>502 Bad Gateway</body></html>", None),
-        (b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code></Error>", None),
+        (b"<?xml version='1.0'?><Error><Code>NoSuchKey</Code></Error>", "NoSuchKey"),  # object storage (G5)
         (b"\xff\xfe", None),
     ],
 )

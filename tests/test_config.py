@@ -50,6 +50,23 @@ def test_defaults() -> None:
     assert (registry.blob_check, registry.index_children, registry.repositories.include) == ("range", True, ["*"])
     assert (cfg.concurrency, cfg.timeout, cfg.deadline, cfg.max_broken_series) == (16, 30.0, 840.0, 50)
     assert cfg.deadline < 15 * 60  # a run must end before the next CronJob run starts
+    assert (cfg.serve.listen, cfg.serve.interval_seconds) == (":9839", 900.0)  # the alerts assume 15 minutes
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("900", 900.0), ("90s", 90.0), ("15m", 900.0), ("1h30m", 5400.0), ("2h", 7200.0)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert config.parse_duration(text) == seconds
+    cfg = config.parse({"registries": [{"name": "r", "url": "http://r"}], "serve": {"interval": text}}, "inline")
+    assert cfg.serve.interval_seconds == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "address"), [(":9839", ("", 9839)), ("127.0.0.1:80", ("127.0.0.1", 80)), ("[::1]:9839", ("::1", 9839))]
+)
+def test_listen_addresses(text: str, address: tuple[str, int]) -> None:
+    assert config.parse_listen(text) == address
 
 
 def test_password_file_is_read_and_stripped(tmp_path: Path) -> None:

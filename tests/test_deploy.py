@@ -33,7 +33,7 @@ NOT_MANIFESTS = {"kustomization.yaml", "config.yaml"}
 #: Examples an operator copies and fills in; applying them as they are would do harm.
 EXAMPLES = {"secret.example.yaml", "networkpolicy.yaml"}
 #: Custom resources kubernetes-validate has no schema for.
-CRD_KINDS = {"PrometheusRule"}
+CRD_KINDS = {"PrometheusRule", "ServiceMonitor"}
 #: The alerts assume one run per 15 minutes (alerts/regprobe.rules.yml).
 INTERVAL_SECONDS = 15 * 60
 
@@ -291,10 +291,8 @@ def test_cache_dir_outlives_the_pod(tmp_path: Path) -> None:
     assert "emptyDir" not in _volume(cache_dir), "cache_dir on an emptyDir costs requests and saves none"
 
 
-def test_cronjob_hardening() -> None:
-    cronjob = _cronjob()
-    pod = _pod_spec()
-    assert pod["restartPolicy"] == "Never"
+def _assert_hardened(pod: dict[str, Any], container: dict[str, Any]) -> None:
+    """What every regprobe pod must be, CronJob or Deployment."""
     assert pod["serviceAccountName"] == _load("serviceaccount.yaml")["metadata"]["name"]
     assert pod["automountServiceAccountToken"] is False
     assert _load("serviceaccount.yaml")["automountServiceAccountToken"] is False
@@ -305,7 +303,6 @@ def test_cronjob_hardening() -> None:
     assert pod_security["fsGroup"] == 65532, "the 0400 Secret files are readable through fsGroup only"
     assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
 
-    container = _container()
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
@@ -318,13 +315,21 @@ def test_cronjob_hardening() -> None:
             assert mount.get("readOnly") is True, mount["mountPath"]
     writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
     assert writable == {"/tmp", "/var/cache/regprobe"}
-    for path in writable:
-        assert "emptyDir" in _volume(path) or "persistentVolumeClaim" in _volume(path)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for mount in container["volumeMounts"]:
+        if mount["mountPath"] in writable:
+            volume = volumes[mount["name"]]
+            assert "emptyDir" in volume or "persistentVolumeClaim" in volume, mount["mountPath"]
     assert not any("hostPath" in v for v in pod["volumes"])
 
     resources = container["resources"]
     assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"])
-    assert cronjob["metadata"]["name"] == "regprobe"
+
+
+def test_cronjob_hardening() -> None:
+    assert _pod_spec()["restartPolicy"] == "Never"
+    _assert_hardened(_pod_spec(), _container())
+    assert _cronjob()["metadata"]["name"] == "regprobe"
 
 
 def test_cronjob_timing(tmp_path: Path) -> None:
@@ -353,20 +358,72 @@ def test_networkpolicy_example() -> None:
     assert cidrs == ["192.0.2.0/24"], "a documentation range: the example must not open a real network"
 
 
-def test_sharded_overlay(tmp_path: Path) -> None:
-    """The Indexed-Job overlay renders, validates, and tells regprobe the same shard count it runs."""
+def _build_overlay(name: str) -> list[dict[str, Any]]:
+    """deploy/overlays/NAME rendered by kubectl's built-in kustomize."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl (for its built-in kustomize) is not on PATH")
-    overlay = K8S.parent / "overlays" / "sharded"
+    overlay = K8S.parent / "overlays" / name
     proc = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, _show(proc)
-    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def _assert_schema_valid(objects: list[dict[str, Any]], tmp_path: Path) -> None:
+    built = tmp_path / "built.yaml"
+    built.write_text(yaml.safe_dump_all([o for o in objects if o["kind"] not in CRD_KINDS]), encoding="utf-8")
+    proc = _kubernetes_validate(str(built))
+    assert proc.returncode == 0 and "WARN" not in proc.stdout, _show(proc)
+
+
+def test_sharded_overlay(tmp_path: Path) -> None:
+    """The Indexed-Job overlay renders, validates, and tells regprobe the same shard count it runs."""
+    objects = _build_overlay("sharded")
     job = next(o for o in objects if o["kind"] == "CronJob")["spec"]["jobTemplate"]["spec"]
     env = {e["name"]: e.get("value") for e in job["template"]["spec"]["containers"][0]["env"]}
     assert job["completionMode"] == "Indexed"
     assert job["completions"] == job["parallelism"] == int(env["REGPROBE_SHARDS"])
-    built = tmp_path / "sharded.yaml"
-    built.write_text(yaml.safe_dump_all([o for o in objects if o["kind"] not in CRD_KINDS]), encoding="utf-8")
-    proc = _kubernetes_validate(str(built))
-    assert proc.returncode == 0 and "WARN" not in proc.stdout, _show(proc)
+    _assert_schema_valid(objects, tmp_path)
+
+
+def test_serve_overlay(tmp_path: Path) -> None:
+    """`regprobe serve` instead of the CronJob: one hardened pod, scraped under the job name the alerts'
+    absent branch matches, on the port and path regprobe serves."""
+    objects = _build_overlay("serve")
+    by_kind = {o["kind"]: o for o in objects}
+    assert len(by_kind) == len(objects)
+    assert set(by_kind) == {"ServiceAccount", "ConfigMap", "Deployment", "Service", "ServiceMonitor", "PrometheusRule"}
+    assert {o["metadata"]["namespace"] for o in objects} == {"monitoring"}
+
+    deployment = by_kind["Deployment"]
+    assert deployment["spec"]["replicas"] == 1, "two probers would double every broken-image count"
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    _assert_hardened(pod, container)
+    assert 0 < pod["terminationGracePeriodSeconds"] <= 30
+
+    args = container["args"]
+    assert args[:3] == ["serve", "-c", "/etc/regprobe/config.yaml"]
+    _, port = config_mod.parse_listen(args[args.index("--listen") + 1])
+    (container_port,) = container["ports"]
+    assert container_port["containerPort"] == port
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": container_port["name"]}
+    mounted = {v["name"]: v for v in pod["volumes"]}["config"]["configMap"]["name"]
+    assert mounted == by_kind["ConfigMap"]["metadata"]["name"] != "regprobe-config", "the hashed name is mounted"
+
+    service, monitor = by_kind["Service"], by_kind["ServiceMonitor"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (service_port,) = service["spec"]["ports"]
+    assert service_port["targetPort"] == container_port["name"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == service_port["name"] and endpoint["path"] == "/metrics"
+    assert not endpoint.get("honorLabels"), "serve's series carry no job of their own"
+    job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+    assert job == "registry-integrity-probe", "the stale alert's absent branch matches this job"
+
+    _assert_schema_valid(objects, tmp_path)

@@ -177,7 +177,8 @@ def test_loop_guard_even_if_hashes_collided() -> None:
     walk = RepositoryWalk(Colliding(), "loop", WalkPolicy())  # type: ignore[arg-type]
     asyncio.run(asyncio.wait_for(walk.walk_tag("v1"), 5))
     (finding,) = walk.findings()
-    assert finding.problem.value == "invalid" and "loop" in finding.detail
+    assert finding.problem.value == "invalid" and finding.digest == me
+    assert walk.nodes[("manifest", me)].bound == "loop"
 
 
 def test_a_refused_sibling_loses_no_finding_and_is_reported_once(
@@ -255,3 +256,25 @@ def test_range_ignored_answer_is_judged_by_its_length(
     assert [(f["kind"], f["problem"]) for f in result.findings()] == ([("layer", problem)] if problem else [])
     ranged = [{k.lower(): v for k, v in h.items()}.get("range") for _, path, h in evil.requests if "/blobs/" in path]
     assert ranged and all(r == "bytes=0-0" for r in ranged)
+
+
+@pytest.mark.parametrize(
+    ("mode", "run_path", "check_path"),
+    [
+        ("html-manifest", "/v2/evil/app/manifests/v1", "/v2/evil/app/manifests/v1"),
+        ("html-portal", "/v2/_catalog", "/v2/"),  # check pings /v2/ first: no catalog to read
+    ],
+)
+def test_html_page_is_not_the_registry_api(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any, mode: str, run_path: str, check_path: str
+) -> None:
+    # A login portal or a wrong URL answering 200 with HTML says nothing about any image: the run could
+    # not look (exit 3), it must not report a broken image (exit 1).
+    evil.mode = mode
+    probe_run = run(regprobe, probe_config, evil)
+    check = regprobe("check", "--plain-http", "--format", "json", f"{evil.url[7:]}/evil/app:v1")
+    for result, path in ((probe_run, run_path), (check, check_path)):
+        assert result.code == 3, result.out
+        entry = result.report["registries"][0]
+        assert entry["findings"] == [] and entry["complete"] is False
+        assert f"GET {evil.url}{path} answered 200 with an HTML page, not the registry API" in entry["errors"][0]

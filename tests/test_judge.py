@@ -35,6 +35,23 @@ def test_range_healthy_and_broken() -> None:
     assert unsatisfiable is not None and unsatisfiable[0] is Problem.SIZE_MISMATCH
 
 
+def test_416_to_the_first_byte_means_an_empty_object() -> None:
+    """``Range: bytes=0-0`` is unsatisfiable only for an empty object (REGISTRY-QUIRKS.md D7): fine for an
+    empty descriptor; a finding for any other. S3 says it without Content-Range (VERIFIED with moto,
+    tests/test_s3.py): the object is shorter than its descriptor - truncated."""
+    empty = Descriptor("x", Digest.of(b""), 0)
+    assert blob_reply(reply(status=416, range_total=0), empty, "digest") is None
+    s3 = blob_reply(reply(status=416, code="InvalidRange", answered_by="http://s3:9000"), LAYER, "range")
+    assert s3 == (
+        Problem.TRUNCATED,
+        "GET answered 416 InvalidRange (at http://s3:9000, where the registry redirected): not even byte 0 exists,"
+        " the stored object is empty; the descriptor says 100 bytes",
+    )
+    # 416 naming the descriptor's own size is no statement about the object: the server misbehaves.
+    odd = blob_reply(reply(status=416, range_total=100), LAYER, "range")
+    assert odd is not None and odd[0] is Problem.UNREACHABLE
+
+
 def test_unreachable_and_other_statuses() -> None:
     timeout = blob_reply(reply(status=None, timeout=True, error="ReadTimeout after 30s"), LAYER, "head")
     assert timeout == (Problem.UNREACHABLE, "HEAD timed out: ReadTimeout after 30s")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import ssl
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+import bcrypt
+import httpx
+import trustme
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from regprobe.digest import Digest
 from regprobe.metrics import build
@@ -79,14 +83,6 @@ def test_incomplete_run_with_findings_still_reports_them() -> None:
     assert "regprobe_last_success_timestamp_seconds{" not in text
 
 
-@pytest.fixture(scope="module")
-def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgateway]:
-    gateway = Pushgateway(tmp_path_factory.mktemp("pushgateway"))
-    gateway.start()
-    yield gateway
-    gateway.stop()
-
-
 def test_push_lifecycle(
     registry: Registry, ns: str, regprobe: Any, probe_config: Any, pushgateway: Pushgateway
 ) -> None:
@@ -135,8 +131,96 @@ def test_pushgateway_down_exits_3_and_still_reports(
     cfg = {"name": "local", "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
     gone = f"http://127.0.0.1:{free_port()}"
 
-    result = regprobe("run", "-c", probe_config(cfg, pushgateway={"url": gone}), "--format", "json")
+    path = probe_config(cfg, pushgateway={"url": gone})
+    result = regprobe("run", "-c", path, "--format", "json")
+    text = regprobe("run", "-c", path)
 
     assert result.code == 3
-    assert result.report["registries"][0]["images_checked"] == 1
+    entry = result.report["registries"][0]
+    assert entry["images_checked"] == 1 and entry["complete"] is True
     assert f"pushgateway {gone}: push for registry local failed" in result.err
+    # The report itself says the run was lost, not only stderr.
+    assert entry["push"]["ok"] is False
+    assert entry["push"]["error"].startswith(f"pushgateway {gone}: URLError: ")
+    assert text.out.splitlines()[0] == f"local {registry.url}  OK  NOT PUSHED"
+    assert f"  ! push failed: pushgateway {gone}: URLError: " in text.out
+
+
+class SecuredPushgateway(Pushgateway):
+    """A pushgateway behind TLS (a private CA) and Basic auth, through its own --web.config.file."""
+
+    def __init__(self, workdir: Path, ca: Any, password: str) -> None:
+        super().__init__(workdir)
+        cert = ca.issue_cert("127.0.0.1")
+        cert.private_key_pem.write_to_path(str(workdir / "key.pem"))
+        cert.cert_chain_pems[0].write_to_path(str(workdir / "cert.pem"))
+        ca.cert_pem.write_to_path(str(workdir / "ca.pem"))
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+        web = {
+            "tls_server_config": {"cert_file": str(workdir / "cert.pem"), "key_file": str(workdir / "key.pem")},
+            "basic_auth_users": {"regprobe": hashed},
+        }
+        (workdir / "web.yml").write_text(json.dumps(web))
+        self.url = f"https://127.0.0.1:{self.port}"
+        self.password = password
+
+    def command(self) -> list[str]:
+        return [*super().command(), f"--web.config.file={self.workdir / 'web.yml'}"]
+
+    def get(self, path: str) -> Any:
+        trust = ssl.create_default_context(cafile=str(self.workdir / "ca.pem"))
+        return httpx.get(self.url + path, timeout=5, verify=trust, auth=("regprobe", self.password))
+
+
+def test_push_through_tls_and_basic_auth(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    """Many pushgateways sit behind an authenticating proxy: `pushgateway.auth` and `pushgateway.tls`
+    reach a real one that demands both. A wrong password is a failed push (exit 3), never a crash."""
+    registry.push_image(f"{ns}/app", "v1")
+    secret = tmp_path / "push-password"
+    secret.write_text("s3cret-push\n")
+    gateway = SecuredPushgateway(tmp_path / "gw", trustme.CA(), "s3cret-push")
+    gateway.start()
+    try:
+        cfg = {"name": f"sec-{ns}", "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
+        push = {
+            "url": gateway.url,
+            "auth": {"username": "regprobe", "password_file": str(secret)},
+            "tls": {"ca_file": str(tmp_path / "gw" / "ca.pem")},
+        }
+        result = regprobe("run", "-c", probe_config(cfg, pushgateway=push))
+        assert result.code == 0, result.err
+        assert gateway.value("regprobe_run_complete", registry=f"sec-{ns}") == 1
+
+        secret.write_text("wrong\n")
+        result = regprobe("run", "-c", probe_config(cfg, pushgateway=push))
+        assert result.code == 3 and "401" in result.err and "wrong" not in result.err + result.out
+        unverified = {"url": gateway.url, "auth": push["auth"]}  # the system store does not know this CA
+        secret.write_text("s3cret-push\n")
+        assert regprobe("run", "-c", probe_config(cfg, pushgateway=unverified)).code == 3
+    finally:
+        gateway.stop()
+
+
+def test_format_metrics_shows_what_would_be_pushed(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any, pushgateway: Pushgateway
+) -> None:
+    """`run --no-push --format metrics`: the exposition a push would send, per group, and nothing sent."""
+    bad = registry.push_image(f"{ns}/app", "v1")
+    registry.remove_revision_link(f"{ns}/app", bad.digest)
+    name = f"dbg-{ns}"
+    cfg = {"name": name, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
+    result = regprobe(
+        "run", "-c", probe_config(cfg, pushgateway={"url": pushgateway.url}), "--no-push", "--format", "metrics"
+    )
+    assert result.code == 1
+    assert result.out.startswith(f'# pushgateway group {{job="{JOB}", registry="{name}"}} (PUT, replacing the group)')
+    samples = {
+        (s.name, s.labels.get("tag")): s.value
+        for family in text_string_to_metric_families(result.out)
+        for s in family.samples
+    }
+    assert samples[("regprobe_image_broken", "v1")] == 1
+    assert samples[("regprobe_run_complete", None)] == 1
+    assert pushgateway.value("regprobe_run_complete", registry=name) is None  # nothing was pushed

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from regprobe.digest import Digest
 from regprobe.errors import DigestError, InvalidReferenceError, ParseError
-from regprobe.reference import Reference
+from regprobe.reference import Reference, hub_repository
 
 D = "sha256:" + "a" * 64
 
@@ -129,3 +131,45 @@ def test_reference_errors_name_the_reference_once() -> None:
 def test_default_tag() -> None:
     assert Reference.parse("h:1/app", default_tag=None).tag is None
     assert Reference.parse("h:1/app").tag == "latest"
+
+
+@pytest.mark.parametrize(
+    ("host", "name", "expected"),
+    [
+        ("registry-1.docker.io", "alpine", "library/alpine"),
+        ("docker.io", "alpine", "library/alpine"),
+        ("INDEX.docker.io", "alpine", "library/alpine"),
+        ("registry-1.docker.io", "bitnami/redis", "bitnami/redis"),
+        ("ghcr.io", "alpine", "alpine"),
+    ],
+)
+def test_hub_repository(host: str, name: str, expected: str) -> None:
+    assert hub_repository(host, name) == expected
+
+
+def test_docker_hub_listed_single_names_get_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """B13 (Docker Hub, REPORTED in distribution#1203): `repositories.list: [alpine]` means library/alpine;
+    asked as `alpine`, every token grants nothing and every request is refused."""
+    import asyncio
+
+    from regprobe import cli, config
+    from regprobe.model import RegistryResult
+
+    seen: dict[str, tuple[str, ...]] = {}
+
+    async def fake_guarded(name: str, settings: Any, policy: Any, deadline: float, **kw: Any) -> RegistryResult:
+        seen[name] = kw["selection"].names
+        return RegistryResult(name=name, url=settings.url)
+
+    monkeypatch.setattr(cli, "_guarded", fake_guarded)
+    cfg = config.parse(
+        {
+            "registries": [
+                {"name": "hub", "url": "https://registry-1.docker.io", "repositories": {"list": ["alpine", "o/app"]}},
+                {"name": "own", "url": "https://r.example.com", "repositories": {"list": ["alpine"]}},
+            ]
+        },
+        "test.yaml",
+    )
+    asyncio.run(cli.run_config(cfg))
+    assert seen == {"hub": ("library/alpine", "o/app"), "own": ("alpine",)}

@@ -4,11 +4,7 @@ one for anything with a body."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +15,7 @@ from regprobe.digest import Digest
 from regprobe.transport import RegistryTransport, StatelessClient
 
 from .registry import Registry, sha256
+from .wire import Quiet, serve
 
 
 def _client(url: str) -> StatelessClient:
@@ -26,38 +23,12 @@ def _client(url: str) -> StatelessClient:
     return StatelessClient(base_url=url, transport=RegistryTransport(False, limits), timeout=5)
 
 
-@contextlib.contextmanager
-def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _Quiet(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
-        self.send_response(status)
-        for name, value in {**headers, "Content-Length": str(len(body))}.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def echo() -> Iterator[str]:
     """A server that answers any GET with the request body it received."""
 
-    class Echo(_Quiet):
-        def do_GET(self) -> None:
+    class Echo(Quiet):
+        def get(self) -> None:
             self.answer(200, {}, self.rfile.read(int(self.headers.get("Content-Length") or 0)))
 
     with serve(Echo) as url:
@@ -111,8 +82,8 @@ def test_redirect_to_storage_reaches_it_without_the_registry_credentials() -> No
     at_registry: list[str | None] = []  # Authorization per request
     at_storage: list[tuple[str | None, ...]] = []  # Authorization, Transfer-Encoding, Content-Length
 
-    class Storage(_Quiet):
-        def do_GET(self) -> None:
+    class Storage(Quiet):
+        def get(self) -> None:
             at_storage.append(
                 tuple(self.headers.get(h) for h in ("Authorization", "Transfer-Encoding", "Content-Length"))
             )
@@ -120,8 +91,8 @@ def test_redirect_to_storage_reaches_it_without_the_registry_credentials() -> No
 
     with serve(Storage) as storage:
 
-        class Registry(_Quiet):
-            def do_GET(self) -> None:
+        class Registry(Quiet):
+            def get(self) -> None:
                 auth = self.headers.get("Authorization")
                 at_registry.append(auth)
                 if auth is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
+import contextlib
 import json
 import re
 import time
@@ -24,11 +24,13 @@ from typing import NoReturn
 
 import httpx
 
+from .addresses import target_allowed
 from .errors import AuthError, RegistryError
 
 #: Tokens without ``expires_in`` live 60 s (the Docker token spec's default).
 DEFAULT_TOKEN_LIFETIME = 60
-_PARAM = re.compile(r'([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
+#: The catalog's scope; Quay's token service refuses it (400) and wants no scope for the catalog.
+CATALOG_SCOPE = "registry:catalog:*"
 _MAX_TOKEN_BODY = 1 << 20
 
 
@@ -38,29 +40,51 @@ class Challenge:
     params: dict[str, str]
 
 
-def parse_challenge(header: str | None) -> Challenge | None:
-    """``Bearer realm="https://a/token",service="r",scope="repository:x:pull,push"`` -> Challenge.
+_ITEM = re.compile(
+    r'[\s,]*(?:([A-Za-z0-9_-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)|([A-Za-z][A-Za-z0-9_.+-]*)(?=[\s,]|$))'
+)
 
-    Quoted values may contain commas and escaped quotes; only the first challenge is used.
+
+def parse_challenges(header: str | None) -> list[Challenge]:
+    """Every challenge of a ``WWW-Authenticate`` header, in order. One header may carry several
+    (Forgejo: ``Bearer realm=...,scope="*",Basic realm=...``); schemes are case-insensitive (Nexus:
+    ``BASIC``). Quoted values may contain commas and escaped quotes. Parsing stops at what it cannot
+    read; what came before stands."""
+    challenges: list[Challenge] = []
+    position, text = 0, (header or "").strip()
+    while position < len(text):
+        match = _ITEM.match(text, position)
+        if match is None or match.end() == position:
+            break
+        position = match.end()
+        key, value, scheme = match.groups()
+        if scheme is not None:
+            challenges.append(Challenge(scheme.lower(), {}))
+        elif challenges and key is not None:
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            challenges[-1].params.setdefault(key.lower(), value)
+        else:
+            break  # parameters before any scheme: not a challenge
+    return challenges
+
+
+def parse_challenge(header: str | None) -> Challenge | None:
+    """The challenge to answer: Bearer (with a realm) when the registry offers it, else the first one.
+
+    ``Bearer realm="https://a/token",service="r",scope="repository:x:pull,push"`` -> Challenge.
     """
-    if not header:
-        return None
-    scheme, _, rest = header.strip().partition(" ")
-    if not scheme or not scheme.isalpha():
-        return None
-    params: dict[str, str] = {}
-    for key, value in _PARAM.findall(rest):
-        if value.startswith('"'):
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        params.setdefault(key.lower(), value)
-    return Challenge(scheme.lower(), params)
+    challenges = parse_challenges(header)
+    bearer = [c for c in challenges if c.scheme == "bearer" and "realm" in c.params]
+    preferred = bearer or challenges
+    return preferred[0] if preferred else None
 
 
 def scope_for(url: httpx.URL) -> str:
     """The token scope a request needs: the catalog, a repository's pull, or none (``/v2/``)."""
     path = url.path
     if path.startswith("/v2/_catalog"):
-        return "registry:catalog:*"
+        return CATALOG_SCOPE
     # The last marker: a repository may itself be named `a/manifests/b` (each component is valid).
     end = max(path.rfind(marker) for marker in ("/manifests/", "/blobs/", "/tags/"))
     if end > len("/v2"):
@@ -80,15 +104,28 @@ class RegistryAuth(httpx.Auth):
             "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode() if self._credentials else None
         )
         self._registry_host: str | None = None
+        #: The scheme learned last, for scopes not challenged yet; and the scheme each scope was
+        #: challenged with (Harbor asks Basic for its catalog and Bearer for repositories).
         self._scheme: str | None = None
+        self._schemes: dict[str, str] = {}
         self._realm: httpx.URL | None = None
         self._service: str | None = None
         self._tokens: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Until the token service has accepted the credentials once, they are offered by one request
+        #: at a time; once it refused them they are never offered again (GitLab bans the address).
+        self._gate = asyncio.Lock()
+        self._accepted = False
+        self._refused: str | None = None
 
     @property
     def has_credentials(self) -> bool:
         return self._credentials is not None or self._identity_token is not None
+
+    @property
+    def silent(self) -> bool:
+        """Credentials configured, and not one request has carried anything yet (no challenge seen)."""
+        return self._credentials is not None and self._scheme is None
 
     def __repr__(self) -> str:  # never show secrets, even in a debugger or a traceback
         return f"RegistryAuth(scheme={self._scheme!r}, credentials={'***' if self.has_credentials else None})"
@@ -99,15 +136,24 @@ class RegistryAuth(httpx.Auth):
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
         scope = scope_for(request.url)
         sent: str | None = None
-        if self._scheme == "basic":
+        scheme = self._schemes.get(scope, self._scheme)
+        if scheme == "basic":
             self._basic(request)
-        elif self._scheme == "bearer":
+        elif scheme == "bearer":
             sent = self._cached(scope)
             if sent is None:
                 async with self._lock(scope):  # concurrent walks of one repository share one fetch
                     sent = self._cached(scope)
                     if sent is None:
-                        sent = await self._store(scope, (yield self._token_request(scope, request)))
+                        # Driven inline (as below): a flow cannot delegate its yields to a helper.
+                        fetch = self._fetch(scope, request)
+                        try:  # closed here, not by the garbage collector: it may hold the credential gate
+                            step = await anext(fetch)
+                            while isinstance(step, httpx.Request):
+                                step = await fetch.asend((yield step))
+                        finally:
+                            await fetch.aclose()
+                        sent = step
             request.headers["Authorization"] = f"Bearer {sent}"
 
         response = yield request
@@ -117,23 +163,32 @@ class RegistryAuth(httpx.Auth):
         if challenge is None:
             return
         if challenge.scheme == "basic":
-            if self._credentials is None or self._scheme == "basic":
-                return  # nothing to offer, or already refused: the 401 stands
-            self._scheme = "basic"
+            if self._basic_header is None or request.headers.get("authorization") == self._basic_header:
+                return  # nothing to offer, or offered and refused: the 401 stands, never a second try
+            self._scheme = self._schemes[scope] = "basic"
             self._basic(request)
             yield request
         elif challenge.scheme == "bearer" and "realm" in challenge.params:
-            self._scheme = "bearer"
+            self._scheme = self._schemes[scope] = "bearer"
             self._learn(challenge, request.url)
-            # The challenge names the scope this request needs (without one: the scope of its path).
+            # The challenge names the scope this request needs (without one - Artifactory, Nexus - the
+            # scope of its path: repository:NAME:pull).
             wanted = challenge.params.get("scope", scope)
             async with self._lock(wanted):
                 # Requests answered 401 together wait here for one fetch: the first fetches, the others
-                # find its token. Only the token this request sent was refused; a newer one is tried.
+                # find its token. Only the token this request sent was refused; a newer one is tried -
+                # once: a registry refusing every token (insufficient_scope) gets one re-auth per request.
                 token = self._cached(wanted)
                 if token is None or token == sent:
                     self._tokens.pop(wanted, None)
-                    token = await self._store(wanted, (yield self._token_request(wanted, request)))
+                    fetch = self._fetch(wanted, request)
+                    try:  # closed here, not by the garbage collector: it may hold the credential gate
+                        step = await anext(fetch)
+                        while isinstance(step, httpx.Request):
+                            step = await fetch.asend((yield step))
+                    finally:
+                        await fetch.aclose()
+                    token = step
             if wanted != scope and wanted in self._tokens:
                 # Next time this path's requests carry it up front instead of earning a 401 first.
                 self._tokens[scope] = self._tokens[wanted]
@@ -141,6 +196,35 @@ class RegistryAuth(httpx.Auth):
             yield request
 
     # -- internals --------------------------------------------------------------------------------
+
+    async def _fetch(self, scope: str, original: httpx.Request) -> AsyncGenerator[httpx.Request | str, httpx.Response]:
+        """Yield the token requests for ``scope`` (the flow sends each and passes its answer back),
+        then the token. GET, never POST: Harbor, GCR and Artifactory refuse the OAuth2 POST."""
+        credentialed = self._offers_credentials()
+        async with self._gate if credentialed and not self._accepted else contextlib.nullcontext():
+            if credentialed and self._refused is not None:
+                raise AuthError(self._refused)
+            response = yield self._token_request(scope, original)
+            if response.status_code == 400 and scope == CATALOG_SCOPE:
+                # Quay: "Unable to decode repository and actions: registry:catalog:*". Its catalog is
+                # read with the identity of a token for no scope.
+                response = yield self._token_request("", original)
+            try:
+                token = await self._store(scope, response)
+            except AuthError as exc:
+                if credentialed and response.status_code == 401:
+                    self._refused = f"{exc} (not offered again this run)"
+                raise
+            self._accepted = self._accepted or credentialed
+        yield token
+
+    def _offers_credentials(self) -> bool:
+        realm = self._realm
+        return (
+            (self._basic_header is not None or self._identity_token is not None)
+            and realm is not None
+            and (realm.scheme == "https" or realm.host == self._registry_host)
+        )
 
     def _basic(self, request: httpx.Request) -> None:
         if self._basic_header is not None:
@@ -162,7 +246,7 @@ class RegistryAuth(httpx.Auth):
             _refuse(registry, f"token realm {challenge.params['realm'][:100]!r} is not a URL")
         if realm.scheme not in ("http", "https") or not realm.host:
             _refuse(registry, "token realm is not an http(s) URL")
-        if not _realm_allowed(realm.host, registry.host):
+        if not target_allowed(realm.host, registry.host):
             # As go-containerregistry's validateRealmURL: a registry must not point us at the cloud
             # metadata service or an internal address it does not itself live on (SSRF).
             _refuse(registry, f"token realm {realm.host} is a private or link-local address; not contacted")
@@ -178,8 +262,7 @@ class RegistryAuth(httpx.Auth):
             params["scope"] = scope
         # The registry request's timeouts apply to the token service too.
         timeout = original.extensions.get("timeout")
-        private = self._realm.scheme == "https" or self._realm.host == self._registry_host
-        if self._identity_token is not None and private:
+        if self._identity_token is not None and self._offers_credentials():
             # https://distribution.github.io/distribution/spec/auth/oauth/ - a POSTed form, never a query.
             form = {**params, "client_id": "regprobe", "grant_type": "refresh_token"}
             form["refresh_token"] = self._identity_token
@@ -189,7 +272,8 @@ class RegistryAuth(httpx.Auth):
         )
         # Credentials only where they cannot be read off the wire by someone else, or to the registry's
         # own host: a hostile registry must not be able to send them to any realm it likes over http.
-        if self._basic_header is not None and private:
+        if self._offers_credentials():
+            assert self._basic_header is not None
             request.headers["Authorization"] = self._basic_header
         return request
 
@@ -232,31 +316,6 @@ class _Bounded(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-def _realm_allowed(realm_host: str, registry_host: str) -> bool:
-    """A realm on the registry's own host is always allowed; an IP literal outside the public address
-    space only for a registry that lives in the same kind of space (a lab's 10.x registry with its 10.x
-    token service, loopback in tests) - and a link-local one (169.254.169.254, the metadata service)
-    never."""
-    if realm_host == registry_host:
-        return True
-    realm_ip = _ip(realm_host)
-    if realm_ip is None or realm_ip.is_global:
-        return True
-    if realm_ip.is_link_local:
-        return False
-    registry_ip = _ip(registry_host)
-    if registry_host == "localhost":
-        return realm_ip.is_loopback
-    return registry_ip is not None and not registry_ip.is_global and not registry_ip.is_link_local
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
 
 
 def _refuse(registry: httpx.URL, why: str) -> NoReturn:

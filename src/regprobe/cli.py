@@ -13,9 +13,10 @@ import os
 import ssl
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from . import config as config_mod
 from . import credentials, progress, report, shard
@@ -23,13 +24,17 @@ from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, RegistryClient, ssl_context
 from .config import Config, RegistryConfig
+from .credhelper import CredentialHelperError
 from .errors import ConfigError, ParseError
 from .model import RegistryResult
 from .probe import Pinned, Selection, probe_registry
-from .reference import Reference
+from .reference import Reference, hub_repository
+from .stop import StopRequest, on_signals
 from .walk import WalkPolicy
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+#: Longest a push may take after SIGTERM: the report and the push must fit Kubernetes' 30 s grace period.
+STOPPED_PUSH_TIMEOUT = 5.0
 log = logging.getLogger("regprobe")
 T = TypeVar("T")
 
@@ -45,6 +50,32 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
         return runner.run(coro)
 
 
+async def _until_signalled(stop: StopRequest, work: Awaitable[T]) -> T:
+    """Run ``work`` with SIGTERM/SIGINT turned into ``stop`` (report and push what was walked)."""
+    with on_signals(stop):
+        return await work
+
+
+def _concurrency(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an integer") from None
+    if not 1 <= value <= config_mod.MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(f"must be from 1 to {config_mod.MAX_CONCURRENCY}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be a number of seconds") from None
+    if not 0 < value <= config_mod.MAX_SECONDS:  # false for nan and inf too
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most {config_mod.MAX_SECONDS:g} seconds")
+    return value
+
+
 def _version() -> str:
     try:
         return version("regprobe")
@@ -57,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"regprobe {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    def common(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json")) -> None:
+        p.add_argument("--format", choices=formats, default="text", help="output format (default text)")
         p.add_argument(
             "-v",
             "--verbose",
@@ -82,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe only shard I of N of each registry's repositories "
         "(default: $JOB_COMPLETION_INDEX of $REGPROBE_SHARDS, for an Indexed Job)",
     )
-    common(run)
+    # metrics: exactly what would be pushed, group by group (with --no-push, nothing is sent)
+    common(run, ("text", "json", "metrics"))
 
     check = sub.add_parser(
         "check",
@@ -116,11 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
         "and hashes everything",
     )
     check.add_argument(
-        "--concurrency", type=int, default=16, metavar="N", help="requests in flight per registry (default 16)"
+        "--concurrency",
+        type=_concurrency,
+        default=16,
+        metavar="N",
+        help="requests in flight per registry (1-1024, default 16)",
     )
     check.add_argument(
         "--timeout",
-        type=float,
+        type=_seconds,
         default=30.0,
         metavar="SECONDS",
         help="bound on one whole exchange (connect, send, read the answer); transient failures are "
@@ -128,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(check)
     check.set_defaults(command_parser=check)
+
+    serve = sub.add_parser("serve", help="probe on a schedule and serve /metrics, /probe and a status page")
+    serve.add_argument("-c", "--config", help="config file (default $REGPROBE_CONFIG, then /etc/regprobe/config.yaml)")
+    serve.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default: serve.listen, :9839)")
+    serve.add_argument("--interval", metavar="DURATION", help="time between runs, e.g. 15m (default: serve.interval)")
+    serve.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
 
     fsck = sub.add_parser("fsck", help="scan registry:2 filesystem storage offline (read-only unless --repair)")
     fsck.add_argument("root", metavar="ROOT", help="the storage rootdirectory (it holds docker/registry/v2)")
@@ -157,6 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "serve":
+            from .serve import serve_command
+
+            path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
+            return serve_command(path, args.listen, args.interval)
         if args.command == "fsck":
             from .fsck import run_fsck
 
@@ -193,60 +240,110 @@ def _run(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
     cfg = config_mod.load(path)
     selected_shard = shard.parse(args.shard) if args.shard else shard.from_environment()
-    cache = None
-    if cfg.cache_dir is not None:
-        try:
-            cache = ManifestCache(cfg.cache_dir)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
+    cache = open_cache(cfg, path)
+    stop = StopRequest()
+    push = cfg.pushgateway is not None and not args.no_push
     counters = [progress.Counters(r.name) for r in cfg.registries]
     with progress.Display(counters, progress.mode_for(args.quiet)):
-        results = _run_async(run_config(cfg, cache, selected_shard, counters))
+        probed = _probe_and_push(cfg, cache, selected_shard, stop, push, counters)
+        results, pushed = _run_async(_until_signalled(stop, probed))
     if cache is not None:
         cache.prune()
-    _emit(results, args.format)
-    pushed = True
-    if cfg.pushgateway is not None and not args.no_push:
+    if args.format == "metrics":
         from . import metrics
 
-        pushed = metrics.push_all(cfg, results)
+        job = cfg.pushgateway.job if cfg.pushgateway else config_mod.DEFAULT_JOB
+        print(metrics.exposition(cfg, results, job), end="")
+    else:
+        _emit(results, args.format)
     return exit_code(results, pushed)
+
+
+async def _probe_and_push(
+    cfg: Config,
+    cache: ManifestCache | None,
+    selected_shard: shard.Shard | None,
+    stop: StopRequest,
+    push: bool,
+    counters: Sequence[progress.Counters] | None = None,
+) -> tuple[list[RegistryResult], bool]:
+    """Probe, then push - both while a signal only stops the probes: a SIGTERM arriving during the push
+    must not kill the process before the push and the report are done."""
+    results = await run_config(cfg, cache, selected_shard, stop, counters)
+    if not push:
+        return results, True
+    from . import metrics
+
+    # Pushed before the report is printed, so the report can say whether the push failed.
+    timeout = STOPPED_PUSH_TIMEOUT if stop.reason else None
+    pushed = await asyncio.to_thread(metrics.push_all, cfg, results, timeout)
+    return results, pushed
+
+
+def open_cache(cfg: Config, path: str) -> ManifestCache | None:
+    if cfg.cache_dir is None:
+        return None
+    try:
+        return ManifestCache(cfg.cache_dir)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
 
 
 async def run_config(
     cfg: Config,
     cache: ManifestCache | None = None,
     selected_shard: shard.Shard | None = None,
+    stop: StopRequest | None = None,
     counters: Sequence[progress.Counters] | None = None,
 ) -> list[RegistryResult]:
     """Probe every registry of ``cfg`` at once; ``counters`` (one per registry, in order) follow them."""
     deadline = time.monotonic() + cfg.deadline
     counters = counters or [progress.Counters(r.name) for r in cfg.registries]
-    # Before any probe starts: a credential helper that is missing or fails is a configuration error.
-    auths = [_auth_for(r) for r in cfg.registries]
     probes = (
-        _probe_configured(cfg, r, a, deadline, cache, selected_shard, c)
-        for r, a, c in zip(cfg.registries, auths, counters, strict=True)
+        _probe_configured(cfg, r, deadline, cache, selected_shard, stop, c)
+        for r, c in zip(cfg.registries, counters, strict=True)
     )
     return list(await asyncio.gather(*probes))
-
-
-def _auth_for(registry: RegistryConfig) -> RegistryAuth:
-    if registry.auth is not None and registry.auth.password is not None:
-        return RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
-    return _docker_auth(registry.url)
 
 
 async def _probe_configured(
     cfg: Config,
     registry: RegistryConfig,
-    auth: RegistryAuth,
     deadline: float,
     cache: ManifestCache | None,
     selected_shard: shard.Shard | None,
-    counters: progress.Counters,
+    stop: StopRequest | None = None,
+    counters: progress.Counters | None = None,
 ) -> RegistryResult:
-    settings = ClientSettings(
+    if registry.auth is not None and registry.auth.unavailable is not None:
+        # A secret not mounted (yet): this registry cannot be probed; the others can.
+        log.error("registry %s: %s", registry.name, registry.auth.unavailable)
+        return _not_probed(registry.name, registry.url, registry.auth.unavailable)
+    try:
+        # In a thread: a credential helper may take seconds (a cloud API, a keyring) - other registries go on.
+        settings = await asyncio.to_thread(configured_settings, cfg, registry)
+    except (OSError, ssl.SSLError) as exc:  # checked at load; a file replaced since is this registry's problem
+        return _not_probed(registry.name, registry.url, f"tls: cannot load: {exc}")
+    except CredentialHelperError as exc:  # like a secret not mounted: this registry's problem, not the run's
+        log.error("registry %s: %s", registry.name, exc)
+        return _not_probed(registry.name, registry.url, str(exc))
+    policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
+    repos = registry.repositories
+    host = urlsplit(registry.url).hostname or ""
+    names = tuple(hub_repository(host, name) for name in repos.list_)
+    selection = Selection(tuple(repos.include), tuple(repos.exclude), names, selected_shard)
+    return await _guarded(
+        registry.name, settings, policy, deadline, selection=selection, cache=cache, stop=stop, counters=counters
+    )
+
+
+def configured_settings(cfg: Config, registry: RegistryConfig) -> ClientSettings:
+    """How to talk to a configured registry: its URL, limits, TLS and credentials."""
+    if registry.auth is not None and registry.auth.password is not None:
+        auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
+    else:
+        auth = _docker_auth(registry.url)
+    return ClientSettings(
         url=registry.url,
         concurrency=cfg.concurrency_for(registry),
         timeout=cfg.timeout_for(registry),
@@ -256,12 +353,11 @@ async def _probe_configured(
         ),
         user_agent=f"regprobe/{_version()}",
     )
-    policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
-    repos = registry.repositories
-    selection = Selection(tuple(repos.include), tuple(repos.exclude), tuple(repos.list_), selected_shard)
-    return await _guarded(
-        registry.name, settings, policy, deadline, selection=selection, cache=cache, counters=counters
-    )
+
+
+def _not_probed(name: str, url: str, error: str) -> RegistryResult:
+    """A registry that could not be probed at all: incomplete, and pushed with this run's time."""
+    return RegistryResult(name=name, url=url, errors=[error], started_at=time.time())
 
 
 def _docker_auth(host_or_url: str) -> RegistryAuth:
@@ -282,6 +378,7 @@ async def _guarded(
     selection: Selection | None = None,
     pinned: Sequence[Pinned] = (),
     cache: ManifestCache | None = None,
+    stop: StopRequest | None = None,
     counters: progress.Counters | None = None,
 ) -> RegistryResult:
     """One registry's probe; whatever goes wrong in it, the others are still probed and reported."""
@@ -297,11 +394,12 @@ async def _guarded(
                 pinned=pinned,
                 deadline=deadline,
                 cache=cache,
+                stop=stop,
                 progress=counters,
             )
     except Exception as exc:
         log.exception("internal error probing %s", name)
-        return RegistryResult(name=name, url=settings.url, errors=[f"internal error {type(exc).__name__}; see the log"])
+        return _not_probed(name, settings.url, f"internal error {type(exc).__name__}; see the log")
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -310,8 +408,6 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("--password-stdin needs --username")
     if args.username and not args.password_stdin:
         parser.error("--username needs --password-stdin (passwords are never taken on the command line)")
-    if args.concurrency < 1 or args.timeout <= 0:
-        parser.error("--concurrency must be at least 1 and --timeout above 0")
     if args.key_file and not args.cert_file:
         parser.error("--key-file goes with --cert-file")
     refs = [_parse_ref(text, args.all_tags, parser) for text in args.refs]
@@ -320,10 +416,17 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (OSError, ssl.SSLError) as exc:
         flags = "/".join(f for f, v in (("--ca-file", args.ca_file), ("--cert-file", args.cert_file)) if v)
         parser.error(f"{flags}: cannot load: {getattr(exc, 'strerror', None) or exc}")
-    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else None
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            # Sent as is it would end as a 401 (exit 3, a CI warning): an unset CI secret must fail.
+            parser.error("--password-stdin: standard input held no password")
+    stop = StopRequest()
     counters = {ref.host: progress.Counters(ref.host) for ref in refs}
     with progress.Display(list(counters.values()), progress.mode_for(args.quiet)):
-        results = _run_async(_check_refs(refs, args, password, verify, counters))
+        checked = _check_refs(refs, args, password, verify, stop, counters)
+        results = _run_async(_until_signalled(stop, checked))
     _emit(results, args.format, catalog=args.all_tags)
     return exit_code(results, True)
 
@@ -350,41 +453,47 @@ async def _check_refs(
     args: argparse.Namespace,
     password: str | None,
     verify: ssl.SSLContext | bool,
+    stop: StopRequest,
     counters: dict[str, progress.Counters],
 ) -> list[RegistryResult]:
     deadline = time.monotonic() + 24 * 3600  # no schedule to overlap; each request still has its timeout
     by_host: dict[str, list[Reference]] = {}
     for ref in refs:
         by_host.setdefault(ref.host, []).append(ref)
-    explicit = args.username and password is not None
-    # Before any probe starts: a credential helper that is missing or fails is a configuration error.
-    auths = {host: RegistryAuth(args.username, password) if explicit else _docker_auth(host) for host in by_host}
-    probes = []
+    probes: list[Awaitable[RegistryResult]] = []
     for host, group in by_host.items():
-        scheme = "http" if args.plain_http else "https"
+        url = f"{'http' if args.plain_http else 'https'}://{group[0].api_host}"
+        try:
+            auth = RegistryAuth(args.username, password) if password is not None else _docker_auth(host)
+        except CredentialHelperError as exc:
+            log.error("registry %s: %s", host, exc)
+            probes.append(_done(_not_probed(host, url, str(exc))))
+            continue
         settings = ClientSettings(
-            url=f"{scheme}://{group[0].api_host}",
+            url=url,
             concurrency=args.concurrency,
             timeout=args.timeout,
-            auth=auths[host],
+            auth=auth,
             verify=verify,
             user_agent=f"regprobe/{_version()}",
         )
+        policy = WalkPolicy(args.blob_check)
         if args.all_tags:
             selection = Selection(names=tuple(dict.fromkeys(r.repository for r in group)))
-            probe = _guarded(
-                host, settings, WalkPolicy(args.blob_check), deadline, selection=selection, counters=counters[host]
-            )
+            probe = _guarded(host, settings, policy, deadline, selection=selection, stop=stop, counters=counters[host])
         else:
             pinned = [Pinned(r.repository, r.tag, r.digest) for r in group]
-            probe = _guarded(
-                host, settings, WalkPolicy(args.blob_check), deadline, pinned=pinned, counters=counters[host]
-            )
+            probe = _guarded(host, settings, policy, deadline, pinned=pinned, stop=stop, counters=counters[host])
         probes.append(probe)
     return list(await asyncio.gather(*probes))
 
 
+async def _done(result: RegistryResult) -> RegistryResult:
+    return result
+
+
 def _emit(results: Sequence[RegistryResult], fmt: str, catalog: bool = True) -> None:
+    """``catalog``: whether a catalog was to be read, so its state is worth a word in the text."""
     if fmt == "json":
         print(report.to_json(results))
     else:

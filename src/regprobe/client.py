@@ -13,6 +13,7 @@ import email.utils
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import ssl
@@ -26,9 +27,12 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from . import mediatypes as mt
+from .addresses import target_allowed
+from .auth import parse_challenge
 from .digest import Digest
-from .errors import AuthError, RegistryError
+from .errors import AuthError, NotRegistryError, PaginationError, RateLimitError, RedirectError, RegistryError
 from .facts import BlobMode, Reply
+from .redact import display_url, origin, redact
 from .transport import StatelessClient
 from .transport import transport as _transport
 
@@ -38,6 +42,11 @@ __all__ = ["BlobMode", "ClientSettings", "RegistryClient", "Reply", "RetryPolicy
 _ERROR_BODY_LIMIT = 64 << 10
 _MAX_PAGES = 100_000
 _CHUNK = 64 << 10
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: As Go's net/http, which docker and containerd pull with: a chain they follow, regprobe follows.
+_MAX_REDIRECTS = 10
+#: A redirect's own body is read (keeping the connection) only when it is this small.
+_SMALL_BODY = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,10 @@ class ClientSettings:
     verify: ssl.SSLContext | bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     user_agent: str = "regprobe"
+    #: Pulls to leave unspent when the registry announces its limit (Docker Hub's
+    #: ``ratelimit-remaining``); None: a tenth of the limit, at least ``concurrency`` (requests in
+    #: flight when the reserve is reached must not spend the rest).
+    rate_limit_reserve: int | None = None
 
 
 def ssl_context(
@@ -86,6 +99,10 @@ class RegistryClient:
         # parsed twice (once alone, once merged with base_url) - 40% of building a request.
         self._origin = _path(self.base).rstrip("/")
         self.requests: Counter[str] = Counter()
+        #: Why the run must stop (the rate limit is spent or nearly so); None while it may go on.
+        self.stopped: str | None = None
+        self._pulls_in_flight = 0
+        self._rate: tuple[int, int | None, int | None] | None = None  # remaining, limit, window
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._read_timeout = httpx.Timeout(settings.timeout)
         limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
@@ -99,10 +116,9 @@ class RegistryClient:
             # every chunk received. Full blob downloads, which are not bounded as a whole, set their own.
             timeout=httpx.Timeout(settings.timeout, read=None),
             limits=limits,
-            # Blob GETs may be redirected to object storage; httpx drops Authorization when the origin
-            # changes, so the registry's credentials never reach the storage host.
-            follow_redirects=True,
-            max_redirects=5,
+            # Redirects are followed by _send, which checks each target first (blob GETs go to object
+            # storage and CDNs, and a registry must not send us anywhere it likes).
+            follow_redirects=False,
             headers={"User-Agent": settings.user_agent},
             transport=transport,
         )
@@ -118,38 +134,86 @@ class RegistryClient:
 
     # -- listing ----------------------------------------------------------------------------------
 
-    async def pages(self, path: str, key: str, page_size: int | None = 1000) -> AsyncIterator[list[str]]:
-        """Yield the lists under ``key`` across ``Link: <...>; rel="next"`` pages (same host only)."""
+    async def pages(
+        self, path: str, key: str, page_size: int | None = 1000, max_pages: int = _MAX_PAGES
+    ) -> AsyncIterator[list[str]]:
+        """Yield the lists under ``key`` across ``Link: <...>; rel="next"`` pages (same host only).
+
+        The Link is followed as sent, resolved against the request URL: ECR, ECR Public and Quay page
+        with opaque cursors, and a ``last=`` made up here would be refused (ECR Public: 405) or, on
+        Quay, answered with page 1 again. A listing that cannot be read to its end raises
+        :class:`PaginationError`: the registry is incomplete, nothing is judged from half a list.
+        """
         url = self.base.join(path)
         if page_size:
             url = url.copy_merge_params({"n": page_size})
-        for _ in range(_MAX_PAGES):
+        seen_urls: set[str] = set()
+        seen_pages: set[bytes] = set()
+        for number in range(max_pages):
             reply = await self._exchange("GET", url, {"Accept": "application/json"}, _read_json_body)
+            _require_api(reply)
             if reply.status == 400 and reply.code == "PAGINATION_NUMBER_INVALID" and "n" in url.params:
                 # The server's page limit (catalog.maxentries) is below what we asked: let it choose.
                 url = url.copy_remove_param("n")
                 continue
             if not reply.ok:
-                raise RegistryError(
-                    f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code
+                if number > 0:
+                    # The first page of a Link answers an error: the Link is wrong (Artifactory drops its
+                    # repository-key prefix and answers 404), and what follows is unknown. Not a 404 of
+                    # the repository: raised without the status so no caller reads it as "no tags".
+                    raise PaginationError(
+                        f"{_path(url)}: page {number + 1}, from the previous page's Link: {reply.describe('GET')}; "
+                        "the listing is incomplete",
+                        url=str(url),
+                        code=reply.code,
+                    )
+                raise _listing_error(url, reply)
+            names = _names(reply, key, url)
+            if number == 0 and not names and getattr(self.settings.auth, "silent", False):
+                # Quay answers an anonymous catalog with an empty page, no challenge: with credentials
+                # configured, learn the scheme from /v2/ and ask again with them.
+                await self.ping()
+                if not getattr(self.settings.auth, "silent", False):
+                    reply = await self._exchange("GET", url, {"Accept": "application/json"}, _read_json_body)
+                    if not reply.ok:
+                        raise _listing_error(url, reply)
+                    names = _names(reply, key, url)
+            page = hashlib.sha256("\0".join(names).encode()).digest() if names else b""
+            if page and page in seen_pages:
+                # Quay answers a cursor it cannot decrypt with page 1 again: following on never ends.
+                raise PaginationError(
+                    f"GET {_path(url)}: page {number + 1} repeats an earlier page; the listing is incomplete",
+                    url=str(url),
                 )
-            yield _names(reply, key, url)
+            seen_pages.add(page)
+            seen_urls.add(str(url))
+            yield names
             next_url = reply.next_link
-            if not next_url:
+            if not next_url or not names:
+                # An empty page ends the listing: distribution sends a Link after a page of exactly n
+                # entries, and the page it leads to is empty.
                 return
             target = url.join(next_url)
             if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):
-                raise RegistryError(
+                raise PaginationError(
                     f"GET {_path(url)}: pagination Link points to another host ({target.host}); not followed",
                     url=str(url),
                 )
+            if str(target) in seen_urls:
+                raise PaginationError(
+                    f"GET {_path(url)}: pagination Link leads back to a page already read; the listing is incomplete",
+                    url=str(url),
+                )
             url = target
-        raise RegistryError(f"GET {path}: more than {_MAX_PAGES} pages; stopped", url=str(url))
+        raise PaginationError(
+            f"GET {path}: more than {max_pages} pages; stopped, the listing is incomplete", url=str(url)
+        )
 
     async def ping(self) -> None:
         """``GET /v2/``: raise unless the registry answers (authenticating if it asks)."""
         url = self.base.join("/v2/")
         reply = await self._exchange("GET", url, {}, None)
+        _require_api(reply)
         if not reply.ok:
             raise RegistryError(
                 f"registry unreachable: {_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status
@@ -159,6 +223,8 @@ class RegistryClient:
 
     async def manifest(self, repository: str, reference: str, max_bytes: int) -> Reply:
         url = f"{self._origin}/v2/{repository}/manifests/{reference}"
+        # A manifest GET is what rate limits count (Docker Hub: a pull; HEAD is free).
+        self._check_rate_limit()
 
         async def read(response: httpx.Response, reply: Reply) -> None:
             if reply.content_length is not None and reply.content_length > max_bytes:
@@ -166,12 +232,17 @@ class RegistryClient:
                 return
             await _read_into(response, reply, limit=max_bytes, keep=True, hash_=True)
 
-        return await self._exchange("GET", url, {"Accept": mt.ACCEPT}, read)
+        # Pulls already under way will spend from what the registry last said is left.
+        self._pulls_in_flight += 1
+        try:
+            return _require_api(await self._exchange("GET", url, {"Accept": mt.ACCEPT}, read))
+        finally:
+            self._pulls_in_flight -= 1
 
     async def manifest_head(self, repository: str, reference: str) -> Reply:
         """``HEAD`` a manifest: existence, length and (maybe) ``Docker-Content-Digest``, no body."""
         url = f"{self._origin}/v2/{repository}/manifests/{reference}"
-        return await self._exchange("HEAD", url, {"Accept": mt.ACCEPT}, None)
+        return _require_api(await self._exchange("HEAD", url, {"Accept": mt.ACCEPT}, None))
 
     async def blob(self, repository: str, digest: Digest, mode: BlobMode, expected_size: int) -> Reply:
         url = f"{self._origin}/v2/{repository}/blobs/{digest}"
@@ -180,6 +251,8 @@ class RegistryClient:
         if mode == "range":
             # One byte is enough to prove the data exists: a registry whose descriptor cache outlived the
             # data answers HEAD correctly and a GET with headers but no body (REGISTRY-FACTS.md).
+            # A server that ignores Range (200 and the whole blob: Quay on local storage, some proxies)
+            # has served the blob as surely: the first byte read, the connection is closed, not drained.
             async def first_byte(response: httpx.Response, reply: Reply) -> None:
                 await _read_into(response, reply, limit=1, keep=False, hash_=False, stop_early=True)
 
@@ -211,7 +284,32 @@ class RegistryClient:
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
         reply: Reply = await retrying(self._attempt, method, url, headers, reader, bounded)
+        if reply.status == 429:
+            # Still limited after waiting as asked: every further request would earn another 429.
+            self.stopped = f"rate limit reached: {reply.describe(method)} after {self.settings.retry.attempts} tries"
+            raise RateLimitError(f"{method} {reply.url}: {self.stopped}", url=reply.url, status=429, code=reply.code)
         return reply
+
+    def _check_rate_limit(self) -> None:
+        if self.stopped is None and self._rate is not None:
+            remaining, limit, window = self._rate
+            reserve = self.settings.rate_limit_reserve
+            if reserve is None:
+                reserve = max(self.settings.concurrency, math.ceil((limit or 0) / 10))
+            remaining -= self._pulls_in_flight  # what is left once the pulls under way have counted
+            if remaining <= reserve:
+                per = f" per {window} s" if window else ""
+                of = f" of {limit}{per}" if limit is not None else per
+                self.stopped = (
+                    f"rate limit nearly spent: the registry has {remaining} pulls left{of} (ratelimit-remaining);"
+                    f" stopped to leave {reserve} for other pulls"
+                )
+        if self.stopped is not None:
+            raise RateLimitError(self.stopped, url=str(self.base))
+
+    def _note_rate_limit(self, reply: Reply) -> None:
+        if reply.rate_remaining is not None:
+            self._rate = (reply.rate_remaining, reply.rate_limit, reply.rate_window)
 
     def _wait(self, state: RetryCallState) -> float:
         policy = self.settings.retry
@@ -236,7 +334,7 @@ class RegistryClient:
         reader: Callable[[httpx.Response, Reply], Any] | None,
         bounded: bool,
     ) -> Reply:
-        display = url if isinstance(url, str) else _path(url)
+        display = display_url(url)
         reply = Reply(url=display, method=method)
         # The whole exchange gets `timeout`: a server trickling a byte a second never trips a per-read
         # timeout. Full blob downloads (blob_check: digest) may rightly take longer: they get per-read
@@ -247,7 +345,7 @@ class RegistryClient:
             try:
                 async with asyncio.timeout(total):
                     request = self._http.build_request(method, url, headers=headers, timeout=per_read)
-                    response = await self._http.send(request, stream=True)
+                    response = await self._send(request, reply)
                     try:
                         await self._read_response(response, reply, reader)
                     finally:
@@ -268,12 +366,60 @@ class RegistryClient:
                     reply.truncated = True
                 else:
                     reply.error = _exc_text(exc)
-            except httpx.TooManyRedirects:
-                reply.error = "too many redirects"
             except httpx.TransportError as exc:
                 reply.error = _exc_text(exc)
+            except RedirectError:
+                self.requests["network_error"] += 1  # no answer about the object: nothing was asked of it
+                raise
+        self._note_rate_limit(reply)
         self.requests[_outcome(reply)] += 1
         return reply
+
+    async def _send(self, request: httpx.Request, reply: Reply) -> httpx.Response:
+        """Send ``request``, following redirects as httpx would - the method kept (a HEAD presigned for
+        HEAD stays HEAD), relative Locations resolved, ``Authorization`` only within its origin, so the
+        registry's credentials never reach object storage - after checking each target: no https to
+        http, no private or link-local address the registry does not live on (SSRF), no loops.
+
+        Every hop is part of the one exchange: a retry starts again at the registry, which hands out a
+        fresh URL (a presigned one may have expired; a CDN host may be down: Docker Hub alternates two).
+        """
+        registry = request.url
+        visited = {registry}
+        response = await self._http.send(request, stream=True)
+        for _ in range(_MAX_REDIRECTS):
+            location = response.headers.get("location")
+            if response.status_code not in _REDIRECTS or location is None:
+                return response
+            here = response.request
+            await _discard(response)
+            try:
+                target = here.url.join(location.strip())
+            except (httpx.InvalidURL, ValueError):
+                raise self._refused(here.method, registry, None, "its Location is not a URL") from None
+            why = _redirect_refusal(registry, here.url, target)
+            if why is not None:
+                raise self._refused(here.method, registry, target, why)
+            if target in visited:
+                raise self._refused(here.method, registry, target, "it leads back to a URL already visited (a loop)")
+            visited.add(target)
+            headers = here.headers.copy()
+            del headers["host"]
+            if _origin_key(target) != _origin_key(here.url):
+                headers.pop("authorization", None)
+            reply.answered_by = origin(target) if _origin_key(target) != _origin_key(registry) else None
+            hop = httpx.Request(here.method, target, headers=headers, extensions=here.extensions)
+            # No auth flow on hops: what the registry asked for was sent with the first request, and a
+            # token for the registry is not for the storage host.
+            response = await self._http.send(hop, stream=True, auth=None)
+        await _discard(response)
+        raise self._refused(request.method, registry, None, f"more than {_MAX_REDIRECTS} redirects")
+
+    def _refused(self, method: str, registry: httpx.URL, target: httpx.URL | None, why: str) -> RedirectError:
+        where = f" to {origin(target)}" if target is not None else ""
+        return RedirectError(
+            f"{method} {display_url(registry)}: redirect{where} not followed: {why}", url=display_url(registry)
+        )
 
     async def _read_response(
         self, response: httpx.Response, reply: Reply, reader: Callable[[httpx.Response, Reply], Any] | None
@@ -283,12 +429,48 @@ class RegistryClient:
         if status in (401, 403):
             self.requests["client_error"] += 1
             await _read_error(response, reply)
+            if reply.answered_by is not None:
+                # Object storage refusing a URL the registry signed (expired, wrong clock, bucket policy):
+                # the registry's doing, and not about our credentials, which never went there.
+                raise AuthError(
+                    f"{reply.method} {reply.url}: {reply.describe()}: the storage host refused the registry's"
+                    " signed URL",
+                    url=reply.url,
+                    status=status,
+                    code=reply.code,
+                )
             has_credentials = getattr(self.settings.auth, "has_credentials", self.settings.auth is not None)
-            raise _auth_error(reply.method, reply.url, reply, bool(has_credentials))
+            challenge = parse_challenge(response.headers.get("www-authenticate"))
+            # A token accepted by the token service and still refused: the registry hides whether the
+            # repository exists (Quay: 401; Docker Hub: insufficient_scope).
+            hidden = response.request.headers.get("authorization", "").startswith("Bearer ") or (
+                challenge is not None and challenge.params.get("error") == "insufficient_scope"
+            )
+            raise _auth_error(reply.method, reply.url, reply, bool(has_credentials), hidden)
         if status >= 400:
             await _read_error(response, reply)
         elif reader is not None and reply.method != "HEAD":
             await reader(response, reply)
+
+
+_HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+def _require_api(reply: Reply) -> Reply:
+    """Raise when a 2xx answer is an HTML page: a login portal or a wrong URL answering in the
+    registry's place says nothing about any image, so it is an error of the run, never a finding.
+    Only for the API's own documents (ping, listings, manifests): blobs may come from object storage
+    with whatever Content-Type they were stored with. Docker-Distribution-API-Version is no test:
+    many registries do not send it (REGISTRY-QUIRKS.md)."""
+    media_type = (reply.content_type or "").split(";", 1)[0].strip().lower()
+    if reply.status is not None and 200 <= reply.status < 300 and media_type in _HTML_TYPES:
+        raise NotRegistryError(
+            f"{reply.method} {reply.url} answered {reply.status} with an HTML page, not the registry API "
+            "(a login portal or a wrong URL?)",
+            url=reply.url,
+            status=reply.status,
+        )
+    return reply
 
 
 async def _read_json_body(response: httpx.Response, reply: Reply) -> None:
@@ -296,9 +478,14 @@ async def _read_json_body(response: httpx.Response, reply: Reply) -> None:
     reply.next_link = response.links.get("next", {}).get("url")
 
 
+def _listing_error(url: httpx.URL, reply: Reply) -> RegistryError:
+    return RegistryError(f"{_path(url)}: {reply.describe('GET')}", url=str(url), status=reply.status, code=reply.code)
+
+
 def _names(reply: Reply, key: str, url: httpx.URL) -> list[str]:
     if reply.over_limit:
         raise RegistryError(f"GET {_path(url)}: listing page over 16 MiB", url=str(url))
+    # The Content-Type is not consulted: ECR labels its JSON text/plain.
     try:
         doc = json.loads(reply.body)
     except (ValueError, RecursionError):
@@ -308,9 +495,32 @@ def _names(reply: Reply, key: str, url: httpx.URL) -> list[str]:
     names = doc.get(key)
     if names is None:  # distribution answers `"tags": null` for a repository without tags
         return []
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+    if not isinstance(names, list):
+        raise RegistryError(f"GET {_path(url)}: '{key}' is not a list of strings", url=str(url))
+    if key == "tags":
+        names = _usable_tags(names, url)
+    if not all(isinstance(n, str) for n in names):
         raise RegistryError(f"GET {_path(url)}: '{key}' is not a list of strings", url=str(url))
     return names
+
+
+_DIGEST_SHAPED = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+
+
+def _usable_tags(entries: list[Any], url: httpx.URL) -> list[Any]:
+    """Drop what a tag list holds that is no tag: ``null`` (Nexus 3.58) and digests (Artifactory lists
+    ``sha256:...`` among the tags). Neither can be pulled by tag, so neither is judged; a warning
+    says they were there."""
+    kept = [e for e in entries if e is not None and not (isinstance(e, str) and _DIGEST_SHAPED.fullmatch(e))]
+    if len(kept) != len(entries):
+        nulls = sum(e is None for e in entries)
+        log.warning(
+            "GET %s: skipped %d null and %d digest-shaped entries in the tag list (not tags)",
+            _path(url),
+            nulls,
+            len(entries) - len(kept) - nulls,
+        )
+    return kept
 
 
 async def _read_into(
@@ -326,7 +536,9 @@ async def _read_into(
     hasher = hashlib.new(algorithm) if hash_ else None
     chunks: list[bytes] = []
     # aiter_bytes, not aiter_raw: a Content-Encoding is transport; digests are over the decoded content.
-    async for chunk in response.aiter_bytes(_CHUNK):
+    # Stopping early takes bytes as they come: gathering a 64 KiB chunk first would wait on a slow server
+    # for bytes that are then thrown away.
+    async for chunk in response.aiter_bytes(None if stop_early else _CHUNK):
         reply.received += len(chunk)
         if limit is not None and reply.received > limit and not stop_early:
             reply.over_limit = True
@@ -353,13 +565,19 @@ async def _read_error(response: httpx.Response, reply: Reply) -> None:
 
 
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+#: S3, GCS and Azure Blob errors: ``<Error><Code>NoSuchKey</Code>...`` (REGISTRY-QUIRKS.md G5).
+_XML_CODE = re.compile(rb"<Error>\s*<Code>([A-Za-z0-9_.-]{1,64})</Code>")
 
 
 def error_code(body: bytes) -> str | None:
     """The registry's error code in an error body, read as go-containerregistry's transport/error.go
-    does: ``{"errors": [{"code": ...}]}``, or zot's bare ``{"code": ...}``. Anything else - HTML from a
-    proxy, XML from object storage, odd shapes - is simply no code, never a failure of its own. A code
-    is a short identifier; anything longer or stranger is not echoed into reports."""
+    does: ``{"errors": [{"code": ...}]}``, or zot's bare ``{"code": ...}``; or object storage's XML
+    ``<Error><Code>``, for a redirected blob. Anything else - HTML from a proxy, odd shapes - is simply
+    no code, never a failure of its own. A code is a short identifier; anything longer or stranger is
+    not echoed into reports."""
+    xml = _XML_CODE.search(body[:1024])
+    if xml is not None:
+        return xml.group(1).decode()
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError):
@@ -382,6 +600,22 @@ def _fill_headers(response: httpx.Response, reply: Reply) -> None:
     if "/" in content_range:
         reply.range_total = _int(content_range.rsplit("/", 1)[1])
     reply.retry_after = _retry_after(headers.get("retry-after"))
+    remaining = _rate_header(headers.get("ratelimit-remaining"))
+    if remaining is not None:
+        reply.rate_remaining, reply.rate_window = remaining
+        reply.rate_limit = (_rate_header(headers.get("ratelimit-limit")) or (None, None))[0]
+
+
+def _rate_header(text: str | None) -> tuple[int, int | None] | None:
+    """Docker Hub's ``100;w=21600``: a count, and the window in seconds."""
+    if not text:
+        return None
+    count, _, rest = text.partition(";")
+    value = _int(count)
+    if value is None:
+        return None
+    window = rest.strip().removeprefix("w=") if rest.strip().startswith("w=") else None
+    return value, _int(window)
 
 
 def _int(text: str | None) -> int | None:
@@ -415,10 +649,13 @@ def _outcome(reply: Reply) -> str:
     return "ok"
 
 
-def _auth_error(method: str, url: str, reply: Reply, had_credentials: bool) -> AuthError:
+def _auth_error(method: str, url: str, reply: Reply, had_credentials: bool, hidden: bool) -> AuthError:
     what = "refused the credentials" if had_credentials else "requires credentials (none configured)"
     if reply.status == 403:
         what = "denied access"
+    elif hidden:
+        who = "with these credentials" if had_credentials else "anonymously"
+        what = f"grants no access: not accessible {who}, or unknown to the registry (it does not say which)"
     detail = f" ({reply.code})" if reply.code else ""
     return AuthError(
         f"{method} {url}: registry {what}: {reply.status}{detail}",
@@ -430,8 +667,35 @@ def _auth_error(method: str, url: str, reply: Reply, had_credentials: bool) -> A
 
 def _path(url: httpx.URL) -> str:
     # Never print a query: presigned URLs carry credentials in it.
-    return f"{url.scheme}://{url.netloc.decode()}{url.path}"
+    return display_url(url)
 
 
 def _exc_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc)[:200]}" if str(exc) else type(exc).__name__
+    # Library exceptions embed the URL (aiohttp's ClientResponseError: the presigned one, query and all).
+    return f"{type(exc).__name__}: {redact(str(exc))[:200]}" if str(exc) else type(exc).__name__
+
+
+def _origin_key(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+def _redirect_refusal(registry: httpx.URL, here: httpx.URL, target: httpx.URL) -> str | None:
+    """Why a redirect from ``here`` to ``target`` must not be followed (regclient's policy), or None."""
+    if target.scheme not in ("http", "https") or not target.host:
+        return "not an http(s) URL"
+    if here.scheme == "https" and target.scheme == "http":
+        return "https to http downgrade (the signed URL and the data would travel in the clear)"
+    if not target_allowed(target.host, registry.host):
+        return "a private or link-local address the registry does not live on"
+    return None
+
+
+async def _discard(response: httpx.Response) -> None:
+    """Done with a redirect: a small body is read so the connection can be used again, a large one
+    costs the connection instead of its transfer."""
+    length = _int(response.headers.get("content-length"))
+    try:
+        if length is not None and length <= _SMALL_BODY:
+            await response.aread()
+    finally:
+        await response.aclose()

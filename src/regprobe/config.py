@@ -8,20 +8,49 @@ echoed in errors: a password pasted under the wrong key must not end up in a CI 
 from __future__ import annotations
 
 import os
+import re
+import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from .errors import ConfigError
+from .errors import ConfigError, InvalidReferenceError
+from .reference import validate_repository
 
 DEFAULT_PATH = "/etc/regprobe/config.yaml"
+DEFAULT_JOB = "registry-integrity-probe"
 
 BlobCheck = Literal["head", "range", "digest"]
-PositiveInt = Annotated[int, Field(ge=1, le=1024)]
-Seconds = Annotated[float, Field(gt=0, le=86400)]
+#: Bounds shared with the command line's flags.
+MAX_CONCURRENCY = 1024
+MAX_SECONDS = 86400.0
+PositiveInt = Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]
+Seconds = Annotated[float, Field(gt=0, le=MAX_SECONDS)]
+
+
+def _repository_name(value: str) -> str:
+    try:
+        return validate_repository(value)
+    except InvalidReferenceError:
+        # The value is not echoed (see the module docstring); the key path names the entry.
+        raise ValueError(
+            "not a repository name: lowercase components of a-z 0-9 separated by '.', '_', '__' or '-', joined by '/'"
+        ) from None
+
+
+RepositoryName = Annotated[str, AfterValidator(_repository_name)]
 
 
 class _Strict(BaseModel):
@@ -32,7 +61,7 @@ class _Strict(BaseModel):
 class Repositories(_Strict):
     include: list[str] = ["*"]
     exclude: list[str] = []
-    list_: list[str] = Field(default=[], alias="list")
+    list_: list[RepositoryName] = Field(default=[], alias="list")
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
@@ -43,12 +72,17 @@ class Auth(_Strict):
     password_env: str | None = None
     #: Filled in by the loader from password_file / password_env; never written in YAML.
     password: SecretStr | None = Field(default=None, exclude=True)
+    #: Set by the loader when password_file cannot be read: that registry's run is incomplete (exit 3),
+    #: the others are probed - a secret not mounted yet is a runtime condition, not a bad config.
+    unavailable: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
     def _no_inline_password(cls, data: Any) -> Any:
         if isinstance(data, dict) and "password" in data:
             raise ValueError("'password' is not accepted inline: use password_file or password_env")
+        if isinstance(data, dict) and "unavailable" in data:  # the loader's own field
+            raise ValueError("unknown key 'unavailable'")
         return data
 
     @model_validator(mode="after")
@@ -92,7 +126,10 @@ class RegistryConfig(_Strict):
 
 class Pushgateway(_Strict):
     url: str
-    job: Annotated[str, Field(min_length=1)] = "registry-integrity-probe"
+    job: Annotated[str, Field(min_length=1)] = DEFAULT_JOB
+    #: Many pushgateways sit behind an authenticating proxy: Basic credentials, as for a registry.
+    auth: Auth | None = None
+    tls: TLS = TLS()
 
     @field_validator("url")
     @classmethod
@@ -103,9 +140,65 @@ class Pushgateway(_Strict):
         return value.rstrip("/")
 
 
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``1h30m`` -> seconds; ValueError naming the accepted forms otherwise."""
+    text = text.strip()
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        match = _DURATION.fullmatch(text)
+        if not text or match is None:
+            raise ValueError("is not a duration (like 90s, 15m, 1h30m, or seconds)")
+        hours, minutes, secs = (int(g or 0) for g in match.groups())
+        seconds = float(hours * 3600 + minutes * 60 + secs)
+    return _interval_bounds(seconds)
+
+
+def _interval_bounds(seconds: float) -> float:
+    if not 1 <= seconds <= 86400:
+        raise ValueError("must be between 1s and 24h")
+    return seconds
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` (every interface) or ``[::1]:PORT`` -> (host, port); host "" is every one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("is not HOST:PORT (like :9839 or 127.0.0.1:9839)")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class Serve(_Strict):
+    """``regprobe serve``: the command line's --listen and --interval win over these."""
+
+    listen: str = ":9839"
+    #: Seconds, or a duration string ("15m"). The alerts assume 15 minutes.
+    interval: float | str = 900.0
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float | str) -> float:
+        return parse_duration(value) if isinstance(value, str) else _interval_bounds(float(value))
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @property
+    def interval_seconds(self) -> float:
+        assert isinstance(self.interval, float)
+        return self.interval
+
+
 class Config(_Strict):
     registries: Annotated[list[RegistryConfig], Field(min_length=1)]
     pushgateway: Pushgateway | None = None
+    serve: Serve = Serve()
     concurrency: PositiveInt = 16
     timeout: Seconds = 30.0
     #: Under the 15-minute schedule, so a slow run reports itself incomplete instead of overlapping.
@@ -214,7 +307,23 @@ def parse(data: object, source: str) -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format(source, exc)) from None
-    return _resolve_secrets(config, source)
+    config = _resolve_secrets(config, source)
+    if config.pushgateway is not None:
+        config = config.model_copy(update={"pushgateway": _resolve_pushgateway(config.pushgateway, source)})
+    return config
+
+
+def _resolve_pushgateway(gateway: Pushgateway, source: str) -> Pushgateway:
+    """The pushgateway's secret and TLS files, read at load: without them no run could report."""
+    if gateway.auth is not None and gateway.auth.password is None:
+        where = f"{source}: pushgateway.auth"
+        try:
+            secret = _read_secret(gateway.auth, where)
+        except _UnreadableSecretError as exc:
+            raise ConfigError(f"{where}.password_file: {exc}") from None
+        gateway = gateway.model_copy(update={"auth": gateway.auth.model_copy(update={"password": SecretStr(secret)})})
+    _check_tls_files(gateway.tls, f"{source}: pushgateway.tls")
+    return gateway
 
 
 def _resolve_secrets(config: Config, source: str) -> Config:
@@ -222,26 +331,73 @@ def _resolve_secrets(config: Config, source: str) -> Config:
     for i, registry in enumerate(config.registries):
         auth = registry.auth
         if auth is not None and auth.password is None:
-            if auth.password_file is not None:
-                key = f"registries[{i}].auth.password_file"
-                try:
-                    secret = Path(auth.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-                except OSError as exc:
-                    raise ConfigError(f"{source}: {key}: cannot read {auth.password_file}: {exc.strerror}") from None
-            else:
-                key = f"registries[{i}].auth.password_env"
-                assert auth.password_env is not None
-                env = os.environ.get(auth.password_env)
-                if env is None:
-                    raise ConfigError(f"{source}: {key}: environment variable {auth.password_env} is not set")
-                secret = env
-            registry = registry.model_copy(update={"auth": auth.model_copy(update={"password": SecretStr(secret)})})
-        for field in ("ca_file", "cert_file", "key_file"):
-            path = getattr(registry.tls, field)
-            if path is not None and not os.access(path, os.R_OK):
-                raise ConfigError(f"{source}: registries[{i}].tls.{field}: cannot read {path}")
+            try:
+                auth = auth.model_copy(
+                    update={"password": SecretStr(_read_secret(auth, f"{source}: registries[{i}].auth"))}
+                )
+            except _UnreadableSecretError as exc:
+                # A Secret not mounted (yet) is a runtime condition of this registry, not a bad config:
+                # it is reported incomplete (exit 3), the others are probed.
+                auth = auth.model_copy(update={"unavailable": f"auth.password_file: {exc}"})
+            registry = registry.model_copy(update={"auth": auth})
+        _check_tls_files(registry.tls, f"{source}: registries[{i}].tls")
         registries.append(registry)
     return config.model_copy(update={"registries": registries})
+
+
+class _UnreadableSecretError(Exception):
+    """password_file cannot be read; the message says which file and why."""
+
+
+def _read_secret(auth: Auth, where: str) -> str:
+    """The password from its source. An empty one is a config error naming the source: sent as is, it
+    would end as a 401 - exit 3, which CI treats as a warning - and an unset CI secret would pass."""
+    if auth.password_file is not None:
+        try:
+            secret = Path(auth.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise _UnreadableSecretError(f"cannot read {auth.password_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}.password_file: {auth.password_file} is not UTF-8 text") from None
+        if not secret:
+            raise ConfigError(f"{where}.password_file: {auth.password_file} is empty")
+        return secret
+    assert auth.password_env is not None
+    env = os.environ.get(auth.password_env)
+    if env is None:
+        raise ConfigError(f"{where}.password_env: environment variable {auth.password_env} is not set")
+    if not env:
+        raise ConfigError(f"{where}.password_env: environment variable {auth.password_env} is empty")
+    return env
+
+
+def _check_tls_files(tls: TLS, where: str) -> None:
+    """Load the TLS files now, so a bad one stops the run before anything is probed (exit 2, naming the
+    key) instead of failing inside one registry's probe."""
+    for field in ("ca_file", "cert_file", "key_file"):
+        path = getattr(tls, field)
+        if path is not None and not os.access(path, os.R_OK):
+            raise ConfigError(f"{where}.{field}: cannot read {path}")
+    if tls.key_file is not None and tls.cert_file is None:
+        raise ConfigError(f"{where}.key_file: given without cert_file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    for field in ("ca_file", "cert_file"):
+        path = getattr(tls, field)
+        if path is None:
+            continue
+        try:
+            context.load_verify_locations(cafile=path)
+        except ssl.SSLError:
+            raise ConfigError(f"{where}.{field}: {path} holds no PEM certificate") from None
+    if tls.cert_file is not None:
+        try:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        except ssl.SSLError as exc:
+            if tls.key_file is None:
+                raise ConfigError(f"{where}.cert_file: {tls.cert_file} holds no private key; give key_file") from None
+            if exc.reason == "KEY_VALUES_MISMATCH":
+                raise ConfigError(f"{where}.key_file: {tls.key_file} is not the key of cert_file") from None
+            raise ConfigError(f"{where}.key_file: {tls.key_file} holds no PEM private key") from None
 
 
 def load(path: str | os.PathLike[str]) -> Config:

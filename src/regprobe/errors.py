@@ -7,7 +7,11 @@
     │   ├── InvalidReferenceError
     │   └── ManifestError    a manifest body that cannot be used (an ``invalid`` finding)
     └── RegistryError        the registry cannot be read (listing failed, token service down)
-        └── AuthError        401/403: an access problem, never a finding
+        ├── AuthError        401/403: an access problem, never a finding
+        ├── PaginationError  a listing that cannot be read to its end (a Link to nowhere, a cycle)
+        ├── RedirectError    a redirect regprobe will not follow (downgrade, internal address, loop)
+        ├── RateLimitError   the registry's rate limit is (nearly) spent: the run stops, incomplete
+        └── NotRegistryError an answer that is not the registry API (an HTML page): never a finding
 
 Whether an exchange is retried is decided from its :class:`regprobe.facts.Reply` (``temporary``), not
 from exceptions: a broken object is an answer to record, not an error to raise.
@@ -52,3 +56,23 @@ class RegistryError(RegprobeError):
 
 class AuthError(RegistryError):
     """Credentials refused (or required and absent): the probe cannot see, so it must not judge."""
+
+
+class PaginationError(RegistryError):
+    """A listing whose pages cannot be followed to the end: a Link that answers an error, pages that
+    repeat, no end within the bound. The registry is incomplete; it never means "no such repository"."""
+
+
+class RedirectError(RegistryError):
+    """A redirect refused: https to http, to a private or link-local address the registry does not live
+    on, a loop or too long a chain. Nothing was learnt about the object, so never a finding."""
+
+
+class RateLimitError(RegistryError):
+    """The registry answered 429 after the retries, or says it has almost no pulls left for us: going on
+    would spend the pulls of everyone behind the same address or account."""
+
+
+class NotRegistryError(RegistryError):
+    """A 2xx answer that is not the registry API - an HTML login portal, a wrong URL - where a registry
+    document was expected: the probe is not talking to a registry, so it must not judge images."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from .digest import Digest
-from .model import Kind, Problem
+from .model import Kind, Problem, SkipReason
 
 BlobMode = Literal["head", "range", "digest"]
 #: Statuses worth another try: the registry or a proxy in front of it is overloaded or flapping.
@@ -44,6 +44,13 @@ class Reply:
     retry_after: float | None = None
     header_digest: str | None = None
     next_link: str | None = None
+    #: ``scheme://host[:port]`` of the host that gave the answer, when a redirect led away from the
+    #: registry (object storage, a CDN); never more of the URL, which is signed.
+    answered_by: str | None = None
+    #: Docker Hub's ``ratelimit-remaining: N;w=SECONDS`` and ``ratelimit-limit``, when sent.
+    rate_remaining: int | None = None
+    rate_limit: int | None = None
+    rate_window: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -64,13 +71,16 @@ class Reply:
 
     def describe(self, method: str | None = None) -> str:
         method = method or self.method
+        at = f" (at {self.answered_by}, where the registry redirected)" if self.answered_by else ""
         if self.status is None:
-            return f"{method} {'timed out' if self.timeout else 'failed'}: {self.error}"
+            return f"{method} {'timed out' if self.timeout else 'failed'}{at}: {self.error}"
         if self.failed:
-            return f"{method} answered {self.status}, then {'timed out' if self.timeout else 'failed'}: {self.error}"
+            what = "timed out" if self.timeout else "failed"
+            return f"{method} answered {self.status}{at}, then {what}: {self.error}"
         text = f"{method} answered {self.status}"
         if self.code:
             text += f" {self.code}"
+        text += at
         if self.truncated:
             text += (
                 f", then the connection closed after {self.received} of {self.content_length} body bytes"
@@ -100,6 +110,9 @@ class Node:
     error: str | None = None
     #: Which structural bound the object broke, when ``problem`` is ``invalid`` for that reason.
     bound: Bound | None = None
+    #: Why the registry would not let it be judged on purpose (a pull policy): neither a finding nor
+    #: an error; the tags reaching it are reported as skipped.
+    skipped: SkipReason | None = None
 
 
 Bound = Literal["depth", "loop"]
@@ -117,3 +130,5 @@ class TagRoot:
     hint: Digest | None = None
     #: The tag could not be looked at (see :attr:`Node.error`).
     error: str | None = None
+    #: The tag was not judged on purpose (see :attr:`Node.skipped`); ``detail`` says why.
+    skipped: SkipReason | None = None

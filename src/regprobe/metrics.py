@@ -16,77 +16,169 @@ Each registry gets a fresh ``CollectorRegistry`` (never the process-global one).
 
 from __future__ import annotations
 
+import base64
 import logging
-from collections.abc import Sequence
+import ssl
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
-from prometheus_client import CollectorRegistry, Gauge
-from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import default_handler, push_to_gateway, pushadd_to_gateway
+from prometheus_client.registry import Collector
 
-from .config import Config
-from .model import OUTCOMES, Kind, RegistryResult
+from .config import Config, Pushgateway
+from .model import OUTCOMES, SKIP_REASONS, Kind, PushOutcome, RegistryResult
 
 log = logging.getLogger(__name__)
 
 
-def build(result: RegistryResult, max_broken_series: int) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=True)
-    label = ["registry"]
+def families(result: RegistryResult, max_broken_series: int) -> list[Metric]:
+    """The contract's metric families for one registry's run, labelled ``registry``. What a run carries
+    follows the push semantics above: ``last_success`` only when it completed, the integrity families
+    only when it completed or found something. Pushed by ``push``, served by ``regprobe serve``."""
+    name = result.name
+    out: list[Metric] = []
 
-    def gauge(name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
-        return Gauge(name, doc, [*label, *labels], registry=registry)
+    def gauge(metric: str, doc: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(metric, doc, labels=["registry", *labels])
+        out.append(family)
+        return family
 
-    gauge("regprobe_catalog_accessible", "1 if the repositories could be listed this run").labels(result.name).set(
-        int(result.catalog_accessible)
+    gauge("regprobe_catalog_accessible", "1 if the repositories could be listed this run").add_metric(
+        [name], int(result.catalog_accessible)
     )
-    gauge("regprobe_run_complete", "1 if every selected tag was walked").labels(result.name).set(int(result.complete))
-    gauge("regprobe_last_run_timestamp_seconds", "Unix time of this run").labels(result.name).set(result.started_at)
+    gauge("regprobe_run_complete", "1 if every selected tag was walked").add_metric([name], int(result.complete))
+    gauge("regprobe_last_run_timestamp_seconds", "Unix time of this run").add_metric([name], result.started_at)
     if result.complete:
-        gauge("regprobe_last_success_timestamp_seconds", "Unix time of the last run that completed").labels(
-            result.name
-        ).set(result.started_at)
-    gauge("regprobe_images_checked", "Tags walked").labels(result.name).set(result.images_checked)
-    gauge("regprobe_duration_seconds", "Wall time of this registry's run").labels(result.name).set(
-        result.duration_seconds
-    )
+        gauge("regprobe_last_success_timestamp_seconds", "Unix time of the last run that completed").add_metric(
+            [name], result.started_at
+        )
+    gauge("regprobe_images_checked", "Tags walked").add_metric([name], result.images_checked)
+    gauge("regprobe_duration_seconds", "Wall time of this registry's run").add_metric([name], result.duration_seconds)
+    skipped = gauge("regprobe_images_skipped", "Tags not judged on purpose, by reason", ["reason"])
+    for reason in SKIP_REASONS:
+        skipped.add_metric([name, reason], sum(s.reason == reason for s in result.skipped))
     requests = gauge("regprobe_requests", "Requests this run by outcome", ["outcome"])
     for outcome in OUTCOMES:
-        requests.labels(result.name, outcome).set(result.requests.get(outcome, 0))
+        requests.add_metric([name, outcome], result.requests.get(outcome, 0))
     if result.complete or result.findings:
         broken = result.broken_images
-        gauge("regprobe_broken_images", "(repository, tag) pairs with at least one finding").labels(result.name).set(
-            len(broken)
+        gauge("regprobe_broken_images", "(repository, tag) pairs with at least one finding").add_metric(
+            [name], len(broken)
         )
         objects = gauge("regprobe_broken_objects", "Distinct broken objects by kind", ["kind"])
         for kind, count in result.broken_objects().items():
-            objects.labels(result.name, kind.value).set(count)
+            objects.add_metric([name, kind.value], count)
         image = gauge("regprobe_image_broken", "1 per broken tag (capped)", ["repository", "tag"])
         # Bounded cardinality: a registry-wide outage must not explode Prometheus' series count.
         for repository, tag in broken[:max_broken_series]:
-            image.labels(result.name, repository, tag).set(1)
+            image.add_metric([name, repository, tag], 1)
+    return out
+
+
+class Families(Collector):
+    """A collector serving fixed families (a run's, or several registries' merged)."""
+
+    def __init__(self, fams: Iterable[Metric]) -> None:
+        self._families = list(fams)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def build(result: RegistryResult, max_broken_series: int) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(Families(families(result, max_broken_series)))
     return registry
 
 
-def push(url: str, job: str, result: RegistryResult, max_broken_series: int, timeout: float = 30.0) -> None:
-    registry = build(result, max_broken_series)
-    send = push_to_gateway if result.complete else pushadd_to_gateway
+def grouping_key(result: RegistryResult) -> dict[str, str]:
     grouping = {"registry": result.name}
     if result.shard is not None:
         # One group per shard: shards must not overwrite each other. The alerts aggregate over them.
         grouping["shard"] = result.shard.split("/", 1)[0]
-    send(url, job=job, registry=registry, grouping_key=grouping, timeout=timeout)
+    return grouping
 
 
-def push_all(config: Config, results: Sequence[RegistryResult]) -> bool:
-    """Push every registry's group; False (after logging which and why) if any push failed."""
+def push(gateway: Pushgateway, result: RegistryResult, max_broken_series: int, timeout: float = 30.0) -> None:
+    registry = build(result, max_broken_series)
+    send = push_to_gateway if result.complete else pushadd_to_gateway
+    send(
+        gateway.url,
+        job=gateway.job,
+        registry=registry,
+        grouping_key=grouping_key(result),
+        timeout=timeout,
+        handler=handler(gateway),
+    )
+
+
+def exposition(config: Config, results: Sequence[RegistryResult], job: str) -> str:
+    """What a push sends, group by group, in the text format (``run --format metrics``), like
+    blackbox_exporter's debug output: a probe that can show exactly what it reports."""
+    out = []
+    for result in results:
+        method = "PUT, replacing the group" if result.complete else "POST, replacing only these names"
+        labels = ", ".join(f'{k}="{v}"' for k, v in {"job": job, **grouping_key(result)}.items())
+        out.append(f"# pushgateway group {{{labels}}} ({method})\n")
+        out.append(generate_latest(build(result, config.max_broken_series)).decode())
+    return "".join(out)
+
+
+Handler = Callable[[str, str, float | None, list[tuple[str, str]], bytes], Callable[[], None]]
+
+
+def handler(gateway: Pushgateway) -> Handler:
+    """prometheus-client's push handler, with the gateway's Basic credentials and TLS trust when set."""
+    authorization = None
+    if gateway.auth is not None and gateway.auth.password is not None:
+        pair = f"{gateway.auth.username}:{gateway.auth.password.get_secret_value()}".encode()
+        authorization = "Basic " + base64.b64encode(pair).decode()
+    tls = gateway.tls
+    context = None
+    if urlsplit(gateway.url).scheme == "https" and (tls.ca_file or tls.cert_file or tls.insecure_skip_verify):
+        context = ssl.create_default_context(cafile=tls.ca_file)
+        if tls.cert_file:
+            context.load_cert_chain(tls.cert_file, tls.key_file)
+        if tls.insecure_skip_verify:
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+
+    def handle(
+        url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
+    ) -> Callable[[], None]:
+        if authorization is not None:
+            headers = [*headers, ("Authorization", authorization)]
+        if context is None:
+            return default_handler(url, method, timeout, headers, data)
+
+        def send() -> None:
+            # default_handler's own request, through an opener that trusts the configured CA.
+            request = urllib.request.Request(url, data=data, method=method, headers=dict(headers))  # noqa: S310 - https only
+            opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+            with opener.open(request, timeout=timeout):  # raises HTTPError on 4xx/5xx
+                pass
+
+        return send
+
+    return handle
+
+
+def push_all(config: Config, results: Sequence[RegistryResult], timeout: float | None = None) -> bool:
+    """Push every registry's group, recording each outcome in ``result.push``; False (after logging
+    which and why) if any push failed. ``timeout`` overrides the config's, e.g. to push within a grace
+    period."""
     gateway = config.pushgateway
     assert gateway is not None
     ok = True
     for result in results:
         try:
-            push(gateway.url, gateway.job, result, config.max_broken_series, timeout=config.timeout)
+            push(gateway, result, config.max_broken_series, timeout=timeout or config.timeout)
+            result.push = PushOutcome(ok=True)
         except Exception as exc:  # urllib raises URLError, HTTPError, OSError, ValueError...
             ok = False
+            result.push = PushOutcome(ok=False, error=f"pushgateway {_safe(gateway.url)}: {_reason(exc)}")
             log.error("pushgateway %s: push for registry %s failed: %s", _safe(gateway.url), result.name, _reason(exc))
     return ok
 
@@ -98,7 +190,8 @@ def _safe(url: str) -> str:
 
 def _reason(exc: Exception) -> str:
     reason = getattr(exc, "reason", None) or exc
-    return f"{type(exc).__name__}: {str(reason)[:200]}"
+    status = getattr(exc, "code", None)  # urllib's HTTPError: the status the gateway (or its proxy) answered
+    return f"{type(exc).__name__}: {f'{status} ' if isinstance(status, int) else ''}{str(reason)[:200]}"
 
 
-__all__ = ["Kind", "build", "push", "push_all"]
+__all__ = ["Families", "Kind", "build", "exposition", "families", "handler", "push", "push_all"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 from .digest import Digest
 
@@ -49,6 +50,11 @@ class Finding:
             "detail": self.detail,
         }
 
+    @property
+    def sort_key(self) -> tuple[str, int, str, tuple[str, ...]]:
+        """Report order (repository, kind, digest): two reports of the same state diff clean."""
+        return (self.repository, KIND_ORDER[self.kind], str(self.digest or ""), self.tags)
+
 
 def object_json(repository: str, digest: Digest | None, kind: Kind, problem: Problem) -> dict[str, object]:
     """The leading JSON fields of every finding, the HTTP walk's and fsck's: what is broken, and how."""
@@ -60,9 +66,42 @@ def object_json(repository: str, digest: Digest | None, kind: Kind, problem: Pro
     }
 
 
+#: ``policy``: the registry refuses the pull by policy (Harbor's 412 PROJECTPOLICYVIOLATION);
+#: ``expired``: the tag was deleted or expired between listing and walking (Quay's TAG_EXPIRED).
+SkipReason = Literal["policy", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A tag not judged on purpose: the registry refused it by policy, or it no longer exists."""
+
+    repository: str
+    tag: str
+    reason: SkipReason
+    detail: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"repository": self.repository, "tag": self.tag, "reason": self.reason, "detail": self.detail}
+
+
+#: `regprobe_images_skipped{reason}`: each has a series, 0 when nothing was skipped for it.
+SKIP_REASONS: tuple[SkipReason, ...] = ("policy", "expired")
+
+
 #: Request outcomes counted per registry (`regprobe_requests{outcome}`). `network_error` (no usable
 #: answer: refused, reset, body cut short) is ours, beside the contract's five.
 OUTCOMES = ("ok", "client_error", "server_error", "timeout", "network_error", "retried")
+
+
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    """What became of this registry's push to the pushgateway."""
+
+    ok: bool
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"ok": self.ok, "error": self.error}
 
 
 @dataclass(slots=True)
@@ -81,6 +120,10 @@ class RegistryResult:
     started_at: float = 0.0
     #: "I/N" when this process probed one shard of the registry's repositories.
     shard: str | None = None
+    #: Tags not judged on purpose (neither findings nor errors: the run stays complete).
+    skipped: list[Skipped] = field(default_factory=list)
+    #: None when nothing was pushed (no pushgateway configured, or --no-push).
+    push: PushOutcome | None = None
 
     @property
     def broken_images(self) -> list[tuple[str, str]]:
@@ -105,4 +148,6 @@ class RegistryResult:
             "duration_seconds": round(self.duration_seconds, 3),
             "requests": {outcome: self.requests.get(outcome, 0) for outcome in OUTCOMES},
             "shard": self.shard,
+            "skipped": [s.to_json() for s in sorted(self.skipped, key=lambda s: (s.repository, s.tag))],
+            "push": self.push.to_json() if self.push else None,
         }

@@ -1,8 +1,9 @@
 """Probes one registry: selects repositories, lists their tags, walks them, collects the result.
 
-Work flows through one queue per registry: listing a repository's tags queues its tags, a fixed pool of
+Work flows through one queue per registry: listing a repository's tags queues its tags, a pool of
 workers walks them, and a repository is judged and its graph dropped as soon as its last tag is done -
-memory follows the repositories in flight, not the size of the registry.
+memory follows the repositories in flight, not the size of the registry. The catalog is read no further
+ahead than that: at most ``max(2, concurrency)`` repositories are queued or in flight at once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .cache import ManifestCache
 from .client import RegistryClient
@@ -23,6 +24,7 @@ from .model import RegistryResult
 from .progress import Counters, ProbeProgress
 from .reference import validate_repository
 from .shard import Shard
+from .stop import StopRequest
 from .walk import RepositoryWalk, WalkPolicy
 
 log = logging.getLogger(__name__)
@@ -36,12 +38,14 @@ class Selection:
     names: tuple[str, ...] = ()
     shard: Shard | None = None
 
+    def included(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in self.include)
+
+    def excluded(self, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, p) for p in self.exclude)
+
     def wants(self, name: str) -> bool:
-        return (
-            any(fnmatch.fnmatchcase(name, p) for p in self.include)
-            and not any(fnmatch.fnmatchcase(name, p) for p in self.exclude)
-            and (self.shard is None or self.shard.owns(name))
-        )
+        return self.included(name) and not self.excluded(name) and (self.shard is None or self.shard.owns(name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +72,8 @@ class _Repo:
     walk: RepositoryWalk
     outstanding: int = 0
     listed: bool = False
-
-
-@dataclass(slots=True)
-class _State:
-    result: RegistryResult
-    repos: dict[str, _Repo] = field(default_factory=dict)
-    progress: ProbeProgress = field(default_factory=lambda: Counters(""))
+    #: Places in flight this repository holds (released when it is judged).
+    places: int = 0
 
 
 async def probe_registry(
@@ -86,89 +85,255 @@ async def probe_registry(
     pinned: Sequence[Pinned] = (),
     deadline: float,
     cache: ManifestCache | None = None,
+    stop: StopRequest | None = None,
     progress: ProbeProgress | None = None,
 ) -> RegistryResult:
     """Walk what ``selection`` (a whole registry) or ``pinned`` (``check``) names, until ``deadline``
-    (a ``time.monotonic()`` value). Never raises for registry trouble: it ends up in the result.
-    ``progress`` is told what is done as it is done."""
-    shard = str(selection.shard) if selection and selection.shard else None
-    result = RegistryResult(name=name, url=str(client.base), started_at=time.time(), shard=shard)
-    state = _State(result, progress=progress or Counters(name))
-    started = time.monotonic()
-    concurrency = client.settings.concurrency
-    queue: asyncio.PriorityQueue[tuple[int, int, str, _Item]] = asyncio.PriorityQueue()
-    order = itertools.count()
+    (a ``time.monotonic()`` value) or ``stop``. Never raises for registry trouble: it ends up in the
+    result. ``progress`` is told what is done as it is done."""
+    probe = RegistryProbe(name, client, policy, cache, selection, progress)
+    return await probe.run(pinned, deadline, stop or StopRequest())
 
-    async def worker() -> None:
-        while True:
-            _, _, repo_name, item = await queue.get()
-            try:
-                await _work(state, client, policy, cache, queue, order, repo_name, item)
-            finally:
-                queue.task_done()
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(2, concurrency * 2))]
-    finished = False
-    try:
-        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-            if pinned or (selection and selection.names):
-                # No catalog to tell a dead registry from a broken image: ask the registry first, so
-                # an outage is an incomplete run (exit 3), never a pile of findings.
-                await client.ping()
-            if pinned:
-                result.catalog_accessible = True
-                result.repositories = len({image.repository for image in pinned})
-                state.progress.pinned(result.repositories, len(pinned))
-                for image in pinned:
-                    await queue.put((1, next(order), image.repository, image))
+class RegistryProbe:
+    """One registry's run: the work queue, the workers that drain it, the result they fill."""
+
+    def __init__(
+        self,
+        name: str,
+        client: RegistryClient,
+        policy: WalkPolicy,
+        cache: ManifestCache | None,
+        selection: Selection | None,
+        progress: ProbeProgress | None = None,
+    ) -> None:
+        self.client = client
+        self.progress = progress or Counters(name)
+        self.policy = policy
+        self.cache = cache
+        self.selection = selection or Selection()
+        shard = str(self.selection.shard) if self.selection.shard else None
+        self.result = RegistryResult(name=name, url=str(client.base), started_at=time.time(), shard=shard)
+        self._repos: dict[str, _Repo] = {}
+        self._queue: asyncio.PriorityQueue[tuple[int, int, str, _Item]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
+        concurrency = client.settings.concurrency
+        self._places = asyncio.Semaphore(max(2, concurrency))
+        #: Twice the request slots: a worker waiting for its tag's blobs leaves room for another tag.
+        self._max_workers = max(2, concurrency * 2)
+        self._workers: list[asyncio.Task[None]] = []
+        self._idle = 0
+        #: Work left undone once the client stopped the run (rate limit): tags, and repositories not listed.
+        self._skipped_tags = 0
+        self._skipped_repositories = 0
+
+    async def run(self, pinned: Sequence[Pinned], deadline: float, stop: StopRequest) -> RegistryResult:
+        result = self.result
+        started = time.monotonic()
+        finished = False
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())) as scope:
+
+                def cut_short() -> None:
+                    if not scope.expired():
+                        scope.reschedule(0)  # in the past: the timeout fires at once
+
+                unsubscribe = stop.subscribe(cut_short)
+                try:
+                    await self._produce(pinned)
+                    await self._queue.join()
+                finally:
+                    unsubscribe()
+            finished = True
+        except TimeoutError:
+            elapsed = time.monotonic() - started
+            if stop.reason is not None:
+                result.errors.append(f"stopped by {stop.reason} after {elapsed:.0f}s; the run is incomplete")
             else:
-                async for repo_name in _repositories(client, selection or Selection(), result):
-                    # Tag walks (priority 0) go before listing more repositories (1): finishing
-                    # repositories keeps memory flat.
-                    state.progress.selected(1)
-                    await queue.put((1, next(order), repo_name, LIST_TAGS))
-            state.progress.all_selected()
-            await queue.join()
-        finished = True
-    except TimeoutError:
-        result.errors.append(f"deadline reached after {time.monotonic() - started:.0f}s; the run is incomplete")
-    except RegistryError as exc:
-        result.errors.append(str(exc))
-    finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        for repo in list(state.repos.values()):  # pinned images, and repositories cut off by the deadline
-            _finish(state, repo)
-        result.requests.update(client.requests)
-        result.duration_seconds = time.monotonic() - started
-    result.complete = finished and not result.errors
-    return result
+                result.errors.append(f"deadline reached after {elapsed:.0f}s; the run is incomplete")
+        except RegistryError as exc:
+            result.errors.append(str(exc))
+        finally:
+            for task in self._workers:
+                task.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
+            for repo in list(self._repos.values()):  # pinned images, and repositories cut off early
+                self._finish(repo)
+            if self.client.stopped is not None:
+                result.errors.append(
+                    f"{self.client.stopped}; not walked: {self._skipped_tags} tags,"
+                    f" {self._skipped_repositories} repositories not listed"
+                )
+            result.findings.sort(key=lambda f: f.sort_key)
+            result.requests.update(self.client.requests)
+            result.duration_seconds = time.monotonic() - started
+        result.complete = finished and not result.errors
+        return result
 
-
-async def _repositories(client: RegistryClient, selection: Selection, result: RegistryResult) -> AsyncIterator[str]:
-    if selection.names:
-        result.catalog_accessible = True
-        names: Sequence[str] = selection.names
-        for name in names:
-            if selection.wants(name):
-                result.repositories += 1
-                yield name
-        return
-    try:
-        pages = client.pages("/v2/_catalog", "repositories")
-        async for page in pages:
+    async def _produce(self, pinned: Sequence[Pinned]) -> None:
+        result = self.result
+        if pinned or self.selection.names:
+            # No catalog to tell a dead registry from a broken image: ask the registry first, so
+            # an outage is an incomplete run (exit 3), never a pile of findings.
+            await self.client.ping()
+        if pinned:
             result.catalog_accessible = True
-            for name in page:
-                if selection.wants(name) and _valid_name(name, result):
-                    result.repositories += 1
-                    yield name
-    except AuthError:
-        result.catalog_accessible = False
-        raise
-    except RegistryError as exc:
-        result.catalog_accessible = False
-        result.errors.append(f"catalog: {exc}")
+            result.repositories = len({image.repository for image in pinned})
+            self.progress.pinned(result.repositories, len(pinned))
+            for image in pinned:
+                self._put(1, image.repository, image)
+            return
+        async for repo_name in self._repositories():
+            # The catalog is read only as fast as repositories are judged.
+            await self._places.acquire()
+            repo = self._repo(repo_name)
+            repo.places += 1
+            # Tag walks (priority 0) go before listing more repositories (1): finishing
+            # repositories keeps memory flat.
+            self.progress.selected(1)
+            self._put(1, repo_name, LIST_TAGS)
+        self.progress.all_selected()
+
+    def _put(self, priority: int, repo_name: str, item: _Item) -> None:
+        self._queue.put_nowait((priority, next(self._order), repo_name, item))
+        if self._queue.qsize() > self._idle and len(self._workers) < self._max_workers:
+            # The pool grows with the work, up to its bound: one image never starts 2 x concurrency tasks.
+            self._workers.append(asyncio.create_task(self._worker()))
+
+    async def _worker(self) -> None:
+        while True:
+            self._idle += 1
+            try:
+                _, _, repo_name, item = await self._queue.get()
+            finally:
+                self._idle -= 1
+            try:
+                await self._work(repo_name, item)
+            finally:
+                self._queue.task_done()
+
+    def _repo(self, repo_name: str) -> _Repo:
+        repo = self._repos.get(repo_name)
+        if repo is None:
+            repo = self._repos[repo_name] = _Repo(RepositoryWalk(self.client, repo_name, self.policy, self.cache))
+        return repo
+
+    async def _repositories(self) -> AsyncIterator[str]:
+        selection, result = self.selection, self.result
+        seen = included = selected = 0
+        source = "repositories.list" if selection.names else "the catalog"
+        try:
+            async for page in self._names():
+                for name in page:
+                    seen += 1
+                    if not selection.included(name):
+                        continue
+                    included += 1
+                    if selection.excluded(name):
+                        continue
+                    selected += 1
+                    if selection.wants(name) and _valid_name(name, result):
+                        result.repositories += 1
+                        yield name
+        except AuthError:
+            result.catalog_accessible = False
+            raise
+        except RegistryError as exc:
+            result.catalog_accessible = False
+            result.errors.append(f"catalog: {exc}")
+            return
+        # A selection that selects nothing is a typo until proven otherwise: never a green run. (A shard
+        # owning none of the selected repositories is normal, so the shard is not counted here.)
+        if included == 0:
+            result.errors.append(f"repositories.include matched none of {seen} repositories in {source}")
+        elif selected == 0:
+            result.errors.append(
+                f"repositories.exclude removed all {included} repositories repositories.include matched"
+            )
+
+    async def _names(self) -> AsyncIterator[Sequence[str]]:
+        if self.selection.names:
+            self.result.catalog_accessible = True
+            yield self.selection.names
+            return
+        async for page in self.client.pages("/v2/_catalog", "repositories"):
+            self.result.catalog_accessible = True
+            yield page
+
+    async def _work(self, repo_name: str, item: _Item) -> None:
+        repo = self._repo(repo_name)
+        try:
+            if self.client.stopped is not None:
+                # The rate limit is spent (or nearly): every further request would be refused or take pulls
+                # others need. The rest of the queue drains without a request; the run is incomplete.
+                if isinstance(item, _ListTags):
+                    self._skipped_repositories += 1
+                else:
+                    self._skipped_tags += 1
+                return
+            if isinstance(item, Pinned):
+                if item.digest is not None:
+                    await repo.walk.walk_digest(item.tag or str(item.digest), item.digest)
+                else:
+                    assert item.tag is not None
+                    await repo.walk.walk_tag(item.tag)
+            elif isinstance(item, _ListTags):
+                tags = set(await self._list_tags(repo_name))
+                repo.outstanding += len(tags)
+                self.progress.listed(len(tags))
+                for tag in sorted(tags):
+                    self._put(0, repo_name, tag)
+            else:
+                await repo.walk.walk_tag(item)
+        except RegistryError as exc:  # AuthError included: an access problem, never a finding
+            self.result.errors.append(f"{repo_name}: {exc}")
+        except Exception as exc:  # a bug must cost one repository, not the run; the traceback goes to the log
+            log.exception("internal error while walking %s", repo_name)
+            self.result.errors.append(f"{repo_name}: internal error {type(exc).__name__}; see the log")
+        finally:
+            # Pinned images are judged together at the end; a listed repository as soon as its last tag is.
+            if isinstance(item, _ListTags):
+                repo.listed = True
+            elif isinstance(item, str):
+                repo.outstanding -= 1
+            if not isinstance(item, _ListTags):
+                self.progress.tag_done()
+            if repo.listed and repo.outstanding == 0:
+                self._finish(repo)
+
+    async def _list_tags(self, repository: str) -> list[str]:
+        tags: list[str] = []
+        try:
+            async for page in self.client.pages(f"/v2/{repository}/tags/list", "tags"):
+                tags.extend(page)
+        except RegistryError as exc:
+            if exc.status != 404 or isinstance(exc, AuthError):
+                raise
+            if self.selection.names:
+                # A listed name is what the operator says must exist: a typo must not be a green run.
+                raise RegistryError(
+                    f"repositories.list names it, but the registry does not know it ({exc})",
+                    url=exc.url,
+                    status=exc.status,
+                    code=exc.code,
+                ) from None
+            # distribution 2.8 answers 404 NAME_UNKNOWN for a repository whose last tag was deleted: it is
+            # listed in the catalog and has nothing to pull by tag, which is normal.
+            log.info("%s: no tags (%s)", repository, exc.code or exc.status)
+        return tags
+
+    def _finish(self, repo: _Repo) -> None:
+        """Fold one repository's walk into the result, and free its place in flight."""
+        self._repos.pop(repo.walk.repository, None)
+        findings = repo.walk.findings()
+        self.progress.repository_done(len(repo.walk.nodes), len(findings))
+        self.result.findings.extend(findings)
+        self.result.errors.extend(repo.walk.errors())
+        self.result.skipped.extend(repo.walk.skipped())
+        self.result.images_checked += repo.walk.walked
+        for _ in range(repo.places):
+            self._places.release()
+        repo.places = 0
 
 
 def _valid_name(name: str, result: RegistryResult) -> bool:
@@ -178,72 +343,3 @@ def _valid_name(name: str, result: RegistryResult) -> bool:
         result.errors.append(f"catalog lists an unusable name: {exc}")
         return False
     return True
-
-
-async def _work(
-    state: _State,
-    client: RegistryClient,
-    policy: WalkPolicy,
-    cache: ManifestCache | None,
-    queue: asyncio.PriorityQueue[tuple[int, int, str, _Item]],
-    order: itertools.count[int],
-    repo_name: str,
-    item: _Item,
-) -> None:
-    result = state.result
-    repo = state.repos.get(repo_name)
-    if repo is None:
-        repo = state.repos[repo_name] = _Repo(RepositoryWalk(client, repo_name, policy, cache))
-    try:
-        if isinstance(item, Pinned):
-            if item.digest is not None:
-                await repo.walk.walk_digest(item.tag or str(item.digest), item.digest)
-            else:
-                assert item.tag is not None
-                await repo.walk.walk_tag(item.tag)
-        elif isinstance(item, _ListTags):
-            tags = await _list_tags(client, repo_name)
-            repo.outstanding += len(set(tags))
-            state.progress.listed(len(set(tags)))
-            for tag in sorted(set(tags)):
-                await queue.put((0, next(order), repo_name, tag))
-        else:
-            await repo.walk.walk_tag(item)
-    except RegistryError as exc:  # AuthError included: an access problem, never a finding
-        result.errors.append(f"{repo_name}: {exc}")
-    except Exception as exc:  # a bug must cost one repository, not the run; the traceback goes to the log
-        log.exception("internal error while walking %s", repo_name)
-        result.errors.append(f"{repo_name}: internal error {type(exc).__name__}; see the log")
-    finally:
-        # Pinned images are judged together at the end; a listed repository as soon as its last tag is.
-        if isinstance(item, _ListTags):
-            repo.listed = True
-        elif isinstance(item, str):
-            repo.outstanding -= 1
-        if not isinstance(item, _ListTags):
-            state.progress.tag_done()
-        if repo.listed and repo.outstanding == 0:
-            _finish(state, repo)
-
-
-async def _list_tags(client: RegistryClient, repository: str) -> list[str]:
-    tags: list[str] = []
-    try:
-        async for page in client.pages(f"/v2/{repository}/tags/list", "tags"):
-            tags.extend(page)
-    except RegistryError as exc:
-        # distribution 2.8 answers 404 NAME_UNKNOWN for a repository whose last tag was deleted: it is
-        # listed in the catalog and has nothing to pull by tag, which is normal.
-        if exc.status != 404 or isinstance(exc, AuthError):
-            raise
-        log.info("%s: no tags (%s)", repository, exc.code or exc.status)
-    return tags
-
-
-def _finish(state: _State, repo: _Repo) -> None:
-    state.repos.pop(repo.walk.repository, None)
-    findings = repo.walk.findings()
-    state.progress.repository_done(len(repo.walk.nodes), len(findings))
-    state.result.findings.extend(findings)
-    state.result.errors.extend(repo.walk.errors())
-    state.result.images_checked += repo.walk.walked

@@ -18,6 +18,8 @@ DOCKER_HUB_API: Final = "registry-1.docker.io"
 _HUB_ALIASES: Final = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
 _COMPONENT: Final = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+#: A whole repository path: components joined by "/" (length is checked by validate_repository).
+REPOSITORY: Final = re.compile(rf"{_COMPONENT.pattern}(?:/{_COMPONENT.pattern})*")
 _TAG: Final = re.compile(r"[\w][\w.-]{0,127}")
 _HOST: Final = re.compile(
     r"(?:\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*)"
@@ -37,6 +39,12 @@ def validate_repository(name: str) -> str:
                 "alphanumerics separated by '.', '_', '__' or '-'"
             )
     return name
+
+
+def hub_repository(host: str, name: str) -> str:
+    """Docker Hub keeps its official images under ``library/``: there, ``alpine`` is ``library/alpine``
+    (a token for ``repository:alpine:pull`` grants nothing, and the request is refused)."""
+    return f"library/{name}" if host.lower() in _HUB_ALIASES and "/" not in name else name
 
 
 def validate_tag(tag: str) -> str:
@@ -84,9 +92,8 @@ class Reference:
         else:
             host, name = DOCKER_HUB, rest
         if host.lower() in _HUB_ALIASES:
+            name = hub_repository(host, name)
             host = DOCKER_HUB
-            if "/" not in name:
-                name = f"library/{name}"
         try:
             validate_repository(name)
         except InvalidReferenceError as exc:

@@ -24,7 +24,8 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bo
         verdict = state(bool(result.findings), result.complete, paint)
         # `check` names a registry by its host: the URL says it already.
         title = result.url if result.url.partition("://")[2] == result.name else f"{result.name} {result.url}"
-        lines.append(f"{paint(title, BOLD)}  {verdict}{shard}")
+        unpushed = "  " + paint("NOT PUSHED", YELLOW + BOLD) if result.push and not result.push.ok else ""
+        lines.append(f"{paint(title, BOLD)}  {verdict}{shard}{unpushed}")
         summary = (
             f"  {plural(result.repositories, 'repository', 'repositories')}, "
             f"{plural(result.images_checked, 'tag')} walked, "
@@ -39,8 +40,13 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bo
             tags = sorted({t for f in findings for t in f.tags})
             lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
             lines.extend(_finding_lines(f, paint, show_tags=len(findings) > 1) for f in findings)
+        for skip in sorted(result.skipped, key=lambda s: (s.repository, s.tag)):
+            lines.append(f"  skipped {skip.repository}:{skip.tag} ({skip.reason})")
+            lines.append(paint(f"      {skip.detail}", DIM))
         for error in result.errors:
             lines.append("  " + paint("! " + error, YELLOW))
+        if result.push and result.push.error:
+            lines.append("  " + paint(f"! push failed: {result.push.error}", YELLOW))
         lines.append("")
     return "\n".join(lines)
 

@@ -18,7 +18,7 @@ from .digest import Digest
 from .errors import DigestError, ManifestError, RegistryError
 from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
-from .model import Finding, Kind, Problem
+from .model import Finding, Kind, Problem, Skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,10 @@ class RepositoryWalk:
     def findings(self) -> list[Finding]:
         return judge.findings(self.repository, self.roots, self.nodes)
 
+    def skipped(self) -> list[Skipped]:
+        """Tags not judged on purpose (a pull policy, a tag gone since the listing)."""
+        return judge.skipped(self.repository, self.roots, self.nodes)
+
     def errors(self) -> list[str]:
         """Objects that could not be looked at (an access problem of the run, never a finding)."""
         return judge.errors(self.repository, self.roots, self.nodes)
@@ -57,6 +61,10 @@ class RepositoryWalk:
             reply = await self._fetch(tag, pinned=None)
         except RegistryError as exc:
             self.roots[tag] = TagRoot(None, error=str(exc))
+            return
+        skip = judge.skip_reason(reply, by_tag=True)
+        if skip is not None:
+            self.roots[tag] = TagRoot(None, status=reply.status, detail=f"tag {tag}: {skip[1]}", skipped=skip[0])
             return
         verdict = judge.manifest_reply(reply, expected=None, pinned=None)
         if verdict is not None or reply.digest is None:
@@ -118,8 +126,11 @@ class RepositoryWalk:
                         return Reply(
                             head.url, "HEAD", head.status, content_type=head.content_type, body=body, digest=digest
                         )
-                elif head.status != 405:  # 405: no manifest HEAD on this registry; a GET tells
-                    return head  # the verdict a GET would get, without spending a GET
+                elif head.status not in (405, 412) and not (head.status == 404 and pinned is None):
+                    # The verdict a GET would get, without spending a GET. But 405 is no manifest HEAD on
+                    # this registry, and a HEAD's 412, or 404 for a tag, has no body to carry the code
+                    # that makes it no finding (PROJECTPOLICYVIOLATION, TAG_EXPIRED): a GET tells.
+                    return head
         reply = await self.client.manifest(self.repository, reference, self.policy.max_manifest_bytes)
         cacheable = reply.ok and not reply.over_limit and reply.digest is not None
         if cache is not None and cacheable and pinned in (None, reply.digest):
@@ -136,6 +147,10 @@ class RepositoryWalk:
             return
         if reply.status in (404, 410) and expected is not None and not self.policy.index_children:
             self.nodes[key] = Node(Kind.MANIFEST, absent=True, status=reply.status)
+            return
+        skip = judge.skip_reason(reply, by_tag=False)
+        if skip is not None:
+            self.nodes[key] = Node(Kind.MANIFEST, status=reply.status, detail=skip[1], skipped=skip[0])
             return
         verdict = judge.manifest_reply(reply, expected=expected, pinned=digest)
         if verdict is not None:

@@ -26,10 +26,8 @@ from typing import Final
 
 from ..digest import Digest
 from ..errors import ConfigError, DigestError
+from ..reference import REPOSITORY
 
-#: distribution's repository name grammar (reference/regexp.go): lowercase path components.
-_COMPONENT: Final = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY: Final = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 _MARKING: Final = re.compile(r"(?P<repo>\S+): marking (?:manifest|blob) (?P<digest>\S+)")
 _MANIFEST: Final = re.compile(r"manifest eligible for deletion: (?P<digest>\S+)")
 _BLOB: Final = re.compile(r"blob eligible for deletion: (?P<digest>\S+)")
@@ -81,7 +79,7 @@ def parse(lines: Iterable[bytes], source: str) -> Plan:
             raise fail(f"longer than {MAX_LINE} characters")
         if not line:
             continue
-        if summary is None and _REPOSITORY.fullmatch(line):
+        if summary is None and REPOSITORY.fullmatch(line):
             repository = line
             repositories.add(line)
             continue

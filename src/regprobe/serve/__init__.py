@@ -1,0 +1,38 @@
+"""``regprobe serve``: for monitoring stacks without a pushgateway. Probes on a schedule and serves the
+contract's metrics for Prometheus to scrape, on-demand probes of single images, and a status page."""
+
+from __future__ import annotations
+
+import logging
+
+from .. import config as config_mod
+from ..cli import _run_async, open_cache
+from ..errors import ConfigError
+from .app import Server
+
+log = logging.getLogger(__name__)
+
+
+def serve_command(path: str, listen: str | None, interval: str | None) -> int:
+    """Exit 0 after SIGTERM/SIGINT; configuration errors raise ConfigError (exit 2), before anything is
+    probed or served."""
+    cfg = config_mod.load(path)
+    address = listen or cfg.serve.listen
+    try:
+        host, port = config_mod.parse_listen(address)
+    except ValueError as exc:
+        raise ConfigError(f"--listen: {exc}") from None
+    try:
+        seconds = config_mod.parse_duration(interval) if interval else cfg.serve.interval_seconds
+    except ValueError as exc:
+        raise ConfigError(f"--interval: {exc}") from None
+    cache = open_cache(cfg, path)
+    if cfg.pushgateway is not None:
+        log.info("serve pushes nothing: the pushgateway in %s is left to `regprobe run`", path)
+
+    source = f"--listen {address}" if listen else f"{path}: serve.listen {address}"
+    _run_async(Server(cfg, seconds, cache).run(host, port, source))
+    return 0
+
+
+__all__ = ["serve_command"]

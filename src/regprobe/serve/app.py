@@ -1,0 +1,158 @@
+"""The long-running server: a scheduled probe of the configured registries, and the aiohttp application
+serving its results (``/metrics``, ``/``), on-demand probes (``/probe``) and ``/healthz``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import choose_encoder, generate_latest
+
+from ..cache import ManifestCache
+from ..cli import run_config
+from ..config import Config
+from ..errors import ConfigError
+from ..report import to_text
+from . import ondemand, page
+from .state import HeldMetrics, RunLog
+
+log = logging.getLogger(__name__)
+
+#: On-demand walks at once; more are refused with 503 rather than queued behind a scrape timeout.
+MAX_PROBES = 4
+#: How long SIGTERM waits for requests in flight before closing their connections.
+SHUTDOWN_GRACE = 2.0
+
+
+class Server:
+    def __init__(self, cfg: Config, interval: float, cache: ManifestCache | None) -> None:
+        self.cfg = cfg
+        self.interval = interval
+        self.cache = cache
+        self.held = HeldMetrics(cfg.max_broken_series)
+        self.runs = RunLog()
+        self.metrics = CollectorRegistry(auto_describe=True)
+        for collector in (ProcessCollector, PlatformCollector, GCCollector):
+            collector(registry=self.metrics)
+        self.metrics.register(self.held)
+        self.finished = Counter("regprobe_serve_runs", "Scheduled runs finished", registry=self.metrics)
+        self.overruns = Counter(
+            "regprobe_serve_overruns",
+            "Scheduled runs that outlasted the interval (the next one started late)",
+            registry=self.metrics,
+        )
+        self.probes = Counter(
+            "regprobe_serve_probe_requests", "/probe requests by answer", ["result"], registry=self.metrics
+        )
+        self._probe_slots = asyncio.Semaphore(MAX_PROBES)
+        self._scheduler: asyncio.Task[None] | None = None
+
+    # --- the schedule --------------------------------------------------------------------------------
+
+    async def schedule(self) -> None:
+        """Run at start and every interval after; never two runs at once."""
+        while True:
+            started = time.monotonic()
+            self.runs.running_since = time.time()
+            try:
+                results = await run_config(self.cfg, self.cache)
+            except Exception:  # a bug must not end the schedule; the stale alert sees missing successes
+                log.exception("internal error in a scheduled run")
+                results = []
+            finally:
+                self.runs.running_since = None
+            for result in results:
+                self.held.record(result)
+                self.runs.record(result)
+            if self.cache is not None:
+                await asyncio.to_thread(self.cache.prune)
+            self.finished.inc()
+            elapsed = time.monotonic() - started
+            if elapsed > self.interval:
+                self.overruns.inc()
+                log.warning(
+                    "a run took %.0fs, longer than the interval of %.0fs; the next starts now", elapsed, self.interval
+                )
+            await asyncio.sleep(max(0.0, self.interval - elapsed))
+
+    # --- HTTP ----------------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/", self._status)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/probe", self._probe)
+        app.router.add_get("/healthz", self._healthz)
+        return app
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
+        return web.Response(body=encoder(self.metrics), headers={"Content-Type": content_type})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        configured = [(r.name, r.url) for r in self.cfg.registries]
+        return web.Response(text=page.render(self.runs, configured, self.interval), content_type="text/html")
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        if self._scheduler is not None and self._scheduler.done():
+            return web.Response(status=503, text="the probe schedule has stopped\n")
+        return web.Response(text="ok\n")
+
+    async def _probe(self, request: web.Request) -> web.Response:
+        targets = request.query.getall("target", [])
+        try:
+            if len(targets) != 1:
+                raise ondemand.TargetError("target: give exactly one target=HOST/REPO:TAG")
+            registry, ref, check = ondemand.resolve(self.cfg, targets[0], request.query.get("blob_check"))
+        except ondemand.TargetError as exc:
+            self.probes.labels("refused").inc()
+            return web.Response(status=400, text=f"{exc}\n")
+        if self._probe_slots.locked():
+            self.probes.labels("busy").inc()
+            return web.Response(status=503, text=f"{MAX_PROBES} probes already in flight\n")
+        seconds = ondemand.budget(request.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
+        async with self._probe_slots:
+            result = await ondemand.walk(self.cfg, registry, ref, check, seconds)
+        self.probes.labels("walked").inc()
+        if not result.complete:
+            log.info("probe of %s incomplete: %s", ref, "; ".join(result.errors))
+        if request.query.get("debug") == "true":
+            return web.Response(text=to_text([result]))
+        body = generate_latest(ondemand.exposition(result))
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    async def run(self, host: str, port: int, source: str) -> None:
+        """Serve until SIGTERM or SIGINT, then stop the schedule (a run in flight is abandoned: nothing is
+        pushed, so nothing half-done can be reported) and close the listener within SHUTDOWN_GRACE."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host or None, port)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ConfigError(f"{source}: cannot listen: {exc.strerror or exc}") from None
+            where = f"{host or 'every interface'}, port {port}"
+            print(f"regprobe: serving on {where}, a run every {self.interval:g}s", file=sys.stderr, flush=True)
+            self._scheduler = asyncio.create_task(self.schedule())
+            await stop.wait()
+        finally:
+            if self._scheduler is not None:
+                self._scheduler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._scheduler
+            await runner.cleanup()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)

@@ -1,0 +1,105 @@
+"""The status page at ``/``: plain HTML, no JavaScript, every value escaped."""
+
+from __future__ import annotations
+
+import time
+from html import escape
+
+from ..model import RegistryResult
+from .state import RegistryHistory, RunLog
+
+#: Findings listed per registry; the rest are counted. Keeps the page small when a whole registry breaks.
+MAX_FINDINGS = 100
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}
+.ok{color:#176f2c}.broken{color:#b00020}.incomplete{color:#8a5a00}
+code{font-size:90%}
+"""
+
+
+def _when(unix: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix))
+
+
+def _state(result: RegistryResult) -> tuple[str, str]:
+    if result.findings:
+        return "BROKEN", "broken"
+    if not result.complete:
+        return "INCOMPLETE", "incomplete"
+    return "OK", "ok"
+
+
+def render(log: RunLog, configured: list[tuple[str, str]], interval: float) -> str:
+    """``configured``: (name, url) of every registry, so one not yet probed still shows."""
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8"><title>regprobe</title>',
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>regprobe</h1>",
+        f"<p>Runs every {interval:g}s. "
+        + (
+            f"A run is in progress since {_when(log.running_since)}."
+            if log.running_since
+            else "Waiting for the next run."
+        )
+        + ' <a href="/metrics">metrics</a></p>',
+    ]
+    for name, url in configured:
+        history = log.registries.get(name)
+        out.append(f"<h2>{escape(name)} <small><code>{escape(url)}</code></small></h2>")
+        if history is None:
+            out.append("<p>Not probed yet.</p>")
+            continue
+        out.extend(_registry(history))
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _registry(history: RegistryHistory) -> list[str]:
+    result = history.last
+    label, css = _state(result)
+    out = [
+        f'<p class="{css}"><strong>{label}</strong></p>',
+        "<table>",
+        f"<tr><th>last run</th><td>{_when(result.started_at)}</td></tr>",
+        f"<tr><th>duration</th><td>{result.duration_seconds:.1f}s</td></tr>",
+        f"<tr><th>complete</th><td>{'yes' if result.complete else 'no'}</td></tr>",
+        f"<tr><th>catalog accessible</th><td>{'yes' if result.catalog_accessible else 'no'}</td></tr>",
+        f"<tr><th>tags walked</th><td>{result.images_checked}</td></tr>",
+        f"<tr><th>broken images</th><td>{len(result.broken_images)}</td></tr>",
+        "</table>",
+    ]
+    if result.errors:
+        out.append("<h3>Why the run is incomplete</h3><ul>")
+        out.extend(f"<li>{escape(error)}</li>" for error in result.errors)
+        out.append("</ul>")
+    if result.findings:
+        out.append("<h3>Broken images</h3>")
+        out.append("<table><tr><th>repository</th><th>tags</th><th>object</th><th>problem</th><th>detail</th></tr>")
+        for finding in result.findings[:MAX_FINDINGS]:
+            digest = str(finding.digest) if finding.digest else "(tag unresolved)"
+            out.append(
+                f"<tr><td>{escape(finding.repository)}</td><td>{escape(', '.join(finding.tags))}</td>"
+                f"<td>{finding.kind.value} <code>{escape(digest)}</code></td>"
+                f"<td>{finding.problem.value}</td><td>{escape(finding.detail)}</td></tr>"
+            )
+        out.append("</table>")
+        if len(result.findings) > MAX_FINDINGS:
+            out.append(
+                f"<p>{len(result.findings) - MAX_FINDINGS} more not listed here; "
+                "<code>regprobe run --no-push --format json</code> lists them all.</p>"
+            )
+    out.append("<h3>Recent runs</h3>")
+    out.append(
+        "<table><tr><th>started</th><th>duration</th><th>complete</th><th>tags walked</th><th>broken images</th></tr>"
+    )
+    for run in history.runs:
+        out.append(
+            f"<tr><td>{_when(run.started_at)}</td><td>{run.duration_seconds:.1f}s</td>"
+            f"<td>{'yes' if run.complete else 'no'}</td><td>{run.images_checked}</td><td>{run.broken_images}</td></tr>"
+        )
+    out.append("</table>")
+    return out

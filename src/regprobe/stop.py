@@ -1,0 +1,61 @@
+"""Stopping a run early: SIGTERM (a node drain, ``kubectl delete pod``, a Job's deadline) or SIGINT.
+
+A stopped run is not a lost run: the probes stop starting requests, cancel those in flight, and the
+command reports and pushes what was walked as an incomplete run - well inside Kubernetes' default
+30 s grace period. A second signal takes the default action (SIGINT: KeyboardInterrupt, SIGTERM: exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopRequest:
+    """Set once, from a signal; probes subscribe to cut their work short."""
+
+    def __init__(self) -> None:
+        #: Why the run was stopped ("SIGTERM"), or None while it runs.
+        self.reason: str | None = None
+        self._callbacks: list[Callable[[], None]] = []
+
+    def request(self, reason: str) -> None:
+        if self.reason is not None:
+            return
+        self.reason = reason
+        for callback in list(self._callbacks):
+            callback()
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` on the stop (at once if it already happened); returns the unsubscriber."""
+        if self.reason is not None:
+            callback()
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback)
+
+
+@contextlib.contextmanager
+def on_signals(stop: StopRequest) -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into ``stop.request`` while the block runs (inside the event loop)."""
+    loop = asyncio.get_running_loop()
+
+    def handle(signum: signal.Signals) -> None:
+        log.warning("%s: stopping; the run is reported and pushed as incomplete", signum.name)
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
+        stop.request(signum.name)
+
+    for sig in SIGNALS:
+        loop.add_signal_handler(sig, handle, sig)
+    try:
+        yield
+    finally:
+        for sig in SIGNALS:
+            loop.remove_signal_handler(sig)
