@@ -427,7 +427,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     with progress.Display(list(counters.values()), progress.mode_for(args.quiet)):
         checked = _check_refs(refs, args, password, verify, stop, counters)
         results = _run_async(_until_signalled(stop, checked))
-    _emit(results, args.format, catalog=args.all_tags)
+    _emit(results, args.format, catalog=False)  # check reads no catalog, --all-tags neither
     return exit_code(results, True)
 
 
