@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the demo run for real: distribution's registry, skopeo as a reference
-# client, Prometheus (+ promtool), the pushgateway and Alertmanager, wrk for benchmarks, and Chromium
-# (headless) to look at `regprobe serve`'s status page.
+# client, Prometheus (+ promtool), the pushgateway and Alertmanager, wrk for benchmarks (with taskset,
+# util-linux, to pin registry and client to a core each), and Chromium (headless) to look at
+# `regprobe serve`'s status page.
 set -euo pipefail
-packages=(docker-registry skopeo prometheus prometheus-pushgateway prometheus-alertmanager wrk chromium)
-binaries=(docker-registry skopeo prometheus promtool prometheus-pushgateway prometheus-alertmanager wrk chromium)
+packages=(docker-registry skopeo prometheus prometheus-pushgateway prometheus-alertmanager wrk util-linux chromium)
+binaries=(docker-registry skopeo prometheus promtool prometheus-pushgateway prometheus-alertmanager wrk taskset chromium)
 missing=0
 for b in "${binaries[@]}"; do command -v "$b" >/dev/null 2>&1 || missing=1; done
 if [ "$missing" = 0 ] && [ "${1:-}" != "--force" ]; then

@@ -15,7 +15,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.skipif(not (shutil.which("wrk") and shutil.which("skopeo")), reason="wrk/skopeo not installed (make deps)")
+@pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("wrk", "skopeo", "taskset")),
+    reason="wrk/skopeo/taskset not installed (make deps)",
+)
 @pytest.mark.timeout(180)
 def test_tiny_benchmark_issues_exactly_the_minimal_requests() -> None:
     done = subprocess.run(
