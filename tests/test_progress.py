@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -122,3 +123,9 @@ def test_mode() -> None:
     assert mode_for(False, Terminal()) is Mode.BARS  # type: ignore[arg-type]
     assert mode_for(False, Pipe()) is Mode.LOG  # type: ignore[arg-type]
     assert mode_for(True, Terminal()) is Mode.OFF  # type: ignore[arg-type]
+
+
+def test_request_rate_counts_answers_not_retries() -> None:
+    counters = Counters("lab", started=100.0, requests=Counter({"ok": 90, "timeout": 10, "retried": 7}))
+    assert counters.request_count() == 100
+    assert "50 requests/s" in counters.line(now=102.0)

@@ -105,7 +105,10 @@ class Counters:
     def request_count(self) -> int:
         if self.requests is None:
             return 0
-        return sum(n for outcome, n in self.requests.items() if outcome != "retried")
+        # A copy first (one C call, atomic under the GIL): the event loop's thread adds outcomes as it
+        # meets them, and iterating the live dict from here could see it change size.
+        counts = dict(self.requests)
+        return sum(counts.values()) - counts.get("retried", 0)
 
     def line(self, now: float | None = None) -> str:
         """The figures in words, the same for the log line and the bar's tail."""
@@ -221,11 +224,14 @@ class Display:
     def _loop(self) -> None:
         wait = _BAR_REFRESH if self.mode is Mode.BARS else self.interval
         while not self._stop.wait(wait):
-            if self.mode is Mode.BARS:
-                self._draw()
-            else:
-                for counters in self.counters:
-                    log.info("progress %s: %s", counters.name, counters.line())
+            try:
+                if self.mode is Mode.BARS:
+                    self._draw()
+                else:
+                    for counters in self.counters:
+                        log.info("progress %s: %s", counters.name, counters.line())
+            except Exception:  # showing progress must never cost the run, nor print a thread's traceback
+                log.debug("progress display failed", exc_info=True)
 
     def _draw(self) -> None:
         for bar, counters in zip(self._bars, self.counters, strict=True):
