@@ -152,7 +152,7 @@ def test_docker_hub_listed_single_names_get_library(monkeypatch: pytest.MonkeyPa
     asked as `alpine`, every token grants nothing and every request is refused."""
     import asyncio
 
-    from regprobe import cli, config
+    from regprobe import config, runner
     from regprobe.model import RegistryResult
 
     seen: dict[str, tuple[str, ...]] = {}
@@ -161,7 +161,7 @@ def test_docker_hub_listed_single_names_get_library(monkeypatch: pytest.MonkeyPa
         seen[name] = kw["selection"].names
         return RegistryResult(name=name, url=settings.url)
 
-    monkeypatch.setattr(cli, "_guarded", fake_guarded)
+    monkeypatch.setattr(runner, "guarded", fake_guarded)
     cfg = config.parse(
         {
             "registries": [
@@ -171,5 +171,5 @@ def test_docker_hub_listed_single_names_get_library(monkeypatch: pytest.MonkeyPa
         },
         "test.yaml",
     )
-    asyncio.run(cli.run_config(cfg))
+    asyncio.run(runner.run_config(cfg))
     assert seen == {"hub": ("library/alpine", "o/app"), "own": ("alpine",)}

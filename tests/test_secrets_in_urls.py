@@ -18,9 +18,9 @@ import pytest
 from prometheus_client import generate_latest
 
 from regprobe import config
-from regprobe.cli import run_config
 from regprobe.metrics import build
 from regprobe.redact import display_url, redact
+from regprobe.runner import run_config
 
 from .hostile import HostileRegistry
 from .registry import sha256

@@ -180,6 +180,35 @@ def test_probe_walks_one_image_with_the_registry_credentials(
     assert BASIC_PASSWORD not in server.log()
 
 
+def test_probe_of_a_registry_whose_secret_is_gone_fails_naming_it(
+    basic_registry: Registry, ns: str, probe_config: Any, tmp_path: Path
+) -> None:
+    """A secret not mounted makes the scheduled run of that registry incomplete; an on-demand probe of
+    it fails the same way, naming the file - never a walk with no credentials at all."""
+    import asyncio
+
+    from regprobe import config
+    from regprobe.reference import Reference
+    from regprobe.serve.ondemand import walk
+
+    basic_registry.push_image(f"{ns}/app", "v1")
+    missing = tmp_path / "not-mounted"
+    cfg = config.load(
+        probe_config(
+            {
+                "name": "basic",
+                "url": basic_registry.url,
+                "auth": {"username": BASIC_USER, "password_file": str(missing)},
+            }
+        )
+    )
+    ref = Reference.parse(f"{basic_registry.host}/{ns}/app:v1")
+    result = asyncio.run(walk(cfg, cfg.registries[0], ref, "range", 10))
+    assert not result.complete and result.requests.total() == 0
+    (error,) = result.errors
+    assert "password_file" in error and str(missing) in error
+
+
 def test_probe_refuses_what_is_not_configured(registry: Registry, probe_config: Any, serve: Any) -> None:
     """Whoever reaches the port cannot aim the prober (and its credentials) anywhere else."""
     server = serve(probe_config({"name": "only", "url": registry.url}))

@@ -13,22 +13,21 @@ import os
 import ssl
 import sys
 import time
-from collections.abc import Awaitable, Coroutine, Sequence
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 from . import config as config_mod
-from . import credentials, progress, report, shard
+from . import progress, report, shard
 from .auth import RegistryAuth
 from .cache import ManifestCache
-from .client import ClientSettings, RegistryClient, ssl_context
-from .config import Config, RegistryConfig
+from .client import ClientSettings, ssl_context
+from .config import Config
 from .credhelper import CredentialHelperError
 from .errors import ConfigError, ParseError
 from .model import RegistryResult
-from .probe import Pinned, Selection, probe_registry
-from .reference import Reference, hub_repository
+from .probe import Pinned, Selection
+from .reference import Reference
+from .runner import docker_auth, done, guarded, not_probed, open_cache, run_async, run_config, user_agent_version
 from .stop import StopRequest, on_signals
 from .walk import WalkPolicy
 
@@ -37,17 +36,6 @@ EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 STOPPED_PUSH_TIMEOUT = 5.0
 log = logging.getLogger("regprobe")
 T = TypeVar("T")
-
-
-def _run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop where it is installed: with it a walk took about 8% less CPU than on asyncio's own
-    loop, CPU the registry's host would otherwise lose (docs/performance.md)."""
-    try:
-        import uvloop
-    except ImportError:  # platforms without uvloop wheels (Windows)
-        return asyncio.run(coro)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coro)
 
 
 async def _until_signalled(stop: StopRequest, work: Awaitable[T]) -> T:
@@ -76,16 +64,9 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _version() -> str:
-    try:
-        return version("regprobe")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regprobe", description="Check that what a registry lists can be pulled.")
-    parser.add_argument("--version", action="version", version=f"regprobe {_version()}")
+    parser.add_argument("--version", action="version", version=f"regprobe {user_agent_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json")) -> None:
@@ -246,7 +227,7 @@ def _run(args: argparse.Namespace) -> int:
     counters = [progress.Counters(r.name) for r in cfg.registries]
     with progress.Display(counters, progress.mode_for(args.quiet)):
         probed = _probe_and_push(cfg, cache, selected_shard, stop, push, counters)
-        results, pushed = _run_async(_until_signalled(stop, probed))
+        results, pushed = run_async(_until_signalled(stop, probed))
     if cache is not None:
         cache.prune()
     if args.format == "metrics":
@@ -280,128 +261,6 @@ async def _probe_and_push(
     return results, pushed
 
 
-def open_cache(cfg: Config, path: str) -> ManifestCache | None:
-    if cfg.cache_dir is None:
-        return None
-    try:
-        return ManifestCache(cfg.cache_dir)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
-
-
-async def run_config(
-    cfg: Config,
-    cache: ManifestCache | None = None,
-    selected_shard: shard.Shard | None = None,
-    stop: StopRequest | None = None,
-    counters: Sequence[progress.Counters] | None = None,
-) -> list[RegistryResult]:
-    """Probe every registry of ``cfg`` at once; ``counters`` (one per registry, in order) follow them."""
-    deadline = time.monotonic() + cfg.deadline
-    counters = counters or [progress.Counters(r.name) for r in cfg.registries]
-    probes = (
-        _probe_configured(cfg, r, deadline, cache, selected_shard, stop, c)
-        for r, c in zip(cfg.registries, counters, strict=True)
-    )
-    return list(await asyncio.gather(*probes))
-
-
-async def _probe_configured(
-    cfg: Config,
-    registry: RegistryConfig,
-    deadline: float,
-    cache: ManifestCache | None,
-    selected_shard: shard.Shard | None,
-    stop: StopRequest | None = None,
-    counters: progress.Counters | None = None,
-) -> RegistryResult:
-    if registry.auth is not None and registry.auth.unavailable is not None:
-        # A secret not mounted (yet): this registry cannot be probed; the others can.
-        log.error("registry %s: %s", registry.name, registry.auth.unavailable)
-        return _not_probed(registry.name, registry.url, registry.auth.unavailable)
-    try:
-        # In a thread: a credential helper may take seconds (a cloud API, a keyring) - other registries go on.
-        settings = await asyncio.to_thread(configured_settings, cfg, registry)
-    except (OSError, ssl.SSLError) as exc:  # checked at load; a file replaced since is this registry's problem
-        return _not_probed(registry.name, registry.url, f"tls: cannot load: {exc}")
-    except CredentialHelperError as exc:  # like a secret not mounted: this registry's problem, not the run's
-        log.error("registry %s: %s", registry.name, exc)
-        return _not_probed(registry.name, registry.url, str(exc))
-    policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
-    repos = registry.repositories
-    host = urlsplit(registry.url).hostname or ""
-    names = tuple(hub_repository(host, name) for name in repos.list_)
-    selection = Selection(tuple(repos.include), tuple(repos.exclude), names, selected_shard)
-    return await _guarded(
-        registry.name, settings, policy, deadline, selection=selection, cache=cache, stop=stop, counters=counters
-    )
-
-
-def configured_settings(cfg: Config, registry: RegistryConfig) -> ClientSettings:
-    """How to talk to a configured registry: its URL, limits, TLS and credentials."""
-    if registry.auth is not None and registry.auth.password is not None:
-        auth = RegistryAuth(registry.auth.username, registry.auth.password.get_secret_value())
-    else:
-        auth = _docker_auth(registry.url)
-    return ClientSettings(
-        url=registry.url,
-        concurrency=cfg.concurrency_for(registry),
-        timeout=cfg.timeout_for(registry),
-        auth=auth,
-        verify=ssl_context(
-            registry.tls.ca_file, registry.tls.cert_file, registry.tls.key_file, registry.tls.insecure_skip_verify
-        ),
-        user_agent=f"regprobe/{_version()}",
-    )
-
-
-def _not_probed(name: str, url: str, error: str) -> RegistryResult:
-    """A registry that could not be probed at all: incomplete, and pushed with this run's time."""
-    return RegistryResult(name=name, url=url, errors=[error], started_at=time.time())
-
-
-def _docker_auth(host_or_url: str) -> RegistryAuth:
-    """Credentials for a host from docker's config.json, the fallback when the config gives none;
-    anonymous (which still fetches anonymous pull tokens) when it has none."""
-    found = credentials.lookup(host_or_url.split("://", 1)[-1])
-    if found is None:
-        return RegistryAuth()
-    return RegistryAuth(found.username, found.password, identity_token=found.identity_token)
-
-
-async def _guarded(
-    name: str,
-    settings: ClientSettings,
-    policy: WalkPolicy,
-    deadline: float,
-    *,
-    selection: Selection | None = None,
-    pinned: Sequence[Pinned] = (),
-    cache: ManifestCache | None = None,
-    stop: StopRequest | None = None,
-    counters: progress.Counters | None = None,
-) -> RegistryResult:
-    """One registry's probe; whatever goes wrong in it, the others are still probed and reported."""
-    try:
-        async with RegistryClient(settings) as client:
-            if counters is not None:
-                counters.requests = client.requests
-            return await probe_registry(
-                name,
-                client,
-                policy,
-                selection=selection,
-                pinned=pinned,
-                deadline=deadline,
-                cache=cache,
-                stop=stop,
-                progress=counters,
-            )
-    except Exception as exc:
-        log.exception("internal error probing %s", name)
-        return _not_probed(name, settings.url, f"internal error {type(exc).__name__}; see the log")
-
-
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """``parser`` is check's own: its usage is the one a usage error shows."""
     if args.password_stdin and not args.username:
@@ -426,7 +285,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     counters = {ref.host: progress.Counters(ref.host) for ref in refs}
     with progress.Display(list(counters.values()), progress.mode_for(args.quiet)):
         checked = _check_refs(refs, args, password, verify, stop, counters)
-        results = _run_async(_until_signalled(stop, checked))
+        results = run_async(_until_signalled(stop, checked))
     _emit(results, args.format, catalog=False)  # check reads no catalog, --all-tags neither
     return exit_code(results, True)
 
@@ -464,10 +323,10 @@ async def _check_refs(
     for host, group in by_host.items():
         url = f"{'http' if args.plain_http else 'https'}://{group[0].api_host}"
         try:
-            auth = RegistryAuth(args.username, password) if password is not None else _docker_auth(host)
+            auth = RegistryAuth(args.username, password) if password is not None else docker_auth(host)
         except CredentialHelperError as exc:
             log.error("registry %s: %s", host, exc)
-            probes.append(_done(_not_probed(host, url, str(exc))))
+            probes.append(done(not_probed(host, url, str(exc))))
             continue
         settings = ClientSettings(
             url=url,
@@ -475,21 +334,17 @@ async def _check_refs(
             timeout=args.timeout,
             auth=auth,
             verify=verify,
-            user_agent=f"regprobe/{_version()}",
+            user_agent=f"regprobe/{user_agent_version()}",
         )
         policy = WalkPolicy(args.blob_check)
         if args.all_tags:
             selection = Selection(names=tuple(dict.fromkeys(r.repository for r in group)))
-            probe = _guarded(host, settings, policy, deadline, selection=selection, stop=stop, counters=counters[host])
+            probe = guarded(host, settings, policy, deadline, selection=selection, stop=stop, counters=counters[host])
         else:
             pinned = [Pinned(r.repository, r.tag, r.digest) for r in group]
-            probe = _guarded(host, settings, policy, deadline, pinned=pinned, stop=stop, counters=counters[host])
+            probe = guarded(host, settings, policy, deadline, pinned=pinned, stop=stop, counters=counters[host])
         probes.append(probe)
     return list(await asyncio.gather(*probes))
-
-
-async def _done(result: RegistryResult) -> RegistryResult:
-    return result
 
 
 def _emit(results: Sequence[RegistryResult], fmt: str, catalog: bool = True) -> None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 
 from .. import config as config_mod
-from ..cli import _run_async, open_cache
 from ..errors import ConfigError
+from ..runner import open_cache, run_async
 from .app import Server
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def serve_command(path: str, listen: str | None, interval: str | None) -> int:
         log.info("serve pushes nothing: the pushgateway in %s is left to `regprobe run`", path)
 
     source = f"--listen {address}" if listen else f"{path}: serve.listen {address}"
-    _run_async(Server(cfg, seconds, cache).run(host, port, source))
+    run_async(Server(cfg, seconds, cache).run(host, port, source))
     return 0
 
 

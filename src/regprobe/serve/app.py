@@ -15,10 +15,10 @@ from prometheus_client import CollectorRegistry, Counter, GCCollector, PlatformC
 from prometheus_client.exposition import choose_encoder, generate_latest
 
 from ..cache import ManifestCache
-from ..cli import run_config
 from ..config import Config
 from ..errors import ConfigError
 from ..report import to_text
+from ..runner import run_config
 from . import ondemand, page
 from .state import HeldMetrics, RunLog
 
