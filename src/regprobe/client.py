@@ -54,7 +54,8 @@ class RetryPolicy:
     attempts: int = 4
     base_delay: float = 0.25
     max_delay: float = 8.0
-    #: Longest Retry-After honoured; a registry asking for more is treated as unreachable for now.
+    #: Longest wait a Retry-After gets; a registry asking for more is retried after this long (and a 429
+    #: that outlasts every retry stops the run: see RateLimitError).
     max_retry_after: float = 60.0
 
 
