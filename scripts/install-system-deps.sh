@@ -4,8 +4,8 @@
 # util-linux, to pin registry and client to a core each), and Chromium (headless) to look at
 # `regprobe serve`'s status page.
 set -euo pipefail
-packages=(docker-registry skopeo prometheus prometheus-pushgateway prometheus-alertmanager wrk util-linux chromium)
-binaries=(docker-registry skopeo prometheus promtool prometheus-pushgateway prometheus-alertmanager wrk taskset chromium)
+packages=(openssl docker-registry skopeo prometheus prometheus-pushgateway prometheus-alertmanager wrk util-linux chromium)
+binaries=(openssl docker-registry skopeo prometheus promtool prometheus-pushgateway prometheus-alertmanager wrk taskset chromium)
 missing=0
 for b in "${binaries[@]}"; do command -v "$b" >/dev/null 2>&1 || missing=1; done
 if [ "$missing" = 0 ] && [ "${1:-}" != "--force" ]; then

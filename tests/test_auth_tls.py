@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import io
 import json
+import shutil
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,6 +151,16 @@ def test_run_and_check_share_one_trust_path(
     assert regprobe("check", "--ca-file", str(bundle), ref).code == 0
 
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    assert regprobe("check", ref).code == 0
+    assert regprobe("run", "-c", config).code == 0
+
+    # A directory of hashed certificates (as update-ca-certificates makes), the other way OpenSSL reads.
+    monkeypatch.delenv("SSL_CERT_FILE")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    shutil.copy(bundle, certs / "private-ca.pem")
+    subprocess.run(["openssl", "rehash", str(certs)], check=True)
+    monkeypatch.setenv("SSL_CERT_DIR", str(certs))
     assert regprobe("check", ref).code == 0
     assert regprobe("run", "-c", config).code == 0
 
