@@ -9,10 +9,8 @@ object and consults a cookie jar per request; for bodyless GET and HEAD this sub
 
 from __future__ import annotations
 
-import contextlib
 import os
 import ssl
-from collections.abc import Iterator
 
 import aiohttp
 import httpx
@@ -39,8 +37,17 @@ class RegistryTransport(AiohttpTransport):
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        with _unmapped_as_httpx():
+        """httpx-aiohttp passes some aiohttp errors through unmapped - ClientResponseError, raised for an
+        answer aiohttp cannot parse (a broken status line from a storage host or a proxy) - which would
+        escape httpx's exception tree as a crash, with the presigned URL, query and all, in its text.
+        They become httpx errors that say what went wrong and not where."""
+        try:
             return await self._handle(request)
+        except aiohttp.ClientResponseError as exc:
+            what = " ".join(f"{exc.status}, {exc.message}".split())[:200]
+            raise httpx.RemoteProtocolError(f"unparseable answer: {what}") from None
+        except aiohttp.ClientError as exc:
+            raise httpx.TransportError(type(exc).__name__) from None
 
     async def _handle(self, request: httpx.Request) -> httpx.Response:
         if request.method not in ("GET", "HEAD") or _has_body(request):
@@ -73,21 +80,6 @@ class RegistryTransport(AiohttpTransport):
         if cached is None:
             cached = self._timeouts[key] = aiohttp.ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
         return cached
-
-
-@contextlib.contextmanager
-def _unmapped_as_httpx() -> Iterator[None]:
-    """httpx-aiohttp passes some aiohttp errors through unmapped - ClientResponseError, raised for an
-    answer aiohttp cannot parse (a broken status line from a storage host or a proxy) - which would
-    escape httpx's exception tree as a crash, with the presigned URL, query and all, in its text. They
-    become httpx errors that say what went wrong and not where."""
-    try:
-        yield
-    except aiohttp.ClientResponseError as exc:
-        what = " ".join(f"{exc.status}, {exc.message}".split())[:200]
-        raise httpx.RemoteProtocolError(f"unparseable answer: {what}") from None
-    except aiohttp.ClientError as exc:
-        raise httpx.TransportError(type(exc).__name__) from None
 
 
 def _has_body(request: httpx.Request) -> bool:
