@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from regprobe.digest import Digest
 from regprobe.facts import Node, Reply, TagRoot
-from regprobe.judge import blob_reply, findings, manifest_reply
+from regprobe.judge import blob_reply, judgement, manifest_reply
 from regprobe.manifest import Descriptor
 from regprobe.model import Kind, Problem
 
@@ -105,7 +105,7 @@ def test_findings_name_every_tag_and_first_parent() -> None:
         "arm-only": TagRoot(("manifest", M)),
         "gone": TagRoot(None, Problem.MISSING, 404, "tag gone: 404"),
     }
-    out = findings("team/app", roots, nodes)
+    out = judgement("team/app", roots, nodes).findings
     assert [(f.kind, f.digest, f.problem, f.tags, f.parent) for f in out] == [
         (Kind.MANIFEST, None, Problem.MISSING, ("gone",), None),
         (Kind.MANIFEST, C, Problem.MISSING, ("latest", "v2"), I),
@@ -118,4 +118,22 @@ def test_absent_cache_children_are_not_findings() -> None:
         ("manifest", I): Node(Kind.MANIFEST, children=(("manifest", M),)),
         ("manifest", M): Node(Kind.MANIFEST, status=404, absent=True),
     }
-    assert findings("cache/app", {"latest": TagRoot(("manifest", I))}, nodes) == []
+    assert judgement("cache/app", {"latest": TagRoot(("manifest", I))}, nodes).findings == []
+
+
+def test_a_child_blocked_by_policy_skips_each_tag_reaching_it_once() -> None:
+    """Harbor's 412 on one platform's manifest: the tags reaching it are skipped (reason policy), named
+    once each with the object that blocked them; a broken sibling is still a finding."""
+    nodes = {
+        ("manifest", I): Node(Kind.MANIFEST, children=(("manifest", M), ("manifest", C), ("manifest", B))),
+        ("manifest", M): Node(Kind.MANIFEST, status=412, detail="PROJECTPOLICYVIOLATION", skipped="policy"),
+        ("manifest", C): Node(Kind.MANIFEST, status=412, detail="PROJECTPOLICYVIOLATION", skipped="policy"),
+        ("manifest", B): Node(Kind.MANIFEST, Problem.MISSING, 404, "GET answered 404"),
+    }
+    judged = judgement("team/app", {"v1": TagRoot(("manifest", I)), "v2": TagRoot(("manifest", I))}, nodes)
+    assert [(s.tag, s.reason, s.detail) for s in judged.skipped] == [
+        ("v1", "policy", f"manifest {M}: PROJECTPOLICYVIOLATION"),
+        ("v2", "policy", f"manifest {M}: PROJECTPOLICYVIOLATION"),
+    ]
+    assert [(f.digest, f.tags) for f in judged.findings] == [(B, ("v1", "v2"))]
+    assert judged.errors == []

@@ -105,81 +105,64 @@ class _Hit:
     parent: Digest | None = None
 
 
-def findings(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> list[Finding]:
-    """One finding per broken object, naming every tag whose walk reaches it and its first parent."""
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What one repository's walk comes to."""
+
+    #: One per broken object, naming every tag whose walk reaches it and its first parent.
+    findings: list[Finding]
+    #: One line per object (or tag) that could not be looked at, naming the tags that reach it.
+    errors: list[str]
+    #: One per tag not judged on purpose: skipped itself, or reaching a skipped object.
+    skipped: list[Skipped]
+
+
+def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> Judgement:
+    """Judge the repository's graph in one pass over every tag's walk."""
     hits: dict[Key, _Hit] = {}
-    out: list[Finding] = []
+    blocked: dict[Key, set[str]] = {}
+    findings: list[Finding] = []
+    errors: list[str] = []
+    skipped: list[Skipped] = []
     for tag in sorted(roots):
         root = roots[tag]
-        if root.skipped is not None or root.error is not None:  # skipped(), errors(): never findings
+        if root.error is not None:  # not looked at (refused, rate limited): an error of the run, never a finding
+            errors.append(f"{repository}: tag {tag}: {root.error}")
+            continue
+        if root.skipped is not None:
+            skipped.append(Skipped(repository, tag, root.skipped, root.detail))
             continue
         if root.key is None:
-            if root.error is None:  # a tag that could not be looked at is an error of the run, never a finding
-                problem = root.problem or Problem.UNREACHABLE
-                out.append(
-                    Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail)
-                )
+            problem = root.problem or Problem.UNREACHABLE
+            findings.append(
+                Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail)
+            )
             continue
+        skipped_below: tuple[Key, Node] | None = None
         for key, parent in _reachable(root.key, nodes):
             node = nodes[key]
-            if node.problem is None:
-                continue
-            hit = hits.setdefault(key, _Hit(parent=parent))
-            hit.tags.add(tag)
+            if node.problem is not None:
+                hits.setdefault(key, _Hit(parent=parent)).tags.add(tag)
+            if node.error is not None:
+                blocked.setdefault(key, set()).add(tag)
+            if node.skipped is not None and skipped_below is None:
+                skipped_below = (key, node)
+        if skipped_below is not None:
+            key, node = skipped_below
+            assert node.skipped is not None
+            skipped.append(Skipped(repository, tag, node.skipped, f"{node.kind.value} {key[1]}: {node.detail}"))
     for key, hit in hits.items():
         node = nodes[key]
         assert node.problem is not None
-        out.append(
-            Finding(
-                repository,
-                key[1],
-                node.kind,
-                node.problem,
-                node.status,
-                tuple(sorted(hit.tags)),
-                hit.parent,
-                node.detail,
-            )
+        tags = tuple(sorted(hit.tags))
+        findings.append(
+            Finding(repository, key[1], node.kind, node.problem, node.status, tags, hit.parent, node.detail)
         )
-    out.sort(key=_order)
-    return out
-
-
-def errors(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> list[str]:
-    """One line per object that could not be looked at, naming every tag whose walk reaches it."""
-    out: list[str] = []
-    blocked: dict[Key, set[str]] = {}
-    for tag in sorted(roots):
-        root = roots[tag]
-        if root.error is not None:
-            out.append(f"{repository}: tag {tag}: {root.error}")
-        if root.key is None:
-            continue
-        for key, _ in _reachable(root.key, nodes):
-            if nodes[key].error is not None:
-                blocked.setdefault(key, set()).add(tag)
+    findings.sort(key=_order)
     for key in sorted(blocked, key=lambda k: (KIND_ORDER[nodes[k].kind], str(k[1]))):
-        tags = ", ".join(sorted(blocked[key]))
-        out.append(f"{repository}: {nodes[key].kind.value} {key[1]}: {nodes[key].error} (tags: {tags})")
-    return out
-
-
-def skipped(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> list[Skipped]:
-    """One entry per tag not judged on purpose: skipped itself, or reaching a skipped object."""
-    out: list[Skipped] = []
-    for tag in sorted(roots):
-        root = roots[tag]
-        if root.skipped is not None:
-            out.append(Skipped(repository, tag, root.skipped, root.detail))
-            continue
-        if root.key is None:
-            continue
-        for key, _ in _reachable(root.key, nodes):
-            node = nodes[key]
-            if node.skipped is not None:
-                out.append(Skipped(repository, tag, node.skipped, f"{node.kind.value} {key[1]}: {node.detail}"))
-                break
-    return out
+        tags_text = ", ".join(sorted(blocked[key]))
+        errors.append(f"{repository}: {nodes[key].kind.value} {key[1]}: {nodes[key].error} (tags: {tags_text})")
+    return Judgement(findings, errors, skipped)
 
 
 def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None]]:

@@ -325,11 +325,11 @@ class RegistryProbe:
     def _finish(self, repo: _Repo) -> None:
         """Fold one repository's walk into the result, and free its place in flight."""
         self._repos.pop(repo.walk.repository, None)
-        findings = repo.walk.findings()
-        self.progress.repository_done(len(repo.walk.nodes), len(findings))
-        self.result.findings.extend(findings)
-        self.result.errors.extend(repo.walk.errors())
-        self.result.skipped.extend(repo.walk.skipped())
+        judged = repo.walk.judgement()
+        self.progress.repository_done(len(repo.walk.nodes), len(judged.findings))
+        self.result.findings.extend(judged.findings)
+        self.result.errors.extend(judged.errors)
+        self.result.skipped.extend(judged.skipped)
         self.result.images_checked += repo.walk.walked
         for _ in range(repo.places):
             self._places.release()

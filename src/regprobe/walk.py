@@ -18,7 +18,7 @@ from .digest import Digest
 from .errors import DigestError, ManifestError, RegistryError
 from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
-from .model import Finding, Kind, Problem, Skipped
+from .model import Finding, Kind, Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,16 +45,13 @@ class RepositoryWalk:
         self.walked = 0
         self._pending: dict[Key, asyncio.Future[None]] = {}
 
+    def judgement(self) -> judge.Judgement:
+        """Findings, objects that could not be looked at (an access problem of the run, never a finding),
+        and tags not judged on purpose (a pull policy, a tag gone since the listing)."""
+        return judge.judgement(self.repository, self.roots, self.nodes)
+
     def findings(self) -> list[Finding]:
-        return judge.findings(self.repository, self.roots, self.nodes)
-
-    def skipped(self) -> list[Skipped]:
-        """Tags not judged on purpose (a pull policy, a tag gone since the listing)."""
-        return judge.skipped(self.repository, self.roots, self.nodes)
-
-    def errors(self) -> list[str]:
-        """Objects that could not be looked at (an access problem of the run, never a finding)."""
-        return judge.errors(self.repository, self.roots, self.nodes)
+        return self.judgement().findings
 
     async def walk_tag(self, tag: str) -> None:
         try:
