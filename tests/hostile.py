@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from .registry import OCI_INDEX, OCI_MANIFEST
 from .registry import sha256 as digest
+from .wire import Quiet
 
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>...</form></body></html>"
 
@@ -76,16 +76,8 @@ class HostileRegistry:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         reg = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_HEAD(self) -> None:
-                self.do_GET()
-
-            def do_GET(self) -> None:
+        class Handler(Quiet):
+            def get(self) -> None:  # GET and HEAD (Quiet)
                 reg.requests.append((self.command, self.path, dict(self.headers)))
                 path = self.path.split("?", 1)[0]
                 if reg.mode == "html-portal":  # a login portal (or a wrong URL) answering every path
@@ -229,23 +221,17 @@ class HostileRegistry:
                 content_type: str | None = "application/json",
                 headers: dict[str, str] | None = None,
             ) -> None:
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
+                extra = dict(headers or {})
                 if content_type:
-                    self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+                    extra["Content-Type"] = content_type
+                extra["Docker-Distribution-API-Version"] = "registry/2.0"
                 if reg.mode == "hub":  # [V] docker/docs pulls.md: on HEAD and GET alike
-                    self.send_header("ratelimit-limit", "100;w=21600")
-                    self.send_header("ratelimit-remaining", f"{max(reg.pulls_left, 0)};w=21600")
-                    self.send_header("docker-ratelimit-source", "192.0.2.1")
+                    extra["ratelimit-limit"] = "100;w=21600"
+                    extra["ratelimit-remaining"] = f"{max(reg.pulls_left, 0)};w=21600"
+                    extra["docker-ratelimit-source"] = "192.0.2.1"
                 if reg.mode == "set-cookie":
-                    self.send_header("Set-Cookie", "sticky=node-1; Path=/")
-                self.end_headers()
-                if self.command != "HEAD":
-                    with contextlib.suppress(OSError):  # the client may hang up early: that is allowed
-                        self.wfile.write(body)
+                    extra["Set-Cookie"] = "sticky=node-1; Path=/"
+                self.answer(status, extra, body)
 
         return Handler
 

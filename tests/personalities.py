@@ -9,7 +9,6 @@ Images are built with tests/registry.py's own push helpers (they only need ``pus
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import threading
 import uuid
@@ -21,6 +20,7 @@ from typing import Any, Literal, cast
 from urllib.parse import parse_qs, quote, urlsplit
 
 from .registry import OCI_INDEX, OCI_MANIFEST, Image, Registry, sha256
+from .wire import Quiet
 
 USER, PASSWORD = "ci", "s3cret"
 
@@ -166,21 +166,13 @@ class FakeRegistry:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         reg = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
+        class Handler(Quiet):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 self.send(reg.p.post_status, b"")
 
-            def do_HEAD(self) -> None:
-                self.do_GET()
-
-            def do_GET(self) -> None:
+            def get(self) -> None:  # GET and HEAD (Quiet)
                 with reg._lock:
                     reg.requests.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
                 parts = urlsplit(self.path)
@@ -429,17 +421,11 @@ class FakeRegistry:
                 content_type: str | None = "application/json",
                 headers: dict[str, str] | None = None,
             ) -> None:
-                self.send_response(status)
-                for name, value in {**reg.p.headers, **(headers or {})}.items():
-                    self.send_header(name, value)
+                extra = {**reg.p.headers, **(headers or {})}
                 if content_type and body:
-                    self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Docker-Distribution-API-Version", "registry/2.0")
-                self.end_headers()
-                if self.command != "HEAD":
-                    with contextlib.suppress(OSError):
-                        self.wfile.write(body)
+                    extra["Content-Type"] = content_type
+                extra["Docker-Distribution-API-Version"] = "registry/2.0"
+                self.answer(status, extra, body)
 
         return Handler
 

@@ -52,4 +52,5 @@ class Quiet(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            with contextlib.suppress(OSError):  # the client may hang up early (one byte read): allowed
+                self.wfile.write(body)
