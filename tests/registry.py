@@ -18,6 +18,11 @@ from typing import Any, Protocol
 import httpx
 
 BINARY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+#: Where ``scripts/install-peers.sh`` puts the pinned Go peers (distribution v3, crane, oras, helm, ...).
+PEERS = Path(os.environ.get("REGPROBE_PEERS", Path.home() / "go" / "bin"))
+#: The registries the suite runs against: Debian's distribution 2.8.2, and distribution v3 (``registry:3``).
+BINARIES = {"2": BINARY, "3": str(PEERS / "registry")}
+FLAVOURS = tuple(BINARIES)
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -130,9 +135,13 @@ class Registry:
         extra: dict[str, Any] | None = None,
         tls: tuple[Path, Path] | None = None,
         storage: Storage | None = None,
+        flavour: str = "2",
     ) -> None:
         """``tls``: (certificate, key) to serve HTTPS with; ``storage``: where objects live (a directory
-        under ``workdir`` unless given, e.g. an S3 bucket: tests/s3.py)."""
+        under ``workdir`` unless given, e.g. an S3 bucket: tests/s3.py); ``flavour``: ``"2"`` (Debian's
+        2.8.2) or ``"3"`` (distribution v3, from the peers)."""
+        self.flavour = flavour
+        self.binary = BINARIES[flavour]
         self.workdir = workdir
         self.root = workdir / "data"
         self.storage: Storage = storage or FilesystemStorage(self.root)
@@ -194,11 +203,11 @@ class Registry:
         log = open(self.workdir / "registry.log", "ab")  # noqa: SIM115 - lives as long as the process
         # The S3 driver's AWS SDK panics at start when AWS_CA_BUNDLE is set (REGISTRY-FACTS.md).
         env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-        self.proc = subprocess.Popen([BINARY, "serve", str(self.config_path)], stdout=log, stderr=log, env=env)
+        self.proc = subprocess.Popen([self.binary, "serve", str(self.config_path)], stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"docker-registry exited: {(self.workdir / 'registry.log').read_text()[-2000:]}")
+                raise RuntimeError(f"{self.binary} exited: {(self.workdir / 'registry.log').read_text()[-2000:]}")
             self.port = self.port or listening_port(self.proc.pid) or 0
             try:
                 if self.port and self.http.get(f"{self.url}/v2/").status_code in (200, 401):
@@ -207,7 +216,7 @@ class Registry:
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("docker-registry did not start within 20s")
+        raise RuntimeError(f"{self.binary} did not start within 20s")
 
     def stop(self) -> None:
         stop_process(self.proc)
