@@ -215,6 +215,8 @@ def _setup_logging(verbosity: int) -> None:
     # httpx logs every request URL at INFO; presigned blob URLs carry credentials in their query.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The periodic progress line is shown at the default verbosity: it is how a stuck CronJob shows.
+    logging.getLogger("regprobe.progress").setLevel(logging.INFO)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from .client import RegistryClient
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
 from .model import RegistryResult
-from .progress import Counters, ProbeProgress
+from .counters import Counters, ProbeProgress
 from .reference import validate_repository
 from .shard import Shard
 from .stop import StopRequest
