@@ -22,6 +22,7 @@ from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, ssl_context
 from .config import Config
+from .counters import Counters
 from .credhelper import CredentialHelperError
 from .errors import ConfigError, ParseError
 from .model import RegistryResult
@@ -226,7 +227,7 @@ def _run(args: argparse.Namespace) -> int:
     cache = open_cache(cfg, path)
     stop = StopRequest()
     push = cfg.pushgateway is not None and not args.no_push
-    counters = [progress.Counters(r.name) for r in cfg.registries]
+    counters = [Counters(r.name) for r in cfg.registries]
     with progress.Display(counters, progress.mode_for(args.quiet)):
         probed = _probe_and_push(cfg, cache, selected_shard, stop, push, counters)
         results, pushed = run_async(_until_signalled(stop, probed))
@@ -248,7 +249,7 @@ async def _probe_and_push(
     selected_shard: shard.Shard | None,
     stop: StopRequest,
     push: bool,
-    counters: Sequence[progress.Counters] | None = None,
+    counters: Sequence[Counters] | None = None,
 ) -> tuple[list[RegistryResult], bool]:
     """Probe, then push - both while a signal only stops the probes: a SIGTERM arriving during the push
     must not kill the process before the push and the report are done."""
@@ -284,7 +285,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             # Sent as is it would end as a 401 (exit 3, a CI warning): an unset CI secret must fail.
             parser.error("--password-stdin: standard input held no password")
     stop = StopRequest()
-    counters = {ref.host: progress.Counters(ref.host) for ref in refs}
+    counters = {ref.host: Counters(ref.host) for ref in refs}
     with progress.Display(list(counters.values()), progress.mode_for(args.quiet)):
         checked = _check_refs(refs, args, password, verify, stop, counters)
         results = run_async(_until_signalled(stop, checked))
@@ -315,7 +316,7 @@ async def _check_refs(
     password: str | None,
     verify: ssl.SSLContext | bool,
     stop: StopRequest,
-    counters: dict[str, progress.Counters],
+    counters: dict[str, Counters],
 ) -> list[RegistryResult]:
     deadline = time.monotonic() + 24 * 3600  # no schedule to overlap; each request still has its timeout
     by_host: dict[str, list[Reference]] = {}

@@ -20,6 +20,7 @@ import sys
 from typing import TextIO
 
 from .. import progress
+from ..counters import Counters
 from ..errors import ConfigError
 from . import check
 from .check import FsckFinding
@@ -60,7 +61,7 @@ def run_fsck(
     else:
         colour = stream.isatty() and "NO_COLOR" not in os.environ
         output = TextOutput(absolute, stream, colour, mode)
-    counters = progress.Counters(absolute)
+    counters = Counters(absolute)
     with progress.Display([counters], progress.mode_for(quiet)) as display:
         summary = scan(
             Storage(absolute, verify_digests=verify_digests), output, index_children, mode, counters, display
@@ -75,12 +76,12 @@ def scan(
     output: Output,
     index_children: bool = True,
     repair: Repair = Repair.OFF,
-    counters: progress.Counters | None = None,
+    counters: Counters | None = None,
     display: progress.Display | None = None,
 ) -> Summary:
     """``counters`` follow the scan; ``display`` (showing them) is told when findings are written."""
     summary = Summary()
-    counters = counters or progress.Counters(storage.root)
+    counters = counters or Counters(storage.root)
     shown = display or progress.Display([counters], progress.Mode.OFF)
     for name, rel in storage.repositories():
         facts = storage.collect(name, rel)
