@@ -287,3 +287,20 @@ def test_kubernetes_recipe_passes_kubernetes_validate(tmp_path: Path) -> None:
     proc = _kubernetes_validate(path)
 
     assert proc.returncode == 0 and " passed for resource " in proc.stdout, _show(proc)
+
+
+def test_long_line_is_refused_not_split(reg: Registry, regprobe: Any, tmp_path: Path) -> None:
+    """Issue 22 bug 4: a physical line past the bound is one line, refused, counted as one."""
+    reg.push_image("app", "v1")
+    lines = collect(reg, "--dry-run", "--delete-untagged").splitlines()
+    assert lines[1].startswith("app: marking manifest ")
+    lines[1] = lines[1].ljust(1129)
+    path = write(tmp_path, "plan.txt", "\n".join(lines) + "\n")
+
+    result = gc_check(regprobe, reg, path)
+
+    assert result.code == 2, result.out
+    assert result.err == (
+        f"regprobe: plan {path}: line 2: longer than 1024 bytes; "
+        "expected the output of `registry garbage-collect --dry-run`\n"
+    )

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
 from ..fsck import check_root  # the same ROOT rules (and hints) as fsck
 from ..fsck.storage import Storage
 from . import predict
 from .output import Result, to_json, to_text
-from .plan import MAX_LINE, Plan, PlanError, parse
+from .plan import PlanError, read_plan
 
 __all__ = ["PlanError", "read_plan", "run_gc_check"]
 
@@ -81,19 +80,3 @@ def run_gc_check(
     if result.findings:
         return EXIT_FINDINGS
     return EXIT_OK if result.complete else EXIT_INCOMPLETE
-
-
-def read_plan(source: str, stdin: BinaryIO) -> Plan:
-    if source == "-":
-        return parse(_lines(stdin), "(stdin)")
-    try:
-        with open(source, "rb") as f:
-            return parse(_lines(f), source)
-    except OSError as exc:
-        raise PlanError(f"plan {source}: cannot read: {exc.strerror or exc}") from None
-
-
-def _lines(stream: BinaryIO) -> Iterator[bytes]:
-    # Bounded reads: a binary file without newlines must not be read whole into one "line".
-    while line := stream.readline(MAX_LINE + 2):
-        yield line

@@ -20,9 +20,9 @@ against storage, where what it names is already gone (:mod:`regprobe.gccheck`).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import BinaryIO, Final
 
 from ..digest import Digest
 from ..errors import ConfigError, DigestError
@@ -57,8 +57,29 @@ class Plan:
         return sum(len(digests) for digests in self.manifests.values())
 
 
+def read_plan(source: str, stdin: BinaryIO) -> Plan:
+    """The plan in file ``source``, or in ``stdin`` for ``-``; :class:`PlanError` naming it."""
+    if source == "-":
+        return parse(physical_lines(stdin), "(stdin)")
+    try:
+        with open(source, "rb") as f:
+            return parse(physical_lines(f), source)
+    except OSError as exc:
+        raise PlanError(f"plan {source}: cannot read: {exc.strerror or exc}") from None
+
+
+def physical_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """Each line as read, newline kept; a line past the bound is cut there and ends the reading, so a
+    binary file without newlines is never read whole, and a long line is never taken for two."""
+    while line := stream.readline(MAX_LINE + 2):  # room for "\r\n"
+        yield line
+        if not line.endswith(b"\n"):
+            return
+
+
 def parse(lines: Iterable[bytes], source: str) -> Plan:
-    """The plan in ``lines`` (as read, newline kept or not); :class:`PlanError` naming ``source``."""
+    """The plan in ``lines`` (one physical line each, newline kept or not); :class:`PlanError` naming
+    ``source``."""
     repository: str | None = None
     repositories: set[str] = set()
     manifests: dict[str, set[Digest]] = {}
@@ -71,12 +92,15 @@ def parse(lines: Iterable[bytes], source: str) -> Plan:
         return PlanError(f"plan {source}{at}: {why}; expected the output of `registry garbage-collect --dry-run`")
 
     for number, raw in enumerate(lines, 1):  # noqa: B007 - ``fail`` reads the line number
+        body = raw.removesuffix(b"\n").removesuffix(b"\r")
+        # Measured before the trailing space (2.8's "marking manifest" lines end with one) is dropped:
+        # a line padded past the bound is not a line distribution printed.
+        if len(body) > MAX_LINE:
+            raise fail(f"longer than {MAX_LINE} bytes")
         try:
-            line = raw.decode("utf-8").rstrip("\r\n").rstrip(" ")
+            line = body.decode("utf-8").rstrip(" ")
         except UnicodeDecodeError:
             raise fail("not UTF-8 text") from None
-        if len(line) > MAX_LINE:
-            raise fail(f"longer than {MAX_LINE} characters")
         if not line:
             continue
         if summary is None and REPOSITORY.fullmatch(line):
