@@ -18,15 +18,14 @@ import os
 import sys
 from typing import BinaryIO, TextIO
 
-from ..fsck import check_root  # the same ROOT rules (and hints) as fsck
-from ..fsck.storage import Storage
+from .. import exitcodes
+from ..fsck.storage import Storage, check_root
 from . import predict
 from .output import Result, to_json, to_text
 from .plan import PlanError, read_plan
 
 __all__ = ["PlanError", "read_plan", "run_gc_check"]
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 3
 #: How many plan/storage mismatches the error message names.
 _SHOWN = 3
 
@@ -77,6 +76,4 @@ def run_gc_check(
         stream.write(to_json(result) + "\n")
     else:
         stream.write(to_text(result, colour=stream.isatty() and "NO_COLOR" not in os.environ))
-    if result.findings:
-        return EXIT_FINDINGS
-    return EXIT_OK if result.complete else EXIT_INCOMPLETE
+    return exitcodes.verdict(bool(result.findings), result.complete)
