@@ -9,8 +9,10 @@ descriptor cache would hide deleted blobs from HEAD requests (REGISTRY-FACTS.md)
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from .registry import BINARY, Image, Registry
+from .registry import BINARY, DOCKER_CONFIG, DOCKER_FOREIGN, DOCKER_MANIFEST, Image, Registry
 from .test_deploy import ROOT, _kubernetes_validate, _show
 
 V2 = "docker/registry/v2"
@@ -102,11 +104,22 @@ def test_prediction_is_what_the_real_collection_breaks(
     assert len(children) == 6  # 2 platforms + 2 attestations, 2 platforms
     # ... and is not reported: no tag needs it, though it shares a layer with app:v1 and base:1.0.
     assert set(keyed(predicted.report["findings"])) == children
+    deleted = set(re.findall(r"^blob eligible for deletion: (\S+)$", plan, re.MULTILINE))
+    details = set()
     for finding in predicted.report["findings"]:
         parent = multi if finding["repository"] == "multi" else docker_list
         assert finding["parent"] == parent.digest
         assert finding["reason"] == "untagged child manifest"
         assert finding["tags"] == (["latest", "v2"] if parent is multi else ["stable"])
+        child = next(c for c in parent.children if c.digest == finding["digest"])
+        lost = len({child.digest, child.config, *child.layers} & deleted)
+        details.add(finding["detail"])
+        assert finding["detail"] == (
+            f"its revision link is removed, and {lost} of the blobs it needs are deleted"
+            if lost
+            else "its revision link is removed; the blobs it needs are kept"  # multi's amd64 child: pinned keeps them
+        )
+    assert len(details) > 1
     findings = predicted.report["findings"]
     assert findings == sorted(findings, key=lambda f: (f["repository"], f["digest"]))
 
@@ -177,63 +190,132 @@ def test_plan_from_stdin(reg: Registry, regprobe: Any, monkeypatch: pytest.Monke
     assert len(result.report["findings"]) == 2
 
 
+def push_foreign(reg: Registry, repository: str, tag: str, foreign: str) -> str:
+    """A Windows-style image whose only layer is the foreign ``foreign`` (served from its `urls`)."""
+    config = b'{"os": "windows", "rootfs": {"type": "layers"}}'
+    body = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": {"mediaType": DOCKER_CONFIG, "digest": reg.push_blob(repository, config), "size": len(config)},
+            "layers": [
+                {"mediaType": DOCKER_FOREIGN, "digest": foreign, "size": 64, "urls": ["https://example.invalid/l"]}
+            ],
+        }
+    ).encode()
+    return reg.push_manifest(repository, tag, body, DOCKER_MANIFEST)
+
+
 def test_plan_older_than_storage(reg: Registry, regprobe: Any, tmp_path: Path) -> None:
-    """Pushed between the dry run and the check: a tag on the overwritten image, a new image reusing its
-    layer. The plan still deletes both. (The real collection computes its own plan; one run while the
-    registry takes pushes is exactly this race, distribution #2945.)"""
+    """Pushed between the dry run and the check, each reusing what the plan deletes: a tag on the
+    overwritten image, the same image in another repository, two new images sharing its layer, one blob
+    as the config of one image and a layer of another, a foreign layer. (The real collection computes
+    its own plan; one run while the registry takes pushes is exactly this race, distribution #2945.)"""
     unique = b"only the old image has this layer" * 10
     old = reg.push_image("app", "v1", layers=[unique])
     reg.push_image("app", "v1")
+    reg.push_image("copy", "keep")
+    both = {"both": "a config that is also a layer"}  # config bytes no other image has
+    config_bytes = json.dumps(
+        {"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}, **both}, sort_keys=True
+    )
+    mixed = reg.push_blob("copy", config_bytes.encode())
+    foreign = reg.push_blob("copy", os.urandom(64))  # uploaded, never used: the plan deletes it
     plan = collect(reg, "--dry-run", "--delete-untagged")
-    assert f"blob eligible for deletion: {old.layers[0]}" in plan
+    for blob in (old.layers[0], old.digest, mixed, foreign):
+        assert f"blob eligible for deletion: {blob}" in plan
     reg.start()
     reg.tag("app", "old", old.digest)
-    reg.push_image("app", "reuse", layers=[unique], platform="linux/arm64")
+    reuse = [
+        reg.push_image("app", t, layers=[unique], platform=p) for t, p in (("r1", "linux/arm64"), ("r2", "linux/s390x"))
+    ]
+    assert reg.push_image("copy", "old", layers=[unique]).digest == old.digest
+    # An index whose first child has the blob as its config, its second as a layer: the walk meets the
+    # layer first, and the finding must still say config (as fsck names it).
+    as_config = reg.push_image("copy", None, config_extra=both)
+    as_layer = reg.push_image("copy", None, layers=[config_bytes.encode()], platform="linux/arm64")
+    assert as_config.config == mixed and as_layer.layers == [mixed]
+    index = reg.push_index("copy", "both", children=[as_config, as_layer], attestations=False)
+    push_foreign(reg, "copy", "windows", foreign)
     reg.stop()
 
     result = gc_check(regprobe, reg, write(tmp_path, "plan.txt", plan))
 
-    found = {(f["repository"], f["kind"], f["digest"]): (f["reason"], f["tags"]) for f in result.report["findings"]}
+    found = {
+        (f["repository"], f["kind"], f["digest"]): (f["reason"], f["tags"], f["parent"])
+        for f in result.report["findings"]
+    }
     assert result.code == 1
     assert found == {
-        ("app", "manifest", old.digest): ("untagged manifest", ["old"]),
-        ("app", "layer", old.layers[0]): ("blob", ["reuse"]),
+        ("app", "manifest", old.digest): ("untagged manifest", ["old"], None),
+        ("app", "layer", old.layers[0]): ("blob", ["r1", "r2"], min(r.digest for r in reuse)),
+        ("copy", "manifest", old.digest): ("blob", ["old"], None),
+        ("copy", "config", mixed): ("blob", ["both"], as_config.digest),
     }
+    assert index.digest  # the index itself is new: nothing of it is in the plan
 
 
+SUMMARY_0 = b"\n0 blobs marked, 0 blobs and 0 manifests eligible for deletion\n"
+#: Plans checked against a registry holding app:v1 (``DIGEST`` is its manifest), each with the start of
+#: the message it is refused with.
 GARBAGE = {
-    "empty": b"",
-    "blank lines": b"\n\n\n",
-    "random text": b"hello world\nthis is not a plan\n",
-    "binary": os.urandom(4096),
-    "json": b'{"manifests": [], "blobs": []}\n',
+    "empty": (b"", "empty, or no line of it is garbage-collect output"),
+    "blank lines": (b"\n\n\n", "empty, or no line of it is garbage-collect output"),
+    "random text": (b"hello world\nthis is not a plan\n", "line 1: 'hello world' is not a garbage-collect line"),
+    "binary": (b"\xff\xfe" + os.urandom(4096), "line 1: "),
+    "json": (b'{"manifests": [], "blobs": []}\n', "line 1: "),
     "real collection log": (
-        b'time="2026-01-01T00:00:00Z" level=info msg="deleting blob: /docker/registry/v2/blobs/sha256/ab/abc"\n'
+        b'time="2026-01-01T00:00:00Z" level=info msg="deleting blob: /docker/registry/v2/blobs/sha256/ab/abc"\n',
+        "line 1: ",
     ),
-    "no summary": b"app\napp: marking manifest sha256:" + b"a" * 64 + b" \n",
-    "summary counts wrong": b"app\n\n1 blobs marked, 2 blobs and 0 manifests eligible for deletion\n"
-    b"blob eligible for deletion: sha256:" + b"b" * 64 + b"\n",
-    "manifest before any repository": b"manifest eligible for deletion: sha256:"
-    + b"c" * 64
-    + b"\n\n0 blobs marked, 0 blobs and 1 manifests eligible for deletion\n",
-    "bad digest": b"app\nmanifest eligible for deletion: sha256:xyz\n"
-    b"\n0 blobs marked, 0 blobs and 1 manifests eligible for deletion\n",
-    "blob line before the summary": b"app\nblob eligible for deletion: sha256:" + b"d" * 64 + b"\n"
-    b"\n0 blobs marked, 1 blobs and 0 manifests eligible for deletion\n",
+    "no summary": (b"app\napp: marking manifest DIGEST \n", "no summary line"),
+    "summary blob count wrong": (
+        b"app\n\n1 blobs marked, 2 blobs and 0 manifests eligible for deletion\n"
+        b"blob eligible for deletion: sha256:" + b"b" * 64 + b"\n",
+        "the summary announces 2 blobs and 0 manifests, the plan lists 1 and 0",
+    ),
+    "summary manifest count wrong": (
+        b"app\nmanifest eligible for deletion: DIGEST\n"
+        b"\n0 blobs marked, 0 blobs and 2 manifests eligible for deletion\n",
+        "the summary announces 0 blobs and 2 manifests, the plan lists 0 and 1",
+    ),
+    "manifest before any repository": (
+        b"manifest eligible for deletion: DIGEST\n\n0 blobs marked, 0 blobs and 1 manifests eligible for deletion\n",
+        "line 1: ",
+    ),
+    "bad digest": (
+        b"app\nmanifest eligible for deletion: sha256:xyz\n"
+        b"\n0 blobs marked, 0 blobs and 1 manifests eligible for deletion\n",
+        "line 2: ",
+    ),
+    "blob line before the summary": (
+        b"app\nblob eligible for deletion: sha256:" + b"d" * 64 + b"\n" + SUMMARY_0,
+        "line 2: ",
+    ),
+    "marking line outside its repository's block": (
+        b"app\nother: marking manifest DIGEST \n" + SUMMARY_0,
+        "line 2: ",
+    ),
+    "repository line after the summary": (b"app\n" + SUMMARY_0 + b"app\n", "line 4: "),
+    "manifest line after the summary": (
+        b"app\n\n0 blobs marked, 0 blobs and 1 manifests eligible for deletion\n"
+        b"manifest eligible for deletion: DIGEST\n",
+        "line 4: ",
+    ),
 }
 
 
-@pytest.mark.parametrize("content", GARBAGE.values(), ids=GARBAGE.keys())
-def test_garbage_plans_exit_2(content: bytes, reg: Registry, regprobe: Any, tmp_path: Path) -> None:
-    reg.push_image("app", "v1")
-    path = write(tmp_path, "plan.txt", content)
+@pytest.mark.parametrize(("content", "message"), GARBAGE.values(), ids=GARBAGE.keys())
+def test_garbage_plans_exit_2(content: bytes, message: str, reg: Registry, regprobe: Any, tmp_path: Path) -> None:
+    app = reg.push_image("app", "v1")
+    path = write(tmp_path, "plan.txt", content.replace(b"DIGEST", app.digest.encode()))
 
     result = gc_check(regprobe, reg, path)
 
     assert result.code == 2, result.out
     assert result.out == ""
-    assert result.err.startswith(f"regprobe: plan {path}")
-    assert "garbage-collect" in result.err
+    assert result.err.startswith(f"regprobe: plan {path}: {message}"), result.err
+    assert result.err.endswith("expected the output of `registry garbage-collect --dry-run`\n")
 
 
 def test_plan_of_another_registry_exits_2(reg: Registry, regprobe: Any, tmp_path: Path) -> None:
@@ -275,6 +357,55 @@ def test_unreadable_storage_exits_3(reg: Registry, regprobe: Any, tmp_path: Path
     assert "cannot read" in result.report["errors"][0]
     text = regprobe("gc-check", str(reg.root), "--plan", plan)
     assert text.code == 3 and "UNKNOWN" in text.out
+
+
+def test_findings_win_over_unreadable_storage(reg: Registry, regprobe: Any, tmp_path: Path) -> None:
+    reg.push_index("multi", "latest", attestations=False)
+    reg.push_image("other", "v1")
+    plan = write(tmp_path, "plan.txt", collect(reg, "--dry-run", "--delete-untagged"))
+    link = reg.v2 / "repositories" / "other" / "_manifests" / "tags" / "v1" / "current" / "link"
+    link.unlink()
+    link.symlink_to(link)
+
+    result = gc_check(regprobe, reg, plan)
+
+    assert result.code == 1, result.err
+    assert result.report["complete"] is False
+    assert len(result.report["findings"]) == 2
+
+
+def _pushed_after(reg: Registry, overwritten: str) -> str:
+    reg.push_image("new", "v1")
+    return "repository new is not in the plan"
+
+
+def _removed_after(reg: Registry, overwritten: str) -> str:
+    shutil.rmtree(reg.v2 / "repositories" / "gone")
+    return "repository gone is not in ROOT"
+
+
+def _deleted_after(reg: Registry, overwritten: str) -> str:
+    # Through the API: the revision link goes, the data stays (what the plan's blob lines name is there).
+    assert reg.http.delete(f"/v2/app/manifests/{overwritten}").status_code == 202
+    return f"manifest {overwritten} is not in repository app"
+
+
+@pytest.mark.parametrize("change", [_pushed_after, _removed_after, _deleted_after], ids=lambda f: f.__name__[1:])
+def test_plan_not_of_this_storage_names_the_mismatch(change: Any, reg: Registry, regprobe: Any, tmp_path: Path) -> None:
+    """Storage changed after the dry run in exactly one way: the refusal names that one thing."""
+    overwritten = reg.push_image("app", "v1").digest
+    reg.push_image("app", "v1")
+    reg.push_image("gone", "v1")
+    plan = collect(reg, "--dry-run", "--delete-untagged")
+    assert f"manifest eligible for deletion: {overwritten}" in plan
+    reg.start()
+    mismatch = change(reg, overwritten)
+    reg.stop()
+
+    result = gc_check(regprobe, reg, write(tmp_path, "plan.txt", plan))
+
+    assert result.code == 2, result.out
+    assert f"does not match ROOT {reg.root} ({mismatch}): " in result.err, result.err
 
 
 def test_kubernetes_recipe_passes_kubernetes_validate(tmp_path: Path) -> None:

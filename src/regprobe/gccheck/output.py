@@ -21,6 +21,8 @@ class Result:
     #: The first unreadable paths (Storage.errors); error_count counts them all.
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
+    #: Where the plan contradicts storage (:mod:`.reconcile`): such a plan gets no verdict.
+    mismatches: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:

@@ -2,29 +2,34 @@
 
 A pull walks tag -> manifest -> index children -> config and layers, per repository. The collection
 breaks that walk where it removes a revision link the walk passes through (``manifest eligible for
-deletion``: with ``--delete-untagged``, every child of every index, since children carry no tag) or
-deletes blob data the walk reads (``blob eligible for deletion``: configs, layers, and manifests' own
+deletion``: on 2.8 with ``--delete-untagged``, every child of every index, since children carry no tag)
+or deletes blob data the walk reads (``blob eligible for deletion``: configs, layers, and manifests' own
 content, shared by all repositories). The walk stops at the first such object, as a client's pull, the
 HTTP walk and fsck do, so the findings are the objects a pull after the collection fails on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from .. import manifest as manifest_mod
 from ..digest import Digest
 from ..fsck.storage import RepositoryFacts
-from ..model import Kind
+from ..model import KIND_ORDER, Kind
 from .plan import Plan
 
 
 class Reason(StrEnum):
-    UNTAGGED_CHILD = "untagged child manifest"  # an index child: --delete-untagged removes its revision link
+    """Why a pull fails after the collection; in order of precedence when one object has several."""
+
     UNTAGGED = "untagged manifest"  # a tag's own manifest: tagged after the dry run ran
+    UNTAGGED_CHILD = "untagged child manifest"  # an index child: --delete-untagged removes its revision link
     BLOB = "blob"  # its data is deleted
+
+
+_REASONS = list(Reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,61 +56,55 @@ class GcFinding:
         }
 
 
-@dataclass(slots=True)
-class _Hit:
+@dataclass(frozen=True, slots=True)
+class _Sighting:
+    """One way a tag's pull meets a doomed object; kind, reason, detail and parent belong together."""
+
+    digest: Digest
+    parent: Digest | None
     kind: Kind
     reason: Reason
     detail: str
-    parents: set[Digest | None] = field(default_factory=set)
-    tags: set[str] = field(default_factory=set)
+
+    def rank(self) -> tuple[int, int, bool, str]:
+        # The finding shows one sighting whole: config before layer (as fsck names a blob that is both),
+        # the most direct reason, then the smallest parent - named before none (a tag's own manifest).
+        return (KIND_ORDER[self.kind], _REASONS.index(self.reason), self.parent is None, str(self.parent or ""))
 
 
-@dataclass(frozen=True, slots=True)
-class Judgement:
-    findings: list[GcFinding]
-    #: Manifests the plan removes from this repository that it does not have: the plan is not of this
-    #: storage, or a real collection already removed them.
-    unknown_manifests: list[Digest]
-
-
-def judge(facts: RepositoryFacts, plan: Plan) -> Judgement:
+def judge(facts: RepositoryFacts, plan: Plan) -> list[GcFinding]:
+    """What every tag of the repository would fail on after the collection, sorted by :func:`order`."""
+    # Only bodies read through a revision link are here (Storage.collect): a manifest without one is
+    # already unpullable, fsck's to report, not the collection's doing.
+    usable = {d: b.parsed for d, b in facts.manifests.items() if b.parsed is not None}
     doomed = plan.manifests.get(facts.name, frozenset())
-    usable = {
-        d: b.parsed
-        for d, b in facts.manifests.items()
-        if b.parsed is not None and (link := facts.revisions.get(d)) is not None and link.target is not None
-    }
     by_target: dict[Digest, list[str]] = {}
     for tag, link in sorted(facts.tags.items()):
         if link.target is not None:
             by_target.setdefault(link.target, []).append(tag)
 
-    hits: dict[Digest, _Hit] = {}
-    for target, tags in sorted(by_target.items()):
-        for digest, parent, kind, reason, detail in _breaks(target, usable, doomed, plan.blobs):
-            hit = hits.get(digest)
-            if hit is None:
-                hit = hits[digest] = _Hit(kind, reason, detail)
-            elif kind is Kind.CONFIG:
-                hit.kind = Kind.CONFIG  # config and layer of different images: named as fsck names it
-            hit.parents.add(parent)
-            hit.tags.update(tags)
+    sightings: dict[Digest, list[_Sighting]] = {}
+    tags: dict[Digest, set[str]] = {}
+    for target, target_tags in sorted(by_target.items()):
+        for sighting in _breaks(target, usable, doomed, plan.blobs):
+            sightings.setdefault(sighting.digest, []).append(sighting)
+            tags.setdefault(sighting.digest, set()).update(target_tags)
 
-    findings = [
-        GcFinding(facts.name, d, h.kind, tuple(sorted(h.tags)), _first(h.parents), h.reason, h.detail)
-        for d, h in hits.items()
-    ]
+    findings = []
+    for digest, seen in sightings.items():
+        shown = min(seen, key=_Sighting.rank)
+        findings.append(
+            GcFinding(
+                facts.name, digest, shown.kind, tuple(sorted(tags[digest])), shown.parent, shown.reason, shown.detail
+            )
+        )
     findings.sort(key=order)
-    return Judgement(findings, sorted(doomed - facts.revisions.keys()))
+    return findings
 
 
 def order(f: GcFinding) -> tuple[str, int, Digest]:
     """Report order: repository, then kind as a pull meets them (manifest, config, layer), then digest."""
-    return (f.repository, _KINDS.index(f.kind), f.digest)
-
-
-_KINDS = list(Kind)
-_Break = tuple[Digest, Digest | None, Kind, Reason, str]
+    return (f.repository, KIND_ORDER[f.kind], f.digest)
 
 
 def _breaks(
@@ -113,9 +112,8 @@ def _breaks(
     usable: Mapping[Digest, manifest_mod.Manifest],
     doomed: frozenset[Digest],
     blobs: frozenset[Digest],
-) -> list[_Break]:
+) -> Iterator[_Sighting]:
     """What a pull of ``target`` would fail on after the collection."""
-    out: list[_Break] = []
     seen = {target}
     stack: list[tuple[Digest, Digest | None]] = [(target, None)]
     while stack:
@@ -123,10 +121,10 @@ def _breaks(
         parsed = usable.get(digest)
         if digest in doomed:
             reason = Reason.UNTAGGED_CHILD if parent is not None else Reason.UNTAGGED
-            out.append((digest, parent, Kind.MANIFEST, reason, _unlinked(digest, parsed, blobs)))
+            yield _Sighting(digest, parent, Kind.MANIFEST, reason, _unlinked(digest, parsed, blobs))
             continue
         if digest in blobs:
-            out.append((digest, parent, Kind.MANIFEST, Reason.BLOB, "its data is deleted"))
+            yield _Sighting(digest, parent, Kind.MANIFEST, Reason.BLOB, "its data is deleted")
             continue
         if parsed is None:
             continue  # already broken or unreadable: fsck's to report, not the collection's doing
@@ -138,8 +136,7 @@ def _breaks(
             continue
         for descriptor, kind in _blobs_of(parsed):
             if descriptor.digest in blobs:
-                out.append((descriptor.digest, digest, kind, Reason.BLOB, "its data is deleted"))
-    return out
+                yield _Sighting(descriptor.digest, digest, kind, Reason.BLOB, "its data is deleted")
 
 
 def _blobs_of(image: manifest_mod.Image) -> list[tuple[manifest_mod.Descriptor, Kind]]:
@@ -160,8 +157,3 @@ def _unlinked(digest: Digest, parsed: manifest_mod.Manifest | None, blobs: froze
     if lost:
         return f"its revision link is removed, and {lost} of the blobs it needs are deleted"
     return "its revision link is removed; the blobs it needs are kept"
-
-
-def _first(parents: set[Digest | None]) -> Digest | None:
-    named = [p for p in parents if p is not None]
-    return min(named) if named else None
