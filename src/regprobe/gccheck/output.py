@@ -33,7 +33,11 @@ def to_json(result: Result) -> str:
     return json.dumps(
         {
             "root": result.root,
-            "plan": {"manifests": result.plan.manifest_count, "blobs": len(result.plan.blobs)},
+            "plan": {
+                "manifests": result.plan.manifest_count,
+                "blobs": len(result.plan.blobs),
+                "layer_links": result.plan.layer_link_count,
+            },
             "findings": [f.to_json() for f in result.findings],
             "complete": result.complete,
             "repositories": result.repositories,
@@ -56,7 +60,7 @@ def to_text(result: Result, *, colour: bool) -> str:
         state = paint("SAFE: no tag needs what the collection deletes", GREEN + BOLD)
     lines = [
         f"{paint(result.root, BOLD)}  {state}",
-        f"  plan deletes {result.plan.manifest_count} manifests and {len(result.plan.blobs)} blobs; "
+        f"  plan deletes {_deletes(result.plan)}; "
         f"{result.repositories} repositories, {result.tags} tags walked; "
         f"{len(result.findings)} needed objects in {len(broken)} tags",
     ]
@@ -78,3 +82,10 @@ def to_text(result: Result, *, colour: bool) -> str:
     if result.findings:
         lines.append("  Do not run this collection; docs/gc.md says what to do instead.")
     return "\n".join(lines) + "\n"
+
+
+def _deletes(plan: Plan) -> str:
+    counts = f"{plan.manifest_count} manifests and {len(plan.blobs)} blobs"
+    if plan.layer_link_count:  # distribution 3
+        counts = f"{plan.manifest_count} manifests, {len(plan.blobs)} blobs and {plan.layer_link_count} layer links"
+    return counts

@@ -24,6 +24,13 @@ def in_repository(facts: RepositoryFacts, plan: Plan) -> list[str]:
         out.append(f"repository {facts.name} is not in the plan")
     doomed = plan.manifests.get(facts.name, frozenset())
     out.extend(f"manifest {d} is not in repository {facts.name}" for d in sorted(doomed - facts.revisions.keys()))
+    kept = plan.kept.get(facts.name, frozenset())
+    out.extend(
+        f"manifest {d} the plan keeps is not in repository {facts.name}" for d in sorted(kept - facts.revisions.keys())
+    )
+    linked = {d for d, link in facts.layers.items() if link.target is not None}
+    unlinked = plan.layer_links.get(facts.name, frozenset())
+    out.extend(f"layer link {d} is not in repository {facts.name}" for d in sorted(unlinked - linked))
     return out
 
 
