@@ -291,6 +291,32 @@ def test_nothing_to_delete_is_a_plan(reg: Registry, regprobe: Any, tmp_path: Pat
     assert result.report["plan"] == {"manifests": 0, "blobs": 0, "layer_links": 0}
 
 
+def test_repository_without_tags(reg: Registry, regprobe: Any, tmp_path: Path) -> None:
+    """Images pushed by digest only: no tags directory. 2.8's --delete-untagged dry run fails on it (its
+    stdout stops before the summary); v3 says so in a line of its own and keeps those revision links
+    (deleting their data: no tag needs them)."""
+    reg.push_image("untagged", None)
+    reg.push_image("app", "v1")
+    reg.stop()
+    dry = subprocess.run(
+        [reg.binary, "garbage-collect", "--dry-run", "--delete-untagged", str(reg.config_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    result = gc_check(regprobe, reg, write(tmp_path, "plan.txt", dry.stdout))
+
+    if reg.flavour == "3":
+        assert "manifest tags path of repository untagged does not exist" in dry.stdout
+        assert result.code == 0, result.err
+        assert result.report["plan"]["manifests"] == 0
+    else:
+        assert dry.returncode != 0
+        assert result.code == 2
+        assert "the dry run failed" in result.err
+
+
 def push_foreign(reg: Registry, repository: str, tag: str, foreign: str) -> str:
     """A Windows-style image whose only layer is the foreign ``foreign`` (served from its `urls`)."""
     config = b'{"os": "windows", "rootfs": {"type": "layers"}}'

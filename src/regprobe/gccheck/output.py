@@ -8,7 +8,7 @@ from itertools import groupby
 
 from ..render import BOLD, DIM, GREEN, RED, YELLOW, painter
 from .plan import Plan
-from .predict import GcFinding
+from .predict import GcFinding, Reason
 
 
 @dataclass(slots=True)
@@ -70,8 +70,8 @@ def to_text(result: Result, *, colour: bool) -> str:
         lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
         for f in findings:
             head = f"    {f.kind.value:<8} {f.digest.short:<19} {paint(f.reason.value, RED)}"
-            if f.parent:
-                head += f"  under {f.parent.short}"
+            if f.parent:  # a referrer's parent is its subject
+                head += f"  {'of' if f.reason is Reason.UNTAGGED_REFERRER else 'under'} {f.parent.short}"
             if len(findings) > 1:
                 head += f"  tags: {', '.join(f.tags)}"
             lines.append(head)
