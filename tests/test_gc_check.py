@@ -358,9 +358,11 @@ def test_plan_older_than_storage(reg: Registry, regprobe: Any, tmp_path: Path) -
     ]
     assert reg.push_image("copy", "old", layers=[unique]).digest == old.digest
     # An index whose first child has the blob as its config, its second as a layer: the walk meets the
-    # layer first, and the finding must still say config (as fsck names it).
-    as_config = reg.push_image("copy", None, config_extra=both)
+    # layer first, the layer's image has the smaller digest, and the finding must still say config (as
+    # fsck names it), under the config's image.
     as_layer = reg.push_image("copy", None, layers=[config_bytes.encode()], platform="linux/arm64")
+    candidates = (reg.push_image("copy", None, config_extra=both) for _ in range(64))
+    as_config = next(image for image in candidates if image.digest > as_layer.digest)
     assert as_config.config == mixed and as_layer.layers == [mixed]
     index = reg.push_index("copy", "both", children=[as_config, as_layer], attestations=False)
     push_foreign(reg, "copy", "windows", foreign)
