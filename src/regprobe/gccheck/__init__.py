@@ -2,10 +2,12 @@
 
 registry:2's collection with ``--delete-untagged`` removes the revision links of every index child
 (children carry no tag) and deletes their configs and layers: every pull of a multi-platform tag breaks
-(distribution #3178; fixed only in v3). gc-check reads the registry's own dry run - so the prediction is
-what that registry version will do - walks every tag in storage with fsck's reader, and names each
-object a tag needs that the plan deletes. Content no tag needs (an overwritten tag's old image) is what
-the collection is for, and is never reported. See docs/gc.md.
+(distribution #3178). v3 keeps those children, yet still deletes referrers attached by digest only and,
+when a copy of an index elsewhere is damaged, a healthy copy's blobs. gc-check reads the registry's own
+dry run (2.8's or v3's) - so the prediction is what that registry version will do - walks every tag in
+storage with fsck's reader, and names each object a tag needs that the plan deletes. Content no tag
+needs (an overwritten tag's old image) is what the collection is for, and is never reported. See
+docs/gc.md.
 
 The plan is read (:mod:`.plan`), held against storage (:mod:`.reconcile`), judged repository by
 repository (:mod:`.predict`) and rendered (:mod:`.output`); the exit code is the contract's
