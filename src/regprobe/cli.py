@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from . import config as config_mod
-from . import progress, report, shard
+from . import exitcodes, progress, report, shard
 from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, ssl_context
@@ -32,7 +32,6 @@ from .runner import docker_auth, done, guarded, not_probed, open_cache, run_asyn
 from .stop import StopRequest, on_signals
 from .walk import WalkPolicy
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 #: Longest a push may take after SIGTERM: the report and the push must fit Kubernetes' 30 s grace period.
 STOPPED_PUSH_TIMEOUT = 5.0
 log = logging.getLogger("regprobe")
@@ -205,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args, args.command_parser)
     except ConfigError as exc:
         print(f"regprobe: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exitcodes.USAGE
     except KeyboardInterrupt:
         return 130
 
@@ -360,8 +359,5 @@ def _emit(results: Sequence[RegistryResult], fmt: str, catalog: bool = True) -> 
 
 
 def exit_code(results: Sequence[RegistryResult], pushed: bool) -> int:
-    if any(r.findings for r in results):
-        return EXIT_FINDINGS
-    if not pushed or not all(r.complete and r.catalog_accessible for r in results):
-        return EXIT_INCOMPLETE
-    return EXIT_OK
+    complete = pushed and all(r.complete and r.catalog_accessible for r in results)
+    return exitcodes.verdict(any(r.findings for r in results), complete)

@@ -19,17 +19,16 @@ import os
 import sys
 from typing import TextIO
 
-from .. import progress
+from .. import exitcodes, progress
 from ..counters import Counters
 from ..errors import ConfigError
 from . import check
 from .check import FsckFinding
 from .output import JsonOutput, Output, Repair, Summary, TextOutput
-from .storage import V2, Storage
+from .storage import Storage, check_root
 
 __all__ = ["FsckFinding", "Repair", "Storage", "run_fsck", "scan"]
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 3
 log = logging.getLogger(__name__)
 
 
@@ -66,9 +65,7 @@ def run_fsck(
         summary = scan(
             Storage(absolute, verify_digests=verify_digests), output, index_children, mode, counters, display
         )
-    if summary.findings:
-        return EXIT_FINDINGS
-    return EXIT_OK if summary.complete else EXIT_INCOMPLETE
+    return exitcodes.verdict(bool(summary.findings), summary.complete)
 
 
 def scan(
@@ -114,17 +111,3 @@ def _repair(storage: Storage, finding: FsckFinding) -> FsckFinding:
         return finding
     log.info("removed %s", os.path.dirname(finding.repair))
     return finding.with_repaired()
-
-
-def check_root(given: str, absolute: str) -> None:
-    if not os.path.isdir(absolute):
-        why = "not a directory" if os.path.exists(absolute) else "no such directory"
-        raise ConfigError(f"ROOT {given}: {why}")
-    if os.path.isdir(os.path.join(absolute, V2)):
-        return
-    message = f"ROOT {given}: no {V2} under it"
-    # The usual mistake: pointing at docker/registry/v2 itself rather than the rootdirectory.
-    parts = absolute.rstrip("/").split("/")
-    if parts[-3:] == V2.split("/") and os.path.isdir(os.path.join(absolute, "repositories")):
-        message += f" (it looks like {V2} itself; the rootdirectory is {'/'.join(parts[:-3]) or '/'})"
-    raise ConfigError(message)
