@@ -164,7 +164,8 @@ def _commands(run: Instruction, args: dict[str, str]) -> list[Command]:
         options = dict(kv.split("=", 1) for kv in words.pop(0).removeprefix("--mount=").split(","))
         assert options.pop("type") == "bind", run.args
         mounts.append(Mount(options["source"], options["target"], options.get("from")))
-    commands, current = [], []
+    commands: list[Command] = []
+    current: list[str] = []
     for word in [*words, "&&"]:
         if word == "&&":
             commands.append(Command([_expand(w, args) for w in current], mounts))
@@ -480,7 +481,7 @@ def test_the_image_holds_the_lock_and_the_wheel_only(image: Built) -> None:
 def _locked(lock: Path) -> dict[str, str]:
     """name -> version of the lock's requirements whose markers hold here."""
     text = re.sub(r"\\\n", " ", lock.read_text(encoding="utf-8"))
-    out = {}
+    out: dict[str, str] = {}
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if not line:

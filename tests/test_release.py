@@ -100,7 +100,7 @@ def test_licence_is_the_apache_2_text() -> None:
 def _lock(name: str) -> dict[str, tuple[str, Requirement]]:
     """name -> (version, line) of every requirement in a lock, whatever its markers; each one hashed."""
     text = re.sub(r"\\\n", " ", (ROOT / name).read_text(encoding="utf-8"))
-    out = {}
+    out: dict[str, tuple[str, Requirement]] = {}
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()  # "# via ...": uv's notes
         if not line:

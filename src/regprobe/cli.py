@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import ssl
 import sys
 import time
@@ -32,6 +34,8 @@ from .stop import StopRequest, on_signals
 from .walk import WalkPolicy
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
+#: The reader of stdout went away: 128 + SIGPIPE, as a shell reports a program the signal ended.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 #: Longest a push may take after SIGTERM: the report and the push must fit Kubernetes' 30 s grace period.
 STOPPED_PUSH_TIMEOUT = 5.0
 log = logging.getLogger("regprobe")
@@ -174,6 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Buffered output meets a reader that went away here, not at interpreter exit (where Python
+            # would print "Exception ignored ... BrokenPipeError"); --help's SystemExit included.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # `regprobe fsck ROOT | head`: the reader has what it wanted. Quiet, with the status a shell
+        # gives a program SIGPIPE ends; stdout goes to /dev/null so nothing is flushed into the pipe again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
