@@ -31,8 +31,18 @@ def reg(tmp_path: Path) -> Iterator[Registry]:
     registry.stop()
 
 
-def into_closed_pipe(*argv: str, stderr_too: bool = False) -> subprocess.CompletedProcess[str]:
-    """``python -m regprobe ARGV`` with stdout (and with ``stderr_too`` stderr) a pipe nobody reads."""
+def into_closed_pipe(
+    *argv: str, stderr_too: bool = False, unbuffered: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``python -m regprobe ARGV`` with stdout (and with ``stderr_too`` stderr) a pipe nobody reads.
+
+    stdout is block-buffered, as on a workstation, unless ``unbuffered`` (PYTHONUNBUFFERED, as the image
+    sets it): buffered, the report meets the closed pipe only when it is flushed, at the latest when
+    Python exits - where nothing could catch the error any more.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = "1"
     read, write = os.pipe()
     os.close(read)
     try:
@@ -41,6 +51,7 @@ def into_closed_pipe(*argv: str, stderr_too: bool = False) -> subprocess.Complet
             stdin=subprocess.DEVNULL,
             stdout=write,
             stderr=write if stderr_too else subprocess.PIPE,
+            env=env,
             text=True,
             timeout=60,
             check=False,
@@ -55,9 +66,9 @@ def assert_quiet(proc: subprocess.CompletedProcess[str]) -> None:
         assert noise not in (proc.stderr or ""), proc.stderr
 
 
-@pytest.mark.parametrize("fmt", ["text", "json"])
-def test_fsck(reg: Registry, fmt: str) -> None:
-    assert_quiet(into_closed_pipe("fsck", str(reg.root), "--format", fmt))
+@pytest.mark.parametrize(("fmt", "unbuffered"), [("text", False), ("json", False), ("text", True)])
+def test_fsck(reg: Registry, fmt: str, unbuffered: bool) -> None:
+    assert_quiet(into_closed_pipe("fsck", str(reg.root), "--format", fmt, unbuffered=unbuffered))
 
 
 @pytest.mark.parametrize("fmt", ["text", "json"])
