@@ -48,7 +48,7 @@ def test_defaults() -> None:
     registry = cfg.registries[0]
     assert registry.url == "http://127.0.0.1:5000"
     assert (registry.blob_check, registry.index_children, registry.repositories.include) == ("range", True, ["*"])
-    assert (cfg.concurrency, cfg.timeout, cfg.deadline, cfg.max_broken_series) == (16, 30.0, 840.0, 50)
+    assert (cfg.concurrency, cfg.timeout, cfg.deadline, cfg.max_broken_series) == (16, 30.0, 720.0, 50)
     assert cfg.deadline < 15 * 60  # a run must end before the next CronJob run starts
     assert (cfg.serve.listen, cfg.serve.interval_seconds) == (":9839", 900.0)  # the alerts assume 15 minutes
 

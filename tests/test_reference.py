@@ -166,7 +166,7 @@ def test_docker_hub_listed_single_names_get_library(monkeypatch: pytest.MonkeyPa
         {
             "registries": [
                 {"name": "hub", "url": "https://registry-1.docker.io", "repositories": {"list": ["alpine", "o/app"]}},
-                {"name": "own", "url": "https://r.example.com", "repositories": {"list": ["alpine"]}},
+                {"name": "own", "url": "https://r.corp.internal", "repositories": {"list": ["alpine"]}},
             ]
         },
         "test.yaml",

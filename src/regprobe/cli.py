@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -174,6 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Buffered output meets a reader that went away here, not at interpreter exit (where Python
+            # would print "Exception ignored ... BrokenPipeError"); --help's SystemExit included.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # `regprobe fsck ROOT | head`: the reader has what it wanted. Quiet, with the status a shell
+        # gives a program SIGPIPE ends; stdout goes to /dev/null so nothing is flushed into the pipe again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exitcodes.BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

@@ -99,6 +99,21 @@ class TLS(_Strict):
     insecure_skip_verify: bool = False
 
 
+#: Domains reserved for documentation (RFC 2606): no registry or pushgateway lives under them, so a URL
+#: there is an example nobody replaced - deploy/k8s/config.yaml applied as shipped would otherwise fail
+#: every run as an unreachable registry (issue 21).
+EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org", "example")
+
+
+def _not_an_example(host: str) -> None:
+    host = host.lower().rstrip(".")
+    if any(host == domain or host.endswith("." + domain) for domain in EXAMPLE_DOMAINS):
+        raise ValueError(
+            "names a reserved example domain (example.com/.net/.org, .example; RFC 2606): this is the example "
+            "configuration's placeholder - replace it with your own (docs/operator-guide.md, Install)"
+        )
+
+
 def _check_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -107,6 +122,7 @@ def _check_url(value: str) -> str:
         raise ValueError("must not carry credentials (use auth)")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError("must be the registry root (the /v2/ API is found under it)")
+    _not_an_example(parts.hostname)
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -137,6 +153,7 @@ class Pushgateway(_Strict):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
+        _not_an_example(parts.hostname)
         return value.rstrip("/")
 
 
@@ -201,8 +218,9 @@ class Config(_Strict):
     serve: Serve = Serve()
     concurrency: PositiveInt = 16
     timeout: Seconds = 30.0
-    #: Under the 15-minute schedule, so a slow run reports itself incomplete instead of overlapping.
-    deadline: Seconds = 840.0
+    #: Fits the CronJob's budget (deploy/k8s/cronjob.yaml): start-up, this, and the pushes stay under its
+    #: activeDeadlineSeconds (870) and the 15-minute schedule, so a slow run still reports itself incomplete.
+    deadline: Seconds = 720.0
     cache_dir: str | None = None
     max_broken_series: Annotated[int, Field(ge=0, le=10000)] = 50
     #: Largest manifest body read; distribution itself refuses to store manifests over 4 MiB.

@@ -15,3 +15,8 @@ def verdict(findings: bool, complete: bool) -> int:
     if findings:
         return FINDINGS
     return OK if complete else INCOMPLETE
+
+
+#: The reader of stdout went away (``regprobe fsck ROOT | head``): 128 + SIGPIPE, as a shell reports a
+#: program that signal ended.
+BROKEN_PIPE: Final = 128 + 13

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from enum import StrEnum
 from types import TracebackType
 from typing import Never, TextIO
@@ -71,6 +71,7 @@ class Display:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._redirect: contextlib.ExitStack | None = None
+        self._logged = False  # a periodic log line was written
 
     def __enter__(self) -> Display:
         if self.mode is Mode.OFF:
@@ -99,6 +100,10 @@ class Display:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if self._logged:
+            # The last periodic line is up to an interval old; without this one the log's last figures
+            # would disagree with the report that follows (issue 21).
+            self._log_lines("done")
         if self._redirect is not None:
             self._redirect.close()
         if self._bars:
@@ -107,15 +112,6 @@ class Display:
             bar.close()
         self._bars = []
 
-    @contextlib.contextmanager
-    def writing(self, out: TextIO) -> Iterator[None]:
-        """Around output written to the terminal while the bars are up (fsck's streamed findings)."""
-        if not self._bars:
-            yield
-            return
-        with tqdm.external_write_mode(file=out):
-            yield
-
     def _loop(self) -> None:
         wait = _BAR_REFRESH if self.mode is Mode.BARS else self.interval
         while not self._stop.wait(wait):
@@ -123,10 +119,14 @@ class Display:
                 if self.mode is Mode.BARS:
                     self._draw()
                 else:
-                    for counters in self.counters:
-                        log.info("progress %s: %s", counters.name, counters.line())
+                    self._log_lines("progress")
             except Exception:  # showing progress must never cost the run, nor print a thread's traceback
                 log.debug("progress display failed", exc_info=True)
+
+    def _log_lines(self, what: str) -> None:
+        for counters in self.counters:
+            log.info("%s %s: %s", what, counters.name, counters.line())
+        self._logged = True
 
     def _draw(self) -> None:
         for bar, counters in zip(self._bars, self.counters, strict=True):

@@ -13,7 +13,6 @@ the tree could not be read and nothing was found in the rest.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
@@ -61,10 +60,10 @@ def run_fsck(
         colour = stream.isatty() and "NO_COLOR" not in os.environ
         output = TextOutput(absolute, stream, colour, mode)
     counters = Counters(absolute)
-    with progress.Display([counters], progress.mode_for(quiet)) as display:
-        summary = scan(
-            Storage(absolute, verify_digests=verify_digests), output, index_children, mode, counters, display
-        )
+    with progress.Display([counters], progress.mode_for(quiet)):
+        summary = scan(Storage(absolute, verify_digests=verify_digests), output, index_children, mode, counters)
+    # After the progress display has ended with the same figures: the report follows it, as run's does.
+    output.finish(summary)
     return exitcodes.verdict(bool(summary.findings), summary.complete)
 
 
@@ -74,12 +73,11 @@ def scan(
     index_children: bool = True,
     repair: Repair = Repair.OFF,
     counters: Counters | None = None,
-    display: progress.Display | None = None,
 ) -> Summary:
-    """``counters`` follow the scan; ``display`` (showing them) is told when findings are written."""
+    """Judge every repository into ``output`` and ``counters``; the caller writes the report
+    (``output.finish``) with the summary returned."""
     summary = Summary()
     counters = counters or Counters(storage.root)
-    shown = display or progress.Display([counters], progress.Mode.OFF)
     for name, rel in storage.repositories():
         facts = storage.collect(name, rel)
         judgement = check.judge(facts, index_children=index_children)
@@ -95,12 +93,9 @@ def scan(
         summary.repaired += sum(f.repaired for f in found)
         counters.selected(1)
         counters.repository_done(len(facts.revisions) + len(facts.layers), len(found))
-        with shown.writing(output.out) if found else contextlib.nullcontext():
-            output.repository(name, found)
+        output.repository(name, found)
     summary.errors, summary.error_count = storage.errors, storage.error_count
     counters.all_selected()
-    with shown.writing(output.out):
-        output.finish(summary)
     return summary
 
 
