@@ -4,6 +4,7 @@ takes an upstream outage for what it is - exit 3 with its reason, never a findin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -300,3 +301,26 @@ def test_expired_content_is_neither_walked_nor_a_finding(tmp_path: Path, regprob
     finally:
         proxy.stop()
         upstream.stop()
+
+
+def test_probe_target_on_a_cache_walks_only_what_it_holds(cache: Cache, probe_config: Any) -> None:
+    """serve's /probe?target= and `run` share the policy: an image the cache does not hold is not asked
+    for (that would be a pull through the cache), and the probe says so instead of judging it."""
+    from regprobe import config
+    from regprobe.reference import Reference
+    from regprobe.serve.ondemand import walk
+
+    cfg = config.load(probe_config(cache.config()))
+    before, seen = cache.storage(), len(cache.upstream_requests())
+
+    def target(ref: str) -> Any:
+        return asyncio.run(walk(cfg, cfg.registries[0], Reference.parse(f"{cache.proxy.host}/{ref}"), "range", 30))
+
+    held = target("lib/app:v1")
+    assert (held.complete, held.findings, held.images_checked) == (True, [], 1)
+    for ref in ("lib/app:v2", f"lib/multi@{cache.multi.children[1].digest}"):
+        result = target(ref)
+        assert (result.complete, result.findings) == (False, [])
+        assert "the cache does not hold it" in only([{"e": e} for e in result.errors])["e"], result.errors
+    assert cache.storage() == before
+    assert only_the_canary(cache.upstream_requests()[seen:])

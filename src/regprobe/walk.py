@@ -80,9 +80,7 @@ class RepositoryWalk:
             # from the cache's own storage instead, and its manifest asked for by digest.
             digest = (await self.holdings()).tags.get(tag)
             if digest is None:
-                self.roots[tag] = TagRoot(
-                    None, error=f"the cache does not hold tag {tag}; asking for it would fetch it"
-                )
+                self.roots[tag] = TagRoot(None, error=f"the cache does not hold it; {_WOULD_FETCH}")
                 return
             await self.walk_digest(tag, digest)
             return
