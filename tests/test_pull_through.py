@@ -324,3 +324,29 @@ def test_probe_target_on_a_cache_walks_only_what_it_holds(cache: Cache, probe_co
         assert "the cache does not hold it" in only([{"e": e} for e in result.errors])["e"], result.errors
     assert cache.storage() == before
     assert only_the_canary(cache.upstream_requests()[seen:])
+
+
+def test_unreadable_storage_is_not_held_and_leaves_the_run_incomplete(
+    cache: Cache, regprobe: Any, probe_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What regprobe cannot read in the cache's storage it does not know the cache holds: it is not asked
+    for (that might be a fetch), and the run says what it could not read instead of calling it intact."""
+    layers = cache.proxy.root / V2 / "repositories/lib/app/_layers/sha256"
+    real = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if isinstance(path, str) and path == str(layers):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)  # as a non-root user would meet a directory mode 0
+    before, seen = cache.storage(), len(cache.upstream_requests())
+
+    run = regprobe("run", "-c", probe_config(cache.config()), "--format", "json", "--no-push")
+
+    report = run.report["registries"][0]
+    assert (run.code, report["findings"], report["images_checked"]) == (3, [], 3)
+    error = only([{"e": e} for e in report["errors"]])["e"]
+    assert error.startswith("lib/app: cannot read ") and "Permission denied" in error, error
+    assert cache.storage() == before
+    assert only_the_canary(cache.upstream_requests()[seen:])
