@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import judge, manifest
 from .cache import ManifestCache
@@ -57,11 +57,15 @@ class RepositoryWalk:
         """Findings, objects that could not be looked at (an access problem of the run, never a finding),
         and tags not judged on purpose (a pull policy, a tag gone since the listing)."""
         judged = judge.judgement(self.repository, self.roots, self.nodes)
+        unread = self._unread_storage()
+        return replace(judged, errors=judged.errors + unread) if unread else judged
+
+    def _unread_storage(self) -> list[str]:
+        """Parts of a pull-through cache's storage that could not be read: the run is not complete."""
         held = self._holdings
         if held is None or not held.done() or held.cancelled() or held.exception() is not None:
-            return judged
-        unread = [f"{self.repository}: {error}" for error in held.result().errors]
-        return judge.Judgement(judged.findings, judged.errors + unread, judged.skipped) if unread else judged
+            return []
+        return [f"{self.repository}: {error}" for error in held.result().errors]
 
     async def holdings(self) -> Holdings:
         """What the pull-through cache holds of this repository, read from its storage once per walk."""
@@ -168,7 +172,7 @@ class RepositoryWalk:
     async def _manifest(self, key: Key, expected: Descriptor | None, depth: int, ancestors: frozenset[Digest]) -> None:
         digest = key[1]
         if not await self._held(key):
-            if expected is None:  # asked for by name (check, /probe): say it was not looked at
+            if expected is None:  # named on purpose (/probe): say it was not looked at
                 self.nodes[key] = Node(Kind.MANIFEST, error=f"the cache does not hold it; {_WOULD_FETCH}")
             else:  # a child nobody pulled through the cache, or one it would fetch again
                 self.nodes[key] = Node(Kind.MANIFEST, absent=True)
