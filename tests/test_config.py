@@ -33,13 +33,19 @@ def test_invalid_config_names_file_and_key(path: Path) -> None:
 def test_valid_full_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGPROBE_TEST_PASSWORD", "s3cret")
     cfg = config.load(TESTDATA / "valid-full.yml")
-    private, hub = cfg.registries
+    private, hub, cache = cfg.registries
     assert private.auth is not None and private.auth.password is not None
     assert private.auth.password.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(cfg)
     assert (cfg.concurrency_for(private), cfg.timeout_for(private)) == (8, 10.0)
     assert (cfg.concurrency_for(hub), cfg.timeout_for(hub)) == (16, 30.0)
     assert hub.repositories.list_ == ["library/alpine"] and hub.index_children is False
+    assert (cache.pull_through, cache.storage_root, hub.pull_through, hub.storage_root) == (
+        True,
+        "/var/lib/registry",
+        False,
+        None,
+    )
     assert cfg.pushgateway is not None and cfg.pushgateway.job == "registry-integrity-probe"
 
 

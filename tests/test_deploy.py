@@ -271,7 +271,7 @@ def test_shipped_config_loads(tmp_path: Path) -> None:
     by_name = {r.name: r for r in cfg.registries}
     assert by_name["private"].auth is not None
     assert by_name["private"].auth.password is not None
-    assert by_name["dockerhub-cache"].index_children is False
+    assert by_name["dockerhub-cache"].pull_through is True
     assert cfg.pushgateway is not None
     assert cfg.pushgateway.url == "http://pushgateway.monitoring:9091"
     assert cfg.pushgateway.job == "registry-integrity-probe", "the alerts' absent() branch names this job"

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BlobMode", "ClientSettings", "RegistryClient", "Reply", "RetryPolicy", "ssl_context"]
 _ERROR_BODY_LIMIT = 64 << 10
+#: Of an error body, what is kept on the reply for its detail (a registry's are a few hundred bytes).
+_ERROR_BODY_KEPT = 4096
 _MAX_PAGES = 100_000
 _CHUNK = 64 << 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -265,6 +267,24 @@ class RegistryClient:
 
         return await self._exchange("GET", url, {}, whole, bounded=False)
 
+    async def cache_upstream(self, repository: str, digest: Digest) -> Reply:
+        """``GET`` a blob that no registry holds (``digest`` has no known content), through a pull-through
+        cache: the cache does not hold it, so it asks its upstream, and its answer says what it heard -
+        404 when the upstream answered, 5xx when it did not. Distribution 3 passes an upstream 401 or 429
+        on as it came. So here a 401 is not this run's credentials and a 429 not this run's rate limit:
+        the answer is returned, never raised, and nothing is stopped. Retried while 5xx or no answer."""
+        url = f"{self._origin}/v2/{repository}/blobs/{digest}"
+
+        async def attempt() -> Reply:
+            try:
+                return await self._attempt("GET", url, {}, None, True)
+            except AuthError as exc:
+                return Reply(url, "GET", status=exc.status, code=exc.code)
+
+        retrying = self._retrying(lambda reply: reply.failed or (reply.status or 0) >= 500)
+        reply: Reply = await retrying(attempt)
+        return reply
+
     # -- one exchange, retried ----------------------------------------------------------------------
 
     async def _exchange(
@@ -277,20 +297,24 @@ class RegistryClient:
     ) -> Reply:
         """One exchange, retried by tenacity while the answer is temporary (408, 429, 5xx, no answer,
         a body cut short); the last answer is returned whatever it was."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retry.attempts),
-            retry=retry_if_result(lambda reply: reply.temporary),
-            wait=self._wait,
-            sleep=self._sleep,
-            before_sleep=self._count_retry,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-        )
+        retrying = self._retrying(lambda reply: reply.temporary)
         reply: Reply = await retrying(self._attempt, method, url, headers, reader, bounded)
         if reply.status == 429:
             # Still limited after waiting as asked: every further request would earn another 429.
             self.stopped = f"rate limit reached: {reply.describe(method)} after {self.settings.retry.attempts} tries"
             raise RateLimitError(f"{method} {reply.url}: {self.stopped}", url=reply.url, status=429, code=reply.code)
         return reply
+
+    def _retrying(self, again: Callable[[Reply], bool]) -> AsyncRetrying:
+        """Attempts while ``again(reply)``, with backoff; the last reply is the result whatever it was."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retry.attempts),
+            retry=retry_if_result(again),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=self._count_retry,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
 
     def _check_rate_limit(self) -> None:
         if self.stopped is None and self._rate is not None:
@@ -567,6 +591,7 @@ async def _read_error(response: httpx.Response, reply: Reply) -> None:
         if len(body) >= _ERROR_BODY_LIMIT:
             break
     reply.code = error_code(body)
+    reply.error_body = body[:_ERROR_BODY_KEPT]
 
 
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")

@@ -130,6 +130,11 @@ class RegistryConfig(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     url: str
     index_children: bool = True
+    #: A pull-through cache (distribution's proxy mode): checked without making it fetch from upstream,
+    #: which needs its storage to know what it holds (pullthrough.py).
+    pull_through: bool = False
+    #: The cache's storage ``rootdirectory``, readable here (a read-only mount); only with pull_through.
+    storage_root: Annotated[str, Field(min_length=1)] | None = None
     blob_check: BlobCheck = "range"
     repositories: Repositories = Repositories()
     auth: Auth | None = None
@@ -138,6 +143,18 @@ class RegistryConfig(_Strict):
     timeout: Seconds | None = None
 
     _url = field_validator("url")(_check_url)
+
+    @model_validator(mode="after")
+    def _pull_through(self) -> RegistryConfig:
+        if self.pull_through and self.storage_root is None:
+            # Over the API a cache answers every miss by fetching from upstream, HEAD included: what it
+            # holds can only be read from its storage (docs/registries.md, "Pull-through caches").
+            raise ValueError("pull_through: needs storage_root, the cache's storage rootdirectory")
+        if self.storage_root is not None and not self.pull_through:
+            raise ValueError("storage_root: only for a pull-through cache (pull_through: true)")
+        if self.pull_through and self.index_children and "index_children" in self.model_fields_set:
+            raise ValueError("index_children: true contradicts pull_through: true (a cache holds what was pulled)")
+        return self
 
 
 class Pushgateway(_Strict):
@@ -303,6 +320,9 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
+_KEYED = re.compile(r"([a-z_]+): (.+)", re.DOTALL)
+
+
 def _format(source: str, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
@@ -311,6 +331,9 @@ def _format(source: str, exc: ValidationError) -> str:
         # Cross-field validators put their own path in front of the message.
         if ": " in message and message.split(": ", 1)[0].startswith("registries["):
             lines.append(f"{source}: {message}")
+        elif (keyed := _KEYED.fullmatch(message)) is not None:
+            # A model's own validator names the key it is about: `registries[0]` + `pull_through`.
+            lines.append(f"{source}: {_path(loc)}.{keyed[1]}: {keyed[2]}")
         else:
             lines.append(f"{source}: {_path(loc) or '(top level)'}: {message}")
     return "\n".join(lines)

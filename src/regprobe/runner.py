@@ -20,12 +20,13 @@ from . import credentials, shard
 from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, RegistryClient, ssl_context
-from .config import Config, RegistryConfig
+from .config import BlobCheck, Config, RegistryConfig
 from .counters import Counters
 from .credhelper import CredentialHelperError
 from .errors import ConfigError
 from .model import RegistryResult
 from .probe import Pinned, Selection, probe_registry
+from .pullthrough import CacheStorage
 from .reference import hub_repository
 from .stop import StopRequest
 from .walk import WalkPolicy
@@ -98,13 +99,25 @@ async def probe_configured(
     except NotProbed as exc:
         log.error("registry %s: %s", registry.name, exc)
         return not_probed(registry.name, registry.url, str(exc))
-    policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
+    policy = walk_policy(cfg, registry)
     repos = registry.repositories
     host = urlsplit(registry.url).hostname or ""
     names = tuple(hub_repository(host, name) for name in repos.list_)
     selection = Selection(tuple(repos.include), tuple(repos.exclude), names, selected_shard)
     return await guarded(
         registry.name, settings, policy, deadline, selection=selection, cache=cache, stop=stop, counters=counters
+    )
+
+
+def walk_policy(cfg: Config, registry: RegistryConfig, blob_check: BlobCheck | None = None) -> WalkPolicy:
+    """How a configured registry is walked (``blob_check`` overrides its own, for ``/probe``). A
+    pull-through cache is asked only for what its storage holds, so a child it lacks is never a finding."""
+    storage = CacheStorage(registry.storage_root) if registry.pull_through and registry.storage_root else None
+    return WalkPolicy(
+        blob_check or registry.blob_check,
+        registry.index_children and storage is None,
+        cfg.max_manifest_bytes,
+        pull_through=storage,
     )
 
 

@@ -21,8 +21,7 @@ from ..errors import ParseError
 from ..model import OUTCOMES, RegistryResult
 from ..probe import Pinned, Selection
 from ..reference import Reference
-from ..runner import NotProbed, configured_settings, guarded, not_probed
-from ..walk import WalkPolicy
+from ..runner import NotProbed, configured_settings, guarded, not_probed, walk_policy
 
 #: Prometheus' default scrape_timeout, for callers that do not send X-Prometheus-Scrape-Timeout-Seconds.
 DEFAULT_BUDGET = 10.0
@@ -98,7 +97,7 @@ async def walk(
     except NotProbed as exc:  # the registry's problem right now: this probe fails, naming it
         return not_probed(registry.name, registry.url, str(exc))
     settings = replace(settings, timeout=min(settings.timeout, seconds))
-    policy = WalkPolicy(check, registry.index_children, cfg.max_manifest_bytes)
+    policy = walk_policy(cfg, registry, check)
     deadline = time.monotonic() + seconds
     pinned = [Pinned(ref.repository, ref.tag, ref.digest)]
     return await guarded(registry.name, settings, policy, deadline, pinned=pinned)
