@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -147,3 +148,18 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         return path
 
     return write
+
+
+@pytest.fixture
+def hosts(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A hosts file for this process: ``hosts["registry.example"] = "127.0.0.1"`` makes the system's
+    resolver answer that name with that address (asyncio's loop resolves through socket.getaddrinfo);
+    every other name resolves as usual."""
+    table: dict[str, str] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        return real(table.get(host, host) if isinstance(host, str) else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table

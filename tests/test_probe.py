@@ -17,6 +17,7 @@ import httpx
 import pytest
 from bench.gen_storage import Writer
 
+from regprobe.addresses import Guard
 from regprobe.client import ClientSettings, RegistryClient
 from regprobe.probe import Pinned, probe_registry
 from regprobe.transport import transport
@@ -33,8 +34,8 @@ class Recording(httpx.AsyncBaseTransport):
     """The real transport, watched: the path of every request in order, and the most asyncio tasks alive
     when one was sent."""
 
-    def __init__(self, concurrency: int) -> None:
-        self.inner = transport(False, httpx.Limits(max_connections=concurrency))
+    def __init__(self, concurrency: int, host: str) -> None:
+        self.inner = transport(False, httpx.Limits(max_connections=concurrency), Guard(host))
         self.paths: list[str] = []
         self.peak_tasks = 0
 
@@ -48,7 +49,7 @@ class Recording(httpx.AsyncBaseTransport):
 
 
 def probe(registry: Registry, concurrency: int, **kwargs: Any) -> tuple[Any, Recording]:
-    recording = Recording(concurrency)
+    recording = Recording(concurrency, registry.host.split(":")[0])
 
     async def go() -> Any:
         settings = ClientSettings(url=registry.url, concurrency=concurrency, timeout=30)
