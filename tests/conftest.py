@@ -107,9 +107,10 @@ class CredentialHelper:
     def answers(self, stdout: str, exit_code: int = 0, sleep: float = 0) -> CredentialHelper:
         self.path.write_text(
             f"#!{sys.executable}\n"
-            "import json, sys, time\n"
+            "import json, os, sys, time\n"
+            "call = {'argv': sys.argv[1:], 'stdin': sys.stdin.read(), 'pid': os.getpid()}\n"
             f"with open({str(self.calls)!r}, 'a') as log:\n"
-            "    log.write(json.dumps({'argv': sys.argv[1:], 'stdin': sys.stdin.read()}) + '\\n')\n"
+            "    log.write(json.dumps(call) + '\\n')\n"
             f"time.sleep({sleep})\n"
             f"sys.stdout.write({stdout!r})\n"
             f"sys.exit({exit_code})\n"
@@ -121,9 +122,25 @@ class CredentialHelper:
         return self.answers(json.dumps({"ServerURL": "", "Username": username, "Secret": secret}))
 
     def received(self) -> list[dict[str, Any]]:
+        """Each call: its ``argv`` and ``stdin``."""
+        return [{"argv": call["argv"], "stdin": call["stdin"]} for call in self._calls()]
+
+    def running(self) -> list[int]:
+        """The helper processes called so far that are still running (not exited, nor a zombie)."""
+        return [call["pid"] for call in self._calls() if _running(call["pid"])]
+
+    def _calls(self) -> list[dict[str, Any]]:
         if not self.calls.exists():
             return []
         return [json.loads(line) for line in self.calls.read_text().splitlines()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 @pytest.fixture
