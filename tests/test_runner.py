@@ -13,7 +13,7 @@ import pytest
 import trustme
 import yaml
 
-from regprobe import config, runner
+from regprobe import config, probe, runner
 from regprobe.model import RegistryResult
 from regprobe.stop import StopRequest
 
@@ -34,7 +34,7 @@ def test_a_bug_in_one_registrys_probe_is_that_registrys_error(
     registry: Registry, ns: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     registry.push_image(f"{ns}/app", "v1")
-    real = runner.probe_registry
+    real = probe.probe_registry
 
     async def probe_with_a_bug(name: str, *args: Any, **kwargs: Any) -> RegistryResult:
         if name == "buggy":
