@@ -28,10 +28,11 @@ def test_unless_stopped_cuts_work_short() -> None:
         forever = asyncio.Event()
         assert await unless_stopped(stop, asyncio.sleep(0, "done")) == "done"
         asyncio.get_running_loop().call_later(0.01, stop.request, "SIGTERM")
-        with pytest.raises(Stopped) as during:
-            await unless_stopped(stop, forever.wait())
-        with pytest.raises(Stopped) as before:
-            await unless_stopped(stop, forever.wait())
+        async with asyncio.timeout(30):  # the work never ends by itself: only the stop can end it
+            with pytest.raises(Stopped) as during:
+                await unless_stopped(stop, forever.wait())
+            with pytest.raises(Stopped) as before:
+                await unless_stopped(stop, forever.wait())
         return during.value.reason, before.value.reason
 
     assert asyncio.run(scenario()) == ("SIGTERM", "SIGTERM")
