@@ -228,7 +228,11 @@ def test_signal_mid_walk_reports_and_pushes_an_incomplete_run(
 
 
 def _run_process(config: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "regprobe", "run", "-c", config, "--format", "json"]
+    return _regprobe_process("run", "-c", config, "--format", "json")
+
+
+def _regprobe_process(*args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "regprobe", *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -254,6 +258,25 @@ def test_sigterm_while_a_credential_helper_hangs_reports_pushes_and_exits(
     assert entry["errors"] == ["stopped by SIGTERM before it was probed; the run is incomplete"]
     assert entry["push"] == {"ok": True, "error": None}
     assert pushgateway.value("regprobe_run_complete", job=JOB, registry=name) == 0
+    assert helper.running() == []
+
+
+def test_check_is_stopped_the_same_way(registry: Registry, ns: str, docker_config: Any, credential_helper: Any) -> None:
+    """`check` reaches a registry by the same path as `run` (issue 22: it ran the helper on the event
+    loop's thread, where no signal could reach it)."""
+    helper = credential_helper("hang").answers("{}", sleep=100)
+    docker_config({"credHelpers": {registry.host: "hang"}})
+    proc = _regprobe_process("check", "--plain-http", "--format", "json", f"{registry.host}/{ns}/app:v1")
+    try:
+        wait_for(helper.received, "the credential helper to be asked", 60, 0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)  # the helper would have answered after 100 s
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, err
+    assert json.loads(out)["registries"][0]["errors"] == [
+        "stopped by SIGTERM before it was probed; the run is incomplete"
+    ]
     assert helper.running() == []
 
 
