@@ -143,7 +143,8 @@ def test_a_cancelled_lookup_kills_its_helper(docker_config: Any, credential_help
         async with asyncio.timeout(30):  # the helper would answer after 100 s
             with pytest.raises(asyncio.CancelledError):
                 await asking
-        return helper.running()  # asked while the loop runs: closing it would kill the helper anyway
+        running: list[int] = helper.running()  # asked while the loop runs: closing it kills the helper anyway
+        return running
 
     assert asyncio.run(cancelled()) == [] and len(helper.received()) == 1
 
