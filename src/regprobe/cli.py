@@ -19,17 +19,15 @@ from typing import TypeVar
 
 from . import config as config_mod
 from . import exitcodes, progress, report, shard
-from .auth import RegistryAuth
 from .cache import ManifestCache
-from .client import ClientSettings, ssl_context
+from .client import ssl_context
 from .config import Config
 from .counters import Counters
-from .credhelper import CredentialHelperError
 from .errors import ConfigError, ParseError
 from .model import RegistryResult
 from .probe import Pinned, Selection
 from .reference import Reference
-from .runner import docker_auth, done, guarded, not_probed, open_cache, run_async, run_config, user_agent_version
+from .runner import client_settings, guarded, open_cache, run_async, run_config, user_agent_version
 from .stop import StopRequest, on_signals
 from .walk import WalkPolicy
 
@@ -341,27 +339,17 @@ async def _check_refs(
     probes: list[Awaitable[RegistryResult]] = []
     for host, group in by_host.items():
         url = f"{'http' if args.plain_http else 'https'}://{group[0].api_host}"
-        try:
-            auth = RegistryAuth(args.username, password) if password is not None else docker_auth(host)
-        except CredentialHelperError as exc:
-            log.error("registry %s: %s", host, exc)
-            probes.append(done(not_probed(host, url, str(exc))))
-            continue
-        settings = ClientSettings(
-            url=url,
-            concurrency=args.concurrency,
-            timeout=args.timeout,
-            auth=auth,
-            verify=verify,
-            user_agent=f"regprobe/{user_agent_version()}",
-        )
+        login = (args.username, password) if password is not None else None
+        settings = client_settings(url, args.concurrency, args.timeout, verify, login)
         policy = WalkPolicy(args.blob_check)
         if args.all_tags:
             selection = Selection(names=tuple(dict.fromkeys(r.repository for r in group)))
-            probe = guarded(host, settings, policy, deadline, selection=selection, stop=stop, counters=counters[host])
+            probe = guarded(
+                host, url, settings, policy, deadline, selection=selection, stop=stop, counters=counters[host]
+            )
         else:
             pinned = [Pinned(r.repository, r.tag, r.digest) for r in group]
-            probe = guarded(host, settings, policy, deadline, pinned=pinned, stop=stop, counters=counters[host])
+            probe = guarded(host, url, settings, policy, deadline, pinned=pinned, stop=stop, counters=counters[host])
         probes.append(probe)
     return list(await asyncio.gather(*probes))
 

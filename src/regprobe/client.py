@@ -27,10 +27,18 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from . import mediatypes as mt
-from .addresses import target_allowed
+from .addresses import Guard, refusal
 from .auth import parse_challenge
 from .digest import Digest
-from .errors import AuthError, NotRegistryError, PaginationError, RateLimitError, RedirectError, RegistryError
+from .errors import (
+    AuthError,
+    BlockedAddressError,
+    NotRegistryError,
+    PaginationError,
+    RateLimitError,
+    RedirectError,
+    RegistryError,
+)
 from .facts import BlobMode, Reply
 from .redact import display_url, origin, redact
 from .transport import StatelessClient
@@ -110,7 +118,7 @@ class RegistryClient:
         self._read_timeout = httpx.Timeout(settings.timeout)
         limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
         if transport is None:
-            transport = _transport(settings.verify, limits)
+            transport = _transport(settings.verify, limits, Guard(self.base.host))
         self._http = StatelessClient(
             base_url=settings.url,
             auth=settings.auth,
@@ -407,14 +415,17 @@ class RegistryClient:
         """Send ``request``, following redirects as httpx would - the method kept (a HEAD presigned for
         HEAD stays HEAD), relative Locations resolved, ``Authorization`` only within its origin, so the
         registry's credentials never reach object storage - after checking each target: no https to
-        http, no private or link-local address the registry does not live on (SSRF), no loops.
+        http, no private, loopback or link-local address the registry does not live on (SSRF), no loops.
 
         Every hop is part of the one exchange: a retry starts again at the registry, which hands out a
         fresh URL (a presigned one may have expired; a CDN host may be down: Docker Hub alternates two).
         """
         registry = request.url
         visited = {registry}
-        response = await self._http.send(request, stream=True)
+        try:
+            response = await self._http.send(request, stream=True)
+        except BlockedAddressError as exc:  # the registry's own host is never blocked: its token realm was
+            raise AuthError(f"{registry.scheme}://{registry.host}: token realm {exc}; not contacted") from None
         for _ in range(_MAX_REDIRECTS):
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or location is None:
@@ -439,7 +450,10 @@ class RegistryClient:
             hop = httpx.Request(here.method, target, headers=headers, extensions=here.extensions)
             # No auth flow on hops: what the registry asked for was sent with the first request, and a
             # token for the registry is not for the storage host.
-            response = await self._http.send(hop, stream=True, auth=None)
+            try:
+                response = await self._http.send(hop, stream=True, auth=None)
+            except BlockedAddressError as exc:
+                raise self._refused(here.method, registry, target, str(exc)) from None
         await _discard(response)
         raise self._refused(request.method, registry, None, f"more than {_MAX_REDIRECTS} redirects")
 
@@ -710,9 +724,7 @@ def _redirect_refusal(registry: httpx.URL, here: httpx.URL, target: httpx.URL) -
         return "not an http(s) URL"
     if here.scheme == "https" and target.scheme == "http":
         return "https to http downgrade (the signed URL and the data would travel in the clear)"
-    if not target_allowed(target.host, registry.host):
-        return "a private or link-local address the registry does not live on"
-    return None
+    return refusal(target.host, registry.host)
 
 
 async def _discard(response: httpx.Response) -> None:
