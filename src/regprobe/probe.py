@@ -14,15 +14,17 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .cache import ManifestCache
 from .client import RegistryClient
+from .config import RegistryConfig
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
 from .model import RegistryResult
 from .progress import Counters, ProbeProgress
-from .reference import validate_repository
+from .reference import hub_repository, validate_repository
 from .shard import Shard
 from .stop import StopRequest
 from .walk import RepositoryWalk, WalkPolicy
@@ -37,6 +39,19 @@ class Selection:
     #: Explicit names: the catalog is not read (Docker Hub, GHCR have none to read).
     names: tuple[str, ...] = ()
     shard: Shard | None = None
+    _listed: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_listed", frozenset(self.names))
+
+    @classmethod
+    def configured(cls, registry: RegistryConfig, shard: Shard | None = None) -> Selection:
+        """What a configured registry selects. ``run`` and ``serve``'s ``/probe`` both take it from here, so
+        both read a ``repositories.list`` name the same way: on Docker Hub ``nginx`` is ``library/nginx``."""
+        repos = registry.repositories
+        host = urlsplit(registry.url).hostname or ""
+        names = tuple(hub_repository(host, name) for name in repos.list_)
+        return cls(tuple(repos.include), tuple(repos.exclude), names, shard)
 
     def included(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, p) for p in self.include)
@@ -45,6 +60,10 @@ class Selection:
         return any(fnmatch.fnmatchcase(name, p) for p in self.exclude)
 
     def wants(self, name: str) -> bool:
+        """Whether ``name`` is one of the repositories this selection probes (with explicit names, only
+        those: a ``list`` entry never claims the rest of its host)."""
+        if self._listed and name not in self._listed:
+            return False
         return self.included(name) and not self.excluded(name) and (self.shard is None or self.shard.owns(name))
 
 

@@ -14,7 +14,6 @@ import time
 from collections.abc import Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from . import credentials, progress, shard
 from .auth import RegistryAuth
@@ -25,7 +24,6 @@ from .credhelper import CredentialHelperError
 from .errors import ConfigError
 from .model import RegistryResult
 from .probe import Pinned, Selection, probe_registry
-from .reference import hub_repository
 from .stop import StopRequest
 from .walk import WalkPolicy
 
@@ -98,10 +96,7 @@ async def probe_configured(
         log.error("registry %s: %s", registry.name, exc)
         return not_probed(registry.name, registry.url, str(exc))
     policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
-    repos = registry.repositories
-    host = urlsplit(registry.url).hostname or ""
-    names = tuple(hub_repository(host, name) for name in repos.list_)
-    selection = Selection(tuple(repos.include), tuple(repos.exclude), names, selected_shard)
+    selection = Selection.configured(registry, selected_shard)
     return await guarded(
         registry.name, settings, policy, deadline, selection=selection, cache=cache, stop=stop, counters=counters
     )
