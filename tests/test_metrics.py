@@ -215,7 +215,10 @@ def test_format_metrics_shows_what_would_be_pushed(
         "run", "-c", probe_config(cfg, pushgateway={"url": pushgateway.url}), "--no-push", "--format", "metrics"
     )
     assert result.code == 1
-    assert result.out.startswith(f'# pushgateway group {{job="{JOB}", registry="{name}"}} (PUT, replacing the group)')
+    assert result.out.startswith(
+        f'# pushgateway group {{job="{JOB}", registry="{name}"}} at /metrics/job/{JOB}/registry/{name}'
+        " (PUT, replacing the group)"
+    )
     samples = {
         (s.name, s.labels.get("tag")): s.value
         for family in text_string_to_metric_families(result.out)

@@ -91,6 +91,8 @@ class _Repo:
     walk: RepositoryWalk
     outstanding: int = 0
     listed: bool = False
+    #: The tags the registry listed, once it did (None: not listed, or the listing failed).
+    tags: frozenset[str] | None = None
     #: Places in flight this repository holds (released when it is judged).
     places: int = 0
 
@@ -297,7 +299,8 @@ class RegistryProbe:
                     assert item.tag is not None
                     await repo.walk.walk_tag(item.tag)
             elif isinstance(item, _ListTags):
-                tags = set(await self._list_tags(repo_name))
+                tags = frozenset(await self._list_tags(repo_name))
+                repo.tags = tags
                 repo.outstanding += len(tags)
                 self.progress.listed(len(tags))
                 for tag in sorted(tags):
@@ -350,6 +353,9 @@ class RegistryProbe:
         self.result.errors.extend(judged.errors)
         self.result.skipped.extend(judged.skipped)
         self.result.images_checked += repo.walk.walked
+        if repo.tags is not None:
+            unsettled = (repo.tags - repo.walk.finished) | judged.blocked | {s.tag for s in judged.skipped}
+            self.result.reached[repo.walk.repository] = frozenset(unsettled)
         for _ in range(repo.places):
             self._places.release()
         repo.places = 0
