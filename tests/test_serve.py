@@ -352,3 +352,18 @@ def test_status_page_in_headless_chromium(
     assert str(index.children[0].digest) in dom
     assert "missing" in dom and "Recent runs" in dom
     assert "<script" not in dom
+
+
+def test_held_metrics_keep_what_an_incomplete_run_did_not_reach() -> None:
+    """serve merges like the pushgateway push (regprobe.carryover): the run cut short re-checked `a`
+    (fixed) and never listed `b` or `c`, so their verdicts stand."""
+    held = HeldMetrics(50)
+    three = [finding(repo, "v1") for repo in ("a", "b", "c")]
+    held.record(RegistryResult("r", "http://r", True, True, started_at=100.0, findings=three))
+    verdict = held.record(RegistryResult("r", "http://r", True, False, started_at=200.0, reached={"a": frozenset()}))
+    assert verdict is not None and verdict.kept == 2
+    text = held_text(held)
+    assert 'regprobe_broken_images{registry="r"} 2.0' in text
+    assert 'regprobe_image_broken{registry="r",repository="a",tag="v1"}' not in text
+    assert 'regprobe_image_broken{registry="r",repository="c",tag="v1"} 1.0' in text
+    assert 'regprobe_last_success_timestamp_seconds{registry="r"} 100.0' in text
