@@ -166,3 +166,23 @@ def _delete_recipe(page: Path) -> str:
     (block,) = [b for b in blocks if "curl -fsS -X DELETE" in b]
     lines = [line for line in block.splitlines() if not line.startswith(("PUSHGATEWAY=", "NAME="))]
     return "\n".join(lines)
+
+
+def test_outcome_lines_at_the_default_level(registry: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
+    """BROKEN with counts, and for a run that could not finish, why - without -v."""
+    index = registry.push_index(f"{ns}/app", "v1")
+    registry.remove_revision_link(f"{ns}/app", index.children[0].digest)
+    registry.push_image(f"{ns}/app", "v2")
+    broken = {"name": f"b-{ns}", "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
+    unknown = {"name": f"u-{ns}", "url": registry.url, "repositories": {"list": [f"{ns}/nothing-here"]}}
+    result = regprobe("run", "-c", probe_config(broken, unknown))
+    assert result.code == 1
+    assert re.search(
+        rf"regprobe: WARNING: registry b-{ns}: BROKEN: 1 broken image \(1 broken object\), 2 tags walked in \d+\.\ds\n",
+        result.err,
+    ), result.err
+    assert re.search(
+        rf"regprobe: WARNING: registry u-{ns}: INCOMPLETE: {ns}/nothing-here: repositories.list names it, but the"
+        r" registry does not know it .*; 0 tags walked in \d+\.\ds\n",
+        result.err,
+    ), result.err

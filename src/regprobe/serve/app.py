@@ -80,6 +80,11 @@ class Server:
                 )
             await asyncio.sleep(max(0.0, self.interval - elapsed))
 
+    def start_schedule(self) -> asyncio.Task[None]:
+        """The schedule as a task of its own; /healthz reports whether it is still alive."""
+        self._scheduler = asyncio.create_task(self.schedule())
+        return self._scheduler
+
     async def record(self, result: RegistryResult) -> None:
         """Serve one registry's result: its metrics, and its place on the status page."""
         verdict = self.held.record(result)
@@ -151,7 +156,7 @@ class Server:
                 raise ConfigError(f"{source}: cannot listen: {exc.strerror or exc}") from None
             where = f"{host or 'every interface'}, port {port}"
             print(f"regprobe: serving on {where}, a run every {self.interval:g}s", file=sys.stderr, flush=True)
-            self._scheduler = asyncio.create_task(self.schedule())
+            self.start_schedule()
             await stop.wait()
         finally:
             if self._scheduler is not None:
