@@ -4,6 +4,7 @@ push synthetic images over the HTTP API and break them in storage the way clean-
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -427,6 +429,21 @@ class Registry:
     def remove_layer_link(self, repository: str, digest: str) -> None:
         hexpart = digest.split(":", 1)[1]
         self.storage.remove_tree(f"repositories/{repository}/_layers/sha256/{hexpart}")
+
+    @contextlib.contextmanager
+    def unlistable_tags(self, repository: str) -> Iterator[None]:
+        """While the block runs, the repository's tag directory is unreadable (a file where the
+        directory was: disk trouble, a clean-up script cut off mid-way): tags/list answers 500 UNKNOWN on
+        every try, so a run cannot reach the repository's tags. Filesystem storage only."""
+        tags = self.v2 / "repositories" / repository / "_manifests" / "tags"
+        aside = tags.with_name("tags.aside")
+        tags.rename(aside)
+        tags.write_text("not a directory")
+        try:
+            yield
+        finally:
+            tags.unlink()
+            aside.rename(tags)
 
     def warm(self, repository: str, digest: str) -> None:
         """Read a blob once so its descriptor is in the registry's cache."""

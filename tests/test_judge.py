@@ -137,3 +137,20 @@ def test_a_child_blocked_by_policy_skips_each_tag_reaching_it_once() -> None:
     ]
     assert [(f.digest, f.tags) for f in judged.findings] == [(B, ("v1", "v2"))]
     assert judged.errors == []
+
+
+def test_tags_that_met_something_not_looked_at_are_blocked() -> None:
+    """What a run may clear (regprobe.carryover): a tag whose own manifest, or an object it reaches, could
+    not be looked at has no fresh verdict; its siblings do."""
+    nodes = {
+        ("manifest", M): Node(Kind.MANIFEST, status=200, children=(("blob", A),)),
+        ("blob", A): Node(Kind.LAYER, error="401 refused"),
+        ("manifest", I): Node(Kind.MANIFEST, status=200, children=(("blob", B),)),
+        ("blob", B): Node(Kind.LAYER, status=206),
+    }
+    roots = {
+        "refused-below": TagRoot(("manifest", M)),
+        "refused-itself": TagRoot(None, error="429 rate limited"),
+        "intact": TagRoot(("manifest", I)),
+    }
+    assert judgement("repo", roots, nodes).blocked == {"refused-below", "refused-itself"}

@@ -20,7 +20,9 @@ from bench.gen_storage import Writer
 
 from regprobe.addresses import Guard
 from regprobe.client import ClientSettings, RegistryClient
-from regprobe.probe import Pinned, probe_registry
+from regprobe.counters import Counters
+from regprobe.probe import Pinned, Selection, probe_registry
+from regprobe.stop import StopRequest
 from regprobe.transport import transport
 from regprobe.walk import WalkPolicy
 
@@ -301,3 +303,25 @@ def test_a_second_sigterm_ends_the_process_at_once(
         proc.kill()
         mute.close()
     assert proc.returncode == -signal.SIGTERM
+
+
+def test_a_cut_off_run_records_which_listed_tags_it_did_not_judge(registry: Registry, ns: str) -> None:
+    """What an incomplete run may clear (regprobe.carryover): every listed tag whose walk did not finish
+    is recorded as unsettled (a repository never listed is not recorded at all: tests/test_metrics.py)."""
+    image = registry.push_image(f"{ns}/many", "t0")
+    writer = Writer(registry.root)
+    tags = {f"t{i}" for i in range(40)}
+    for tag in tags - {"t0"}:
+        writer.tag(f"{ns}/many", tag, image.digest)
+    stop = StopRequest()
+
+    class StopAfterFive(Counters):
+        def tag_done(self) -> None:
+            super().tag_done()
+            if self.tags_done == 5:
+                stop.request("test")
+
+    result, _ = probe(registry, 1, progress=StopAfterFive("r"), stop=stop, selection=Selection(include=(f"{ns}/*",)))
+    assert not result.complete and result.images_checked < len(tags)
+    unsettled = result.reached[f"{ns}/many"]
+    assert unsettled < tags and len(unsettled) == len(tags) - result.images_checked

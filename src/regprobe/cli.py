@@ -37,9 +37,10 @@ log = logging.getLogger("regprobe")
 T = TypeVar("T")
 
 
-async def _until_signalled(stop: StopRequest, work: Awaitable[T]) -> T:
-    """Run ``work`` with SIGTERM/SIGINT turned into ``stop`` (report and push what was walked)."""
-    with on_signals(stop):
+async def _until_signalled(stop: StopRequest, work: Awaitable[T], then: str) -> T:
+    """Run ``work`` with SIGTERM/SIGINT turned into ``stop`` (report, and push, what was walked);
+    ``then`` is what the log says becomes of it."""
+    with on_signals(stop, then):
         return await work
 
 
@@ -232,6 +233,8 @@ def _setup_logging(verbosity: int) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # The periodic progress line is shown at the default verbosity: it is how a stuck CronJob shows.
     logging.getLogger("regprobe.progress").setLevel(logging.INFO)
+    # Each registry's outcome per run, at every verbosity: `kubectl logs` tells what happened without -v.
+    logging.getLogger("regprobe.outcome").setLevel(logging.INFO)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -244,14 +247,15 @@ def _run(args: argparse.Namespace) -> int:
     counters = [Counters(r.name) for r in cfg.registries]
     with progress.Display(counters, progress.mode_for(args.quiet)):
         probed = _probe_and_push(cfg, cache, selected_shard, stop, push, counters)
-        results, pushed = run_async(_until_signalled(stop, probed))
+        then = "the run is reported and pushed as incomplete" if push else "the run is reported as incomplete"
+        results, pushed = run_async(_until_signalled(stop, probed, then))
     if cache is not None:
         cache.prune()
     if args.format == "metrics":
-        from . import metrics
+        from . import pushgateway
 
         job = cfg.pushgateway.job if cfg.pushgateway else config_mod.DEFAULT_JOB
-        print(metrics.exposition(cfg, results, job), end="")
+        print(pushgateway.exposition(cfg, results, job), end="")
     else:
         _emit(results, args.format)
     return exit_code(results, pushed)
@@ -265,17 +269,20 @@ async def _probe_and_push(
     push: bool,
     counters: Sequence[Counters] | None = None,
 ) -> tuple[list[RegistryResult], bool]:
-    """Probe, then push - both while a signal only stops the probes: a SIGTERM arriving during the push
-    must not kill the process before the push and the report are done."""
-    results = await run_config(cfg, cache, selected_shard, stop, counters)
+    """Probe, pushing each registry's group as soon as its walk ends - all while a signal only stops the
+    probes: a SIGTERM arriving during a push must not kill the process before the pushes and the report
+    are done. Each push is bounded by the config's ``timeout`` (after a signal, STOPPED_PUSH_TIMEOUT)."""
     if not push:
-        return results, True
-    from . import metrics
+        return await run_config(cfg, cache, selected_shard, stop, counters), True
+    from . import pushgateway
 
-    # Pushed before the report is printed, so the report can say whether the push failed.
-    timeout = STOPPED_PUSH_TIMEOUT if stop.reason else None
-    pushed = await asyncio.to_thread(metrics.push_all, cfg, results, timeout)
-    return results, pushed
+    async def publish(result: RegistryResult) -> bool:
+        seconds = min(cfg.timeout, STOPPED_PUSH_TIMEOUT) if stop.reason else cfg.timeout
+        return await pushgateway.publish(cfg, result, seconds)
+
+    # Pushed before the report is printed, so the report can say whether each push failed.
+    results = await run_config(cfg, cache, selected_shard, stop, counters, publish)
+    return results, all(r.push is not None and r.push.ok for r in results)
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -302,7 +309,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     counters = {ref.host: Counters(ref.host) for ref in refs}
     with progress.Display(list(counters.values()), progress.mode_for(args.quiet)):
         checked = _check_refs(refs, args, password, verify, stop, counters)
-        results = run_async(_until_signalled(stop, checked))
+        results = run_async(_until_signalled(stop, checked, "what was walked is reported as incomplete"))
     _emit(results, args.format, catalog=False)  # check reads no catalog, --all-tags neither
     return exit_code(results, True)
 

@@ -124,6 +124,9 @@ class RegistryResult:
     skipped: list[Skipped] = field(default_factory=list)
     #: None when nothing was pushed (no pushgateway configured, or --no-push).
     push: PushOutcome | None = None
+    #: Repositories whose tags this run listed, each with the listed tags that got no fresh verdict (walk
+    #: cut off, an object not looked at, skipped). What an incomplete run may clear (regprobe.carryover).
+    reached: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def broken_images(self) -> list[tuple[str, str]]:

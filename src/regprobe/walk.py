@@ -50,6 +50,8 @@ class RepositoryWalk:
         self.roots: dict[str, TagRoot] = {}
         #: Tags whose walk finished; a tag cut off by the deadline is not counted as checked.
         self.walked = 0
+        #: Which tags those are (by tag or label), for what a run may clear (regprobe.carryover).
+        self.finished: set[str] = set()
         self._pending: dict[Key, asyncio.Future[None]] = {}
         self._holdings: asyncio.Future[Holdings] | None = None
 
@@ -106,6 +108,7 @@ class RepositoryWalk:
             self.roots[tag] = TagRoot(key)
             await self._once(key, lambda: self._manifest_body(key, reply, depth=0, ancestors=frozenset()))
         self.walked += 1
+        self.finished.add(tag)
 
     async def walk_digest(self, label: str, digest: Digest) -> None:
         """Walk a manifest pinned by digest (``check repo@sha256:...``), reported under ``label``."""
