@@ -401,6 +401,10 @@ class Registry:
         """The data file of a blob or manifest (both live under blobs/), on filesystem storage."""
         return self.v2 / _blob_data(digest)
 
+    def blob_size(self, digest: str) -> int:
+        """How many bytes of a blob (or manifest) storage holds."""
+        return len(self.storage.read(_blob_data(digest)))
+
     def remove_revision_link(self, repository: str, digest: str) -> None:
         """A tag clean-up script or GC of "untagged" index children: data kept, link gone."""
         hexpart = digest.split(":", 1)[1]

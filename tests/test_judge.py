@@ -35,21 +35,38 @@ def test_range_healthy_and_broken() -> None:
     assert unsatisfiable is not None and unsatisfiable[0] is Problem.SIZE_MISMATCH
 
 
-def test_416_to_the_first_byte_means_an_empty_object() -> None:
-    """``Range: bytes=0-0`` is unsatisfiable only for an empty object (REGISTRY-QUIRKS.md D7): fine for an
-    empty descriptor; a finding for any other. S3 says it without Content-Range (VERIFIED with moto,
+def test_416_to_the_last_byte_means_a_shorter_object() -> None:
+    """``Range: bytes=N-1-N-1`` is unsatisfiable only when the object holds fewer than N bytes (an empty
+    one: REGISTRY-QUIRKS.md D7): fine for an empty descriptor; a finding for any other. distribution says
+    how long it is (``bytes */300``); S3 says it without Content-Range (VERIFIED with moto,
     tests/test_s3.py): the object is shorter than its descriptor - truncated."""
     empty = Descriptor("x", Digest.of(b""), 0)
     assert blob_reply(reply(status=416, range_total=0), empty, "digest") is None
+    short = blob_reply(reply(status=416, range_total=30), LAYER, "range")
+    assert short == (Problem.SIZE_MISMATCH, "registry holds 30 bytes, descriptor says 100")
     s3 = blob_reply(reply(status=416, code="InvalidRange", answered_by="http://s3:9000"), LAYER, "range")
     assert s3 == (
         Problem.TRUNCATED,
-        "GET answered 416 InvalidRange (at http://s3:9000, where the registry redirected): not even byte 0 exists,"
-        " the stored object is empty; the descriptor says 100 bytes",
+        "GET answered 416 InvalidRange (at http://s3:9000, where the registry redirected): byte 99 does not"
+        " exist, the stored object is shorter than the descriptor's 100 bytes",
     )
     # 416 naming the descriptor's own size is no statement about the object: the server misbehaves.
     odd = blob_reply(reply(status=416, range_total=100), LAYER, "range")
     assert odd is not None and odd[0] is Problem.UNREACHABLE
+
+
+def test_range_cut_off_after_the_headers_names_the_last_byte() -> None:
+    """The descriptor cache's headers, then no body: the data behind them is cut short or gone."""
+    cut = reply(status=206, range_total=100, content_length=1, truncated=True)
+    assert blob_reply(cut, LAYER, "range") == (
+        Problem.TRUNCATED,
+        "GET answered 206, then the connection closed after 0 of 1 body bytes (pulls fail with 'unexpected EOF');"
+        " the last byte (99) is not there",
+    )
+    assert blob_reply(reply(status=206, range_total=100, received=0), LAYER, "range") == (
+        Problem.TRUNCATED,
+        "GET 206 to Range: bytes=99-99 delivered no body bytes",
+    )
 
 
 def test_unreachable_and_other_statuses() -> None:

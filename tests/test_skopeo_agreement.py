@@ -24,6 +24,13 @@ def warm_then_remove_data(reg: Registry, repo: str, img: Image) -> None:
     reg.remove_blob_data(layer)
 
 
+def warm_then_cut_short(reg: Registry, repo: str, img: Image) -> None:
+    """Data cut short on a live registry (issue 21): its first byte is still served, the rest is not."""
+    layer = img.children[1].layers[0]
+    reg.warm(repo, layer)
+    reg.shorten_blob(layer, 1000)
+
+
 FAULTS: dict[str, tuple[bool, Fault, str]] = {
     # name: (needs the descriptor cache, fault, blob_check)
     "healthy": (True, lambda reg, repo, img: None, "range"),
@@ -34,6 +41,7 @@ FAULTS: dict[str, tuple[bool, Fault, str]] = {
     ),
     "blob-data-gone": (False, lambda reg, repo, img: reg.remove_blob_data(img.children[0].layers[1]), "range"),
     "blob-data-gone-cached": (True, warm_then_remove_data, "range"),
+    "blob-cut-short-cached": (True, warm_then_cut_short, "range"),
     "blob-truncated": (False, lambda reg, repo, img: reg.truncate_blob(img.children[0].layers[0]), "range"),
     "layer-link-gone": (False, lambda reg, repo, img: reg.remove_layer_link(repo, img.children[1].layers[0]), "range"),
     "config-gone": (False, lambda reg, repo, img: reg.remove_blob_data(img.children[0].config), "range"),

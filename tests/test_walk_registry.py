@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -299,7 +300,7 @@ def test_truncated_exchanges_are_counted_as_network_errors(
 
 
 def test_empty_blob_is_checked_with_head(registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
-    """A zero-byte layer has no first byte to ask for: registry:2 answers `Range: bytes=0-0` on it with
+    """A zero-byte layer has no last byte to ask for: registry:2 answers any Range on it with
     416. It is checked with HEAD, and is healthy."""
     registry_nocache.push_image(f"{ns}/app", "v1", layers=[b"", b"data" * 10])
     result = run_json(regprobe, probe_config, registry_nocache, ns)
@@ -352,3 +353,31 @@ def test_index_depth_bound(registry_nocache: Registry, ns: str) -> None:
     (finding,) = over.findings()
     assert (finding.problem.value, str(finding.digest)) == ("invalid", level1.digest)
     assert finding.digest is not None and over.nodes[("manifest", finding.digest)].bound == "depth"
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_blob_cut_short_while_the_registry_runs(
+    registry: Registry, registry_nocache: Registry, ns: str, regprobe: Any, cached: bool
+) -> None:
+    """Issue 21: a 740-byte layer cut to 300 bytes on a live registry. Behind the descriptor cache the first
+    byte still arrives (206, `bytes 0-0/740`) - pulls fail with 'unexpected EOF' all the same; the last byte
+    is never sent. Without the cache the registry knows the short length and refuses the last byte (416)."""
+    reg = registry if cached else registry_nocache
+    image = reg.push_image(f"{ns}/app", "v1", layers=[os.urandom(740)])
+    layer = image.layers[0]
+    reg.warm(f"{ns}/app", layer)
+    reg.shorten_blob(layer, 440)
+    first = reg.http.get(f"/v2/{ns}/app/blobs/{layer}", headers={"Range": "bytes=0-0"})
+    assert (first.status_code, len(first.content)) == (206, 1)  # a first-byte check passes
+
+    result = regprobe("check", "--plain-http", "--format", "json", f"{reg.host}/{ns}/app:v1")
+
+    assert result.code == 1, result.out
+    finding = only(result.findings())
+    assert (finding["kind"], finding["digest"], finding["parent"]) == ("layer", layer, image.digest)
+    if cached:
+        assert finding["problem"] == "truncated"
+        assert finding["detail"].endswith("; the last byte (739) is not there"), finding["detail"]
+    else:
+        assert (finding["problem"], finding["status"]) == ("size_mismatch", 416)
+        assert finding["detail"] == "registry holds 300 bytes, descriptor says 740"

@@ -124,9 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--blob-check",
         choices=("head", "range", "digest"),
         default="range",
-        help="how configs and layers are checked: range (default) reads one byte, which catches data "
-        "deleted behind the registry's cache; head is cheapest and blind to that; digest downloads "
-        "and hashes everything",
+        help="how configs and layers are checked: range (default) reads each blob's last byte, which "
+        "catches data deleted or cut short behind the registry's cache; head is cheapest and blind to that; "
+        "digest downloads and hashes everything",
     )
     check.add_argument(
         "--concurrency",

@@ -251,14 +251,18 @@ class RegistryClient:
         if mode == "head" or (mode == "range" and expected_size == 0):
             return await self._exchange("HEAD", url, {}, None)
         if mode == "range":
-            # One byte is enough to prove the data exists: a registry whose descriptor cache outlived the
-            # data answers HEAD correctly and a GET with headers but no body (REGISTRY-FACTS.md).
+            # The last byte, which is read only if all the data is there: a registry whose descriptor cache
+            # outlived the data, or whose data was cut short, still answers HEAD, and a Range for bytes it
+            # no longer holds with the cached headers and then no body; the first byte of a cut blob
+            # arrives (REGISTRY-FACTS.md). The first byte adds nothing the last one does not prove.
             # A server that ignores Range (200 and the whole blob: Quay on local storage, some proxies)
-            # has served the blob as surely: the first byte read, the connection is closed, not drained.
-            async def first_byte(response: httpx.Response, reply: Reply) -> None:
+            # has served the blob: what arrives first is read, then the connection is closed, not drained.
+            last = expected_size - 1
+
+            async def one_byte(response: httpx.Response, reply: Reply) -> None:
                 await _read_into(response, reply, limit=1, keep=False, hash_=False, stop_early=True)
 
-            return await self._exchange("GET", url, {"Range": "bytes=0-0"}, first_byte)
+            return await self._exchange("GET", url, {"Range": f"bytes={last}-{last}"}, one_byte)
 
         async def whole(response: httpx.Response, reply: Reply) -> None:
             await _read_into(response, reply, limit=None, keep=False, hash_=True, algorithm=digest.algorithm)

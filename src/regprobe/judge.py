@@ -59,33 +59,39 @@ def manifest_reply(reply: Reply, expected: Descriptor | None, pinned: Digest | N
 
 def blob_reply(reply: Reply, expected: Descriptor, mode: BlobMode) -> Verdict:
     method = "HEAD" if mode == "head" or (mode == "range" and expected.size == 0) else "GET"
+    size = expected.size
     if reply.status == 416 and not reply.failed:
-        # `bytes=0-0` is unsatisfiable only for an empty object (REGISTRY-QUIRKS.md D7).
-        if expected.size == 0:
+        # The last byte (`bytes=N-1-N-1`) is unsatisfiable only when the object holds fewer bytes: an empty
+        # descriptor's is never asked for, and is served (REGISTRY-QUIRKS.md D7).
+        if size == 0:
             return None
         if reply.range_total is None:
-            # S3 answers an emptied object so, without Content-Range (verified with moto, tests/test_s3.py).
+            # S3 answers so without Content-Range (verified with moto, tests/test_s3.py).
             return (
                 Problem.TRUNCATED,
-                f"{reply.describe(method)}: not even byte 0 exists, the stored object is empty;"
-                f" the descriptor says {expected.size} bytes",
+                f"{reply.describe(method)}: byte {size - 1} does not exist, the stored object is shorter than"
+                f" the descriptor's {size} bytes",
             )
-        if reply.range_total != expected.size:
-            return Problem.SIZE_MISMATCH, f"registry holds {reply.range_total} bytes, descriptor says {expected.size}"
+        if reply.range_total != size:
+            return Problem.SIZE_MISMATCH, f"registry holds {reply.range_total} bytes, descriptor says {size}"
     verdict = _status_problem(reply, method)
     if verdict:
+        if verdict[0] is Problem.TRUNCATED and mode == "range":
+            # Headers from the descriptor cache, then nothing: the data is cut short or gone (REGISTRY-FACTS.md).
+            return Problem.TRUNCATED, f"{verdict[1]}; the last byte ({size - 1}) is not there"
         return verdict
-    size = expected.size
     if method == "HEAD":
         if reply.content_length is not None and reply.content_length != size:
             return Problem.SIZE_MISMATCH, f"HEAD Content-Length {reply.content_length}, descriptor says {size}"
         return None
     if mode == "range":
+        # 206: the total in Content-Range; 200 (Range ignored, the whole blob coming): its length.
         total = reply.range_total if reply.status == 206 else reply.content_length
         if total is not None and total != size:
             return Problem.SIZE_MISMATCH, f"GET {reply.status} reports {total} bytes, descriptor says {size}"
         if reply.received == 0:
-            return Problem.TRUNCATED, f"GET {reply.status} with Range: bytes=0-0 delivered no body bytes"
+            last = size - 1
+            return Problem.TRUNCATED, f"GET {reply.status} to Range: bytes={last}-{last} delivered no body bytes"
         return None
     if reply.received != size:
         if reply.content_length is not None and reply.received < reply.content_length:
