@@ -330,7 +330,11 @@ class RegistryClient:
         self.requests["retried"] += 1
         reply = state.outcome.result() if state.outcome and not state.outcome.failed else None
         if reply is not None:
-            log.debug("retrying %s", reply.describe("request"))
+            # Which registry and request, and what it answered (issue 21); reply.url carries no query, and
+            # a redirect's target only as its origin (redact.py).
+            wait = state.next_action.sleep if state.next_action else 0.0
+            tried = f"try {state.attempt_number} of {self.settings.retry.attempts}"
+            log.debug("retrying %s %s in %.2fs: %s", reply.method, reply.url, wait, reply.describe(tried))
 
     async def _attempt(
         self,
