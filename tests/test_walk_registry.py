@@ -355,6 +355,20 @@ def test_index_depth_bound(registry_nocache: Registry, ns: str) -> None:
     assert finding.digest is not None and over.nodes[("manifest", finding.digest)].bound == "depth"
 
 
+def test_digest_mode_says_how_many_bytes_arrived(registry: Registry, ns: str, regprobe: Any) -> None:
+    image = registry.push_image(f"{ns}/app", "v1", layers=[os.urandom(740)])
+    registry.warm(f"{ns}/app", image.layers[0])
+    registry.shorten_blob(image.layers[0], 440)
+
+    result = regprobe(
+        "check", "--plain-http", "--blob-check", "digest", "--format", "json", f"{registry.host}/{ns}/app:v1"
+    )
+
+    finding = only(result.findings())
+    assert (finding["problem"], finding["status"]) == ("truncated", 200)
+    assert "then the connection closed after 300 of 740 body bytes" in finding["detail"]
+
+
 @pytest.mark.parametrize("cached", [True, False])
 def test_blob_cut_short_while_the_registry_runs(
     registry: Registry, registry_nocache: Registry, ns: str, regprobe: Any, cached: bool
