@@ -335,6 +335,7 @@ async def _check_refs(
             auth=auth,
             verify=verify,
             user_agent=f"regprobe/{user_agent_version()}",
+            plain_http_hint="add --plain-http to talk http:// to it",
         )
         policy = WalkPolicy(args.blob_check)
         if args.all_tags:

@@ -72,6 +72,8 @@ class ClientSettings:
     #: ``ratelimit-remaining``); None: a tenth of the limit, at least ``concurrency`` (requests in
     #: flight when the reserve is reached must not spend the rest).
     rate_limit_reserve: int | None = None
+    #: What to do when an https URL reaches a plain-HTTP registry (``check``: ``--plain-http``).
+    plain_http_hint: str = "give the registry an http:// url in the config"
 
 
 def ssl_context(
@@ -367,7 +369,7 @@ class RegistryClient:
                 if cause is not None and not isinstance(cause, TimeoutError):
                     # The aiohttp transport maps every connection failure (refused, reset, TLS
                     # verification) to ConnectTimeout; the cause says what really happened.
-                    reply.error = _exc_text(cause)
+                    reply.error = self._failure(cause)
                 else:
                     reply.timeout, reply.error = True, f"{type(exc).__name__} after {self.settings.timeout:g}s"
             except TimeoutError:
@@ -377,15 +379,23 @@ class RegistryClient:
                     # Headers arrived, then the connection ended early: the stale descriptor cache mode.
                     reply.truncated = True
                 else:
-                    reply.error = _exc_text(exc)
+                    reply.error = self._failure(exc)
             except httpx.TransportError as exc:
-                reply.error = _exc_text(exc)
+                reply.error = self._failure(exc)
             except RedirectError:
                 self.requests["network_error"] += 1  # no answer about the object: nothing was asked of it
                 raise
         self._note_rate_limit(reply)
         self.requests[_outcome(reply)] += 1
         return reply
+
+    def _failure(self, exc: BaseException) -> str:
+        """Why an exchange got no answer; for a TLS handshake answered in plain HTTP, what to do instead
+        (the raw text is OpenSSL's WRONG_VERSION_NUMBER: issue 21)."""
+        text = _exc_text(exc)
+        if _plain_http_answer(exc):
+            text += f"; the server speaks plain HTTP, not TLS: {self.settings.plain_http_hint}"
+        return text
 
     async def _send(self, request: httpx.Request, reply: Reply) -> httpx.Response:
         """Send ``request``, following redirects as httpx would - the method kept (a HEAD presigned for
@@ -682,6 +692,23 @@ def _auth_error(method: str, url: str, reply: Reply, had_credentials: bool, hidd
 def _exc_text(exc: BaseException) -> str:
     # Library exceptions embed the URL (aiohttp's ClientResponseError: the presigned one, query and all).
     return f"{type(exc).__name__}: {redact(str(exc))[:200]}" if str(exc) else type(exc).__name__
+
+
+#: OpenSSL's reasons when a TLS ClientHello is answered with plain HTTP (the version depends on OpenSSL's).
+_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
+
+
+def _plain_http_answer(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it: aiohttp wraps the SSLError) is a TLS handshake that got a plain
+    HTTP answer."""
+    for _ in range(8):  # a chain is short; a cycle must not loop
+        if exc is None:
+            return False
+        # getattr: aiohttp's ClientConnectorSSLError is an ssl.SSLError without a reason of its own.
+        if isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _PLAIN_HTTP_REASONS:
+            return True
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "os_error", None)
+    return False
 
 
 def _origin_key(url: httpx.URL) -> tuple[str, str, int | None]:
