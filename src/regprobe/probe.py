@@ -244,7 +244,10 @@ class RegistryProbe:
             return
         # A selection that selects nothing is a typo until proven otherwise: never a green run. (A shard
         # owning none of the selected repositories is normal, so the shard is not counted here.)
-        if included == 0:
+        if seen == 0:
+            # Nothing to match: no include is to blame (issue 21). repositories.list is never empty.
+            result.errors.append("the catalog lists no repositories (an empty registry, or none these credentials see)")
+        elif included == 0:
             result.errors.append(f"repositories.include matched none of {seen} repositories in {source}")
         elif selected == 0:
             result.errors.append(
