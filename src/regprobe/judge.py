@@ -9,6 +9,7 @@ from .digest import Digest
 from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
 from .model import KIND_ORDER, Finding, Kind, Problem, Skipped, SkipReason
+from .tagorder import sorted_tags
 
 Verdict = tuple[Problem, str] | None
 
@@ -130,7 +131,7 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
     findings: list[Finding] = []
     errors: list[str] = []
     skipped: list[Skipped] = []
-    for tag in sorted(roots):
+    for tag in sorted_tags(roots):
         root = roots[tag]
         if root.error is not None:  # not looked at (refused, rate limited): an error of the run, never a finding
             errors.append(f"{repository}: tag {tag}: {root.error}")
@@ -160,13 +161,13 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
     for key, hit in hits.items():
         node = nodes[key]
         assert node.problem is not None
-        tags = tuple(sorted(hit.tags))
+        tags = tuple(sorted_tags(hit.tags))
         findings.append(
             Finding(repository, key[1], node.kind, node.problem, node.status, tags, hit.parent, node.detail)
         )
     findings.sort(key=_order)
     for key in sorted(blocked, key=lambda k: (KIND_ORDER[nodes[k].kind], str(k[1]))):
-        tags_text = ", ".join(sorted(blocked[key]))
+        tags_text = ", ".join(sorted_tags(blocked[key]))
         errors.append(f"{repository}: {nodes[key].kind.value} {key[1]}: {nodes[key].error} (tags: {tags_text})")
     return Judgement(findings, errors, skipped)
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Literal
 
 from .digest import Digest
+from .tagorder import NaturalKey, natural_key
 
 
 class Kind(StrEnum):
@@ -83,6 +84,10 @@ class Skipped:
     def to_json(self) -> dict[str, object]:
         return {"repository": self.repository, "tag": self.tag, "reason": self.reason, "detail": self.detail}
 
+    def order(self) -> tuple[str, NaturalKey]:
+        """Report order: by repository, then tag (naturally)."""
+        return self.repository, natural_key(self.tag)
+
 
 #: `regprobe_images_skipped{reason}`: each has a series, 0 when nothing was skipped for it.
 SKIP_REASONS: tuple[SkipReason, ...] = ("policy", "expired")
@@ -128,7 +133,8 @@ class RegistryResult:
     @property
     def broken_images(self) -> list[tuple[str, str]]:
         """(repository, tag) pairs with at least one finding, sorted."""
-        return sorted({(f.repository, tag) for f in self.findings for tag in f.tags})
+        pairs = {(f.repository, tag) for f in self.findings for tag in f.tags}
+        return sorted(pairs, key=lambda pair: (pair[0], natural_key(pair[1])))
 
     def broken_objects(self) -> Counter[Kind]:
         counts: Counter[Kind] = Counter({kind: 0 for kind in Kind})
@@ -148,6 +154,6 @@ class RegistryResult:
             "duration_seconds": round(self.duration_seconds, 3),
             "requests": {outcome: self.requests.get(outcome, 0) for outcome in OUTCOMES},
             "shard": self.shard,
-            "skipped": [s.to_json() for s in sorted(self.skipped, key=lambda s: (s.repository, s.tag))],
+            "skipped": [s.to_json() for s in sorted(self.skipped, key=Skipped.order)],
             "push": self.push.to_json() if self.push else None,
         }

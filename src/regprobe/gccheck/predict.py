@@ -18,6 +18,7 @@ from .. import manifest as manifest_mod
 from ..digest import Digest
 from ..fsck.storage import RepositoryFacts
 from ..model import Kind
+from ..tagorder import sorted_tags
 from .plan import Plan
 
 
@@ -76,7 +77,8 @@ def judge(facts: RepositoryFacts, plan: Plan) -> Judgement:
         if b.parsed is not None and (link := facts.revisions.get(d)) is not None and link.target is not None
     }
     by_target: dict[Digest, list[str]] = {}
-    for tag, link in sorted(facts.tags.items()):
+    for tag in sorted_tags(facts.tags):
+        link = facts.tags[tag]
         if link.target is not None:
             by_target.setdefault(link.target, []).append(tag)
 
@@ -92,7 +94,7 @@ def judge(facts: RepositoryFacts, plan: Plan) -> Judgement:
             hit.tags.update(tags)
 
     findings = [
-        GcFinding(facts.name, d, h.kind, tuple(sorted(h.tags)), _first(h.parents), h.reason, h.detail)
+        GcFinding(facts.name, d, h.kind, tuple(sorted_tags(h.tags)), _first(h.parents), h.reason, h.detail)
         for d, h in hits.items()
     ]
     findings.sort(key=order)
