@@ -350,7 +350,7 @@ class Registry:
         )
         entries: list[dict[str, Any]] = []
         for kid, plat in zip(kids, platforms, strict=False):
-            os_name, arch = plat.split("/")[:2]
+            os_name, arch, *variant = plat.split("/")
             fetched = self.http.get(
                 f"/v2/{repository}/manifests/{kid.digest}",
                 headers={"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}, {OCI_INDEX}"},
@@ -360,7 +360,7 @@ class Registry:
                     "mediaType": fetched.headers["content-type"],
                     "digest": kid.digest,
                     "size": len(fetched.content),
-                    "platform": {"architecture": arch, "os": os_name},
+                    "platform": {"architecture": arch, "os": os_name, **({"variant": variant[0]} if variant else {})},
                 }
             )
         if attestations and not docker:

@@ -395,3 +395,32 @@ def test_blob_cut_short_while_the_registry_runs(
     else:
         assert (finding["problem"], finding["status"]) == ("size_mismatch", 416)
         assert finding["detail"] == "registry holds 300 bytes, descriptor says 740"
+
+
+def test_findings_under_an_index_child_name_its_platform(
+    registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    """Issue 21: the platform is the most actionable fact about a broken child - which pulls fail."""
+    reg = registry_nocache
+    shared = os.urandom(900)
+    platforms = ("linux/amd64", "linux/arm64", "linux/arm/v7")
+    kids = [reg.push_image(f"{ns}/app", None, platform=p, layers=[shared, os.urandom(600)]) for p in platforms]
+    index = reg.push_index(f"{ns}/app", "v1", platforms=platforms, children=kids, attestations=False)
+    single = reg.push_image(f"{ns}/app", "single", layers=[shared])
+    reg.remove_revision_link(f"{ns}/app", kids[2].digest)  # the arm/v7 child
+    reg.remove_blob_data(kids[1].layers[1])  # a layer of the arm64 child only
+    reg.remove_blob_data(kids[0].layers[0])  # the shared layer: every child's, and the single image's
+
+    result = regprobe("run", "-c", probe_config(config_for(reg, ns)), "--format", "json")
+    text = regprobe("run", "-c", probe_config(config_for(reg, ns)))
+
+    platform = {f["digest"]: f.get("platform") for f in result.findings()}
+    assert platform == {
+        kids[2].digest: "linux/arm/v7",
+        kids[1].layers[1]: "linux/arm64",
+        # Under the amd64 and arm64 children (the arm/v7 one is gone), and under an image of no index.
+        kids[0].layers[0]: "linux/amd64, linux/arm64",
+    }
+    assert {f["digest"]: f["tags"] for f in result.findings()}[kids[0].layers[0]] == ["single", "v1"]
+    assert f"manifest {kids[2].digest[:19]} missing  linux/arm/v7  under {index.digest[:19]}" in text.out
+    assert single.digest not in platform

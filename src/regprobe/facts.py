@@ -103,6 +103,9 @@ class Node:
     status: int | None = None
     detail: str = ""
     children: tuple[Key, ...] = ()
+    #: An index's children's platforms (``linux/arm64``), in the order of ``children``: what a finding
+    #: under a child is named with. Empty for an image.
+    platforms: tuple[str | None, ...] = ()
     #: An index child a pull-through cache has not fetched: expected, not a finding.
     absent: bool = False
     #: Why the object could not be judged (credentials refused, token service down): an access

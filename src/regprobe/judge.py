@@ -110,6 +110,7 @@ def blob_reply(reply: Reply, expected: Descriptor, mode: BlobMode) -> Verdict:
 class _Hit:
     tags: set[str] = field(default_factory=set)
     parent: Digest | None = None
+    platforms: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +147,13 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
             )
             continue
         skipped_below: tuple[Key, Node] | None = None
-        for key, parent in _reachable(root.key, nodes):
+        for key, parent, platform in _reachable(root.key, nodes):
             node = nodes[key]
             if node.problem is not None:
-                hits.setdefault(key, _Hit(parent=parent)).tags.add(tag)
+                hit = hits.setdefault(key, _Hit(parent=parent))
+                hit.tags.add(tag)
+                if platform is not None:
+                    hit.platforms.add(platform)
             if node.error is not None:
                 blocked.setdefault(key, set()).add(tag)
             if node.skipped is not None and skipped_below is None:
@@ -162,8 +166,9 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
         node = nodes[key]
         assert node.problem is not None
         tags = tuple(sorted_tags(hit.tags))
+        platform = ", ".join(sorted(hit.platforms)) or None
         findings.append(
-            Finding(repository, key[1], node.kind, node.problem, node.status, tags, hit.parent, node.detail)
+            Finding(repository, key[1], node.kind, node.problem, node.status, tags, hit.parent, node.detail, platform)
         )
     findings.sort(key=_order)
     for key in sorted(blocked, key=lambda k: (KIND_ORDER[nodes[k].kind], str(k[1]))):
@@ -172,20 +177,25 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
     return Judgement(findings, errors, skipped)
 
 
-def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None]]:
-    """Depth-first, each node once, in descriptor order; yields (key, the digest it was reached from)."""
-    seen = {start}
-    stack: list[tuple[Key, Digest | None]] = [(start, None)]
+def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None, str | None]]:
+    """Depth-first in descriptor order; yields (key, the digest it was reached from, the platform of the
+    index child it is or is under). Each node once per platform it is reached under: a layer shared by
+    the amd64 and arm64 children is under both."""
+    seen: set[tuple[Key, str | None]] = {(start, None)}
+    stack: list[tuple[Key, Digest | None, str | None]] = [(start, None, None)]
     while stack:
-        key, parent = stack.pop()
+        key, parent, platform = stack.pop()
         node = nodes.get(key)
         if node is None:  # not walked (deadline): nothing to say about it
             continue
-        yield key, parent
-        for child in reversed(node.children):
-            if child not in seen:
-                seen.add(child)
-                stack.append((child, key[1]))
+        yield key, parent, platform
+        for i in reversed(range(len(node.children))):
+            child = node.children[i]
+            # The innermost index's descriptor names the platform (a nested index may name none).
+            below = (node.platforms[i] if i < len(node.platforms) else None) or platform
+            if (child, below) not in seen:
+                seen.add((child, below))
+                stack.append((child, key[1], below))
 
 
 def _order(f: Finding) -> tuple[str, int, str, str]:

@@ -41,15 +41,22 @@ class Finding:
     tags: tuple[str, ...]
     parent: Digest | None
     detail: str
+    #: The platform of the index child it is (or is under), from the index's descriptor: ``linux/arm64``;
+    #: several, comma-separated, for a blob shared by children of several platforms. None when it is
+    #: under no index child.
+    platform: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             **object_json(self.repository, self.digest, self.kind, self.problem),
             "status": self.status,
             "tags": list(self.tags),
             "parent": str(self.parent) if self.parent else None,
             "detail": self.detail,
         }
+        if self.platform is not None:
+            out["platform"] = self.platform
+        return out
 
     @property
     def sort_key(self) -> tuple[str, int, str, tuple[str, ...]]:

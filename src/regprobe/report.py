@@ -55,6 +55,8 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bo
 def _finding_lines(f: Finding, paint: Paint, show_tags: bool) -> str:
     digest = f.digest.short if f.digest else "(tag unresolved)"
     text = f"    {f.kind.value:<8} {digest:<19} {paint(f.problem.value, RED)}"
+    if f.platform:
+        text += f"  {f.platform}"
     if f.parent:
         text += f"  under {f.parent.short}"
     if show_tags:

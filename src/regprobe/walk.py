@@ -177,6 +177,7 @@ class RepositoryWalk:
                 node.detail = f"index refers back to {loops[0].digest} (a loop)"
                 return
             checks = [(("manifest", c.digest), self._child_manifest(c, depth + 1, ancestors)) for c in parsed.children]
+            node.platforms = tuple(c.platform for c in parsed.children)
         else:
             blobs = [(parsed.config, Kind.CONFIG)]
             blobs += [(layer, Kind.LAYER) for layer in parsed.layers if not layer.foreign]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from html import escape
 
-from ..model import RegistryResult
+from ..model import Finding, RegistryResult
 from .state import RegistryHistory, RunLog
 
 #: Findings listed per registry; the rest are counted. Keeps the page small when a whole registry breaks.
@@ -30,6 +30,10 @@ def _state(result: RegistryResult) -> tuple[str, str]:
     if not result.complete:
         return "INCOMPLETE", "incomplete"
     return "OK", "ok"
+
+
+def _platform(finding: Finding) -> str:
+    return f" ({escape(finding.platform)})" if finding.platform else ""
 
 
 def render(log: RunLog, configured: list[tuple[str, str]], interval: float) -> str:
@@ -83,7 +87,7 @@ def _registry(history: RegistryHistory) -> list[str]:
             digest = str(finding.digest) if finding.digest else "(tag unresolved)"
             out.append(
                 f"<tr><td>{escape(finding.repository)}</td><td>{escape(', '.join(finding.tags))}</td>"
-                f"<td>{finding.kind.value} <code>{escape(digest)}</code></td>"
+                f"<td>{finding.kind.value} <code>{escape(digest)}</code>{_platform(finding)}</td>"
                 f"<td>{finding.problem.value}</td><td>{escape(finding.detail)}</td></tr>"
             )
         out.append("</table>")
