@@ -95,7 +95,8 @@ def test_text_report_is_readable(registry: Registry, ns: str, regprobe: Any, pro
     assert lines[0] == f"local {registry.url}  BROKEN"
     assert lines[1].startswith("  1 repository, 1 tag walked, 1 broken object in 1 tag, ")
     assert lines[2] == f"  {ns}/api  tags: v1"
-    assert lines[3].split() == ["manifest", index.children[0].digest[:19], "missing", "under", index.digest[:19]]
+    child = index.children[0].digest[:19]
+    assert lines[3].split() == ["manifest", child, "missing", "linux/amd64", "under", index.digest[:19]]
     assert "\033[" not in result.out  # no colour when stdout is not a terminal
 
 

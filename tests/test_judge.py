@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from regprobe.digest import Digest
+from regprobe.errorbody import ErrorBody
 from regprobe.facts import Node, Reply, TagRoot
 from regprobe.judge import blob_reply, judgement, manifest_reply
 from regprobe.manifest import Descriptor
@@ -73,7 +74,9 @@ def test_unreachable_and_other_statuses() -> None:
     timeout = blob_reply(reply(status=None, timeout=True, error="ReadTimeout after 30s"), LAYER, "head")
     assert timeout == (Problem.UNREACHABLE, "HEAD timed out: ReadTimeout after 30s")
     server = blob_reply(reply(status=503), LAYER, "range")
-    assert server is not None and server[0] is Problem.UNREACHABLE
+    assert server is not None and server[0] is Problem.SERVER_ERROR
+    refused = blob_reply(reply(status=400), LAYER, "range")
+    assert refused is not None and refused[0] is Problem.UNREACHABLE
     gone = blob_reply(reply(status=410), LAYER, "range")
     assert gone is not None and gone[0] is Problem.MISSING
 
@@ -127,6 +130,29 @@ def test_findings_name_every_tag_and_first_parent() -> None:
         (Kind.MANIFEST, None, Problem.MISSING, ("gone",), None),
         (Kind.MANIFEST, C, Problem.MISSING, ("latest", "v2"), I),
         (Kind.LAYER, B, Problem.TRUNCATED, ("arm-only", "latest", "v2"), M),
+    ]
+
+
+def test_server_errors_are_findings_only_while_the_registry_answers_the_rest() -> None:
+    said = ErrorBody("UNKNOWN", "unknown error", '{"Offset":32}')
+    nodes = {
+        ("manifest", I): Node(Kind.MANIFEST, children=(("manifest", M),), platforms=("linux/arm64",)),
+        ("manifest", M): Node(Kind.MANIFEST, Problem.SERVER_ERROR, 500, "GET answered 500 UNKNOWN", said=said),
+    }
+    roots = {
+        "v1": TagRoot(("manifest", I)),
+        "v2": TagRoot(None, Problem.SERVER_ERROR, 500, "tag v2: GET answered 500 UNKNOWN", said=said),
+    }
+    answering = judgement("team/app", roots, nodes, unavailable=None)
+    assert [(f.digest, f.problem, f.platform, f.registry_error) for f in answering.findings] == [
+        (None, Problem.SERVER_ERROR, None, said),
+        (M, Problem.SERVER_ERROR, "linux/arm64", said),
+    ]
+    down = judgement("team/app", roots, nodes, unavailable="the tag list failed too")
+    assert down.findings == []
+    assert down.errors == [
+        "team/app: tag v2: GET answered 500 UNKNOWN; the tag list failed too",
+        f"team/app: manifest {M}: GET answered 500 UNKNOWN; the tag list failed too (tags: v1)",
     ]
 
 

@@ -31,6 +31,11 @@ def warm_then_cut_short(reg: Registry, repo: str, img: Image) -> None:
     reg.shorten_blob(layer, 1000)
 
 
+def corrupt_child_manifest(reg: Registry, repo: str, img: Image) -> None:
+    """Stored manifest data that is not JSON: distribution answers 500 on every try (issue 21)."""
+    reg.blob_path(img.children[1].digest).write_bytes(b'{"schemaVersion": garbage')
+
+
 FAULTS: dict[str, tuple[bool, Fault, str]] = {
     # name: (needs the descriptor cache, fault, blob_check)
     "healthy": (True, lambda reg, repo, img: None, "range"),
@@ -45,6 +50,7 @@ FAULTS: dict[str, tuple[bool, Fault, str]] = {
     "blob-truncated": (False, lambda reg, repo, img: reg.truncate_blob(img.children[0].layers[0]), "range"),
     "layer-link-gone": (False, lambda reg, repo, img: reg.remove_layer_link(repo, img.children[1].layers[0]), "range"),
     "config-gone": (False, lambda reg, repo, img: reg.remove_blob_data(img.children[0].config), "range"),
+    "child-manifest-corrupt": (True, corrupt_child_manifest, "range"),
     "tag-revision-gone": (True, lambda reg, repo, img: reg.remove_revision_link(repo, img.digest), "range"),
     "bit-rot": (True, lambda reg, repo, img: reg.corrupt_blob(img.children[1].layers[1]), "digest"),
 }

@@ -424,3 +424,53 @@ def test_findings_under_an_index_child_name_its_platform(
     assert {f["digest"]: f["tags"] for f in result.findings()}[kids[0].layers[0]] == ["single", "v1"]
     assert f"manifest {kids[2].digest[:19]} missing  linux/arm/v7  under {index.digest[:19]}" in text.out
     assert single.digest not in platform
+
+
+def test_corrupt_manifest_is_a_server_error_with_what_the_registry_said(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    """Issue 21: stored manifest data that is not JSON. distribution answers 500 UNKNOWN with its JSON
+    decoder's offset, on every try, while it answers everything else: the stored data is corrupt - a
+    finding, not an outage."""
+    index = registry.push_index(f"{ns}/app", "v1", attestations=False)
+    child = index.children[1]
+    registry.blob_path(child.digest).write_bytes(b'{"schemaVersion": 2, "mediaType": garbage that is not json}')
+    single = registry.push_image(f"{ns}/single", "v1")
+    registry.blob_path(single.digest).write_bytes(b"\x00garbage")
+    cfg = probe_config(config_for(registry, ns))
+
+    result = regprobe("run", "-c", cfg, "--format", "json")
+    text = regprobe("run", "-c", cfg)
+    metrics = regprobe("run", "-c", cfg, "--format", "metrics")
+
+    assert result.code == 1, result.out
+    entry = result.report["registries"][0]
+    assert (entry["complete"], entry["errors"]) == (True, [])
+    said = {"code": "UNKNOWN", "message": "unknown error"}
+    assert result.findings() == [
+        {
+            "repository": f"{ns}/app",
+            "digest": child.digest,
+            "kind": "manifest",
+            "problem": "server_error",
+            "status": 500,
+            "tags": ["v1"],
+            "parent": index.digest,
+            "detail": "GET answered 500 UNKNOWN",
+            "platform": "linux/arm64",
+            "registry_error": {**said, "detail": '{"Offset":35}'},
+        },
+        {
+            "repository": f"{ns}/single",
+            "digest": None,
+            "kind": "manifest",
+            "problem": "server_error",
+            "status": 500,
+            "tags": ["v1"],
+            "parent": None,
+            "detail": "tag v1: GET answered 500 UNKNOWN",
+            "registry_error": {**said, "detail": '{"Offset":1}'},
+        },
+    ]
+    assert 'the registry says: UNKNOWN: unknown error (detail: {"Offset":35})' in text.out
+    assert 'regprobe_broken_objects{kind="manifest",registry="local"} 2.0' in metrics.out

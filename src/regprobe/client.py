@@ -19,13 +19,14 @@ import re
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
+from . import errorbody
 from . import mediatypes as mt
 from .addresses import target_allowed
 from .auth import parse_challenge
@@ -139,7 +140,7 @@ class RegistryClient:
 
     async def pages(
         self, path: str, key: str, page_size: int | None = 1000, max_pages: int = _MAX_PAGES
-    ) -> AsyncIterator[list[str]]:
+    ) -> AsyncGenerator[list[str], None]:
         """Yield the lists under ``key`` across ``Link: <...>; rel="next"`` pages (same host only).
 
         The Link is followed as sent, resolved against the request URL: ECR, ECR Public and Quay page
@@ -585,33 +586,8 @@ async def _read_error(response: httpx.Response, reply: Reply) -> None:
         body += chunk
         if len(body) >= _ERROR_BODY_LIMIT:
             break
-    reply.code = error_code(body)
-
-
-_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-#: S3, GCS and Azure Blob errors: ``<Error><Code>NoSuchKey</Code>...`` (REGISTRY-QUIRKS.md G5).
-_XML_CODE = re.compile(rb"<Error>\s*<Code>([A-Za-z0-9_.-]{1,64})</Code>")
-
-
-def error_code(body: bytes) -> str | None:
-    """The registry's error code in an error body, read as go-containerregistry's transport/error.go
-    does: ``{"errors": [{"code": ...}]}``, or zot's bare ``{"code": ...}``; or object storage's XML
-    ``<Error><Code>``, for a redirected blob. Anything else - HTML from a proxy, odd shapes - is simply
-    no code, never a failure of its own. A code is a short identifier; anything longer or stranger is
-    not echoed into reports."""
-    xml = _XML_CODE.search(body[:1024])
-    if xml is not None:
-        return xml.group(1).decode()
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(doc, dict):
-        return None
-    errors = doc.get("errors")
-    first = errors[0] if isinstance(errors, list) and errors else doc
-    code = first.get("code") if isinstance(first, dict) else None
-    return code if isinstance(code, str) and _CODE.fullmatch(code) else None
+    reply.said = errorbody.parse(body)
+    reply.code = reply.said.code if reply.said else None
 
 
 def _fill_headers(response: httpx.Response, reply: Reply) -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from .digest import Digest
+from .errorbody import ErrorBody
 from .model import Kind, Problem, SkipReason
 
 BlobMode = Literal["head", "range", "digest"]
@@ -27,6 +28,8 @@ class Reply:
     method: str = "GET"
     status: int | None = None  # None: no HTTP answer at all
     code: str | None = None  # registry error code (MANIFEST_UNKNOWN, BLOB_UNKNOWN, ...)
+    #: What an error body said (code, message, detail), bounded and sanitised.
+    said: ErrorBody | None = None
     content_type: str | None = None
     content_length: int | None = None
     #: The complete length from `Content-Range: bytes a-b/TOTAL` (206 or 416).
@@ -113,6 +116,8 @@ class Node:
     error: str | None = None
     #: Which structural bound the object broke, when ``problem`` is ``invalid`` for that reason.
     bound: Bound | None = None
+    #: What the registry said in its error answer (a ``server_error``'s code, message and detail).
+    said: ErrorBody | None = None
     #: Why the registry would not let it be judged on purpose (a pull policy): neither a finding nor
     #: an error; the tags reaching it are reported as skipped.
     skipped: SkipReason | None = None
@@ -135,3 +140,5 @@ class TagRoot:
     error: str | None = None
     #: The tag was not judged on purpose (see :attr:`Node.skipped`); ``detail`` says why.
     skipped: SkipReason | None = None
+    #: What the registry said in its error answer (see :attr:`Node.said`).
+    said: ErrorBody | None = None

@@ -20,8 +20,12 @@ def _status_problem(reply: Reply, method: str) -> Verdict:
         return Problem.UNREACHABLE, reply.describe(method)
     if reply.status in (404, 410):
         return Problem.MISSING, reply.describe(method)
+    if reply.status >= 500:
+        # On every try (5xx is retried): the registry fails on this object. A finding only once the
+        # registry is seen answering the rest (see judgement's ``unavailable``; issue 21).
+        return Problem.SERVER_ERROR, reply.describe(method)
     if reply.status >= 400:
-        # 5xx after retries, or a 4xx that no pull could get past.
+        # A 4xx that no pull could get past.
         return Problem.UNREACHABLE, reply.describe(method)
     if reply.truncated:
         return Problem.TRUNCATED, reply.describe(method)
@@ -125,8 +129,16 @@ class Judgement:
     skipped: list[Skipped]
 
 
-def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> Judgement:
-    """Judge the repository's graph in one pass over every tag's walk."""
+def judgement(
+    repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node], unavailable: str | None = None
+) -> Judgement:
+    """Judge the repository's graph in one pass over every tag's walk.
+
+    ``unavailable``: why the registry is not known to answer the rest of this repository (it failed the
+    check made after a ``server_error``, or was never asked). A ``server_error`` is then an error of the
+    run, not a finding: a registry that fails everything is an availability problem (exit 3), never a
+    storm of broken images (issue 21).
+    """
     hits: dict[Key, _Hit] = {}
     blocked: dict[Key, set[str]] = {}
     findings: list[Finding] = []
@@ -142,8 +154,14 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
             continue
         if root.key is None:
             problem = root.problem or Problem.UNREACHABLE
+            if problem is Problem.SERVER_ERROR and unavailable is not None:
+                errors.append(f"{repository}: {root.detail}; {unavailable}")
+                continue
+            said = root.said if problem is Problem.SERVER_ERROR else None
             findings.append(
-                Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail)
+                Finding(
+                    repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail, None, said
+                )
             )
             continue
         skipped_below: tuple[Key, Node] | None = None
@@ -166,9 +184,17 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
         node = nodes[key]
         assert node.problem is not None
         tags = tuple(sorted_tags(hit.tags))
+        if node.problem is Problem.SERVER_ERROR and unavailable is not None:
+            errors.append(
+                f"{repository}: {node.kind.value} {key[1]}: {node.detail}; {unavailable} (tags: {', '.join(tags)})"
+            )
+            continue
         platform = ", ".join(sorted(hit.platforms)) or None
+        said = node.said if node.problem is Problem.SERVER_ERROR else None
         findings.append(
-            Finding(repository, key[1], node.kind, node.problem, node.status, tags, hit.parent, node.detail, platform)
+            Finding(
+                repository, key[1], node.kind, node.problem, node.status, tags, hit.parent, node.detail, platform, said
+            )
         )
     findings.sort(key=_order)
     for key in sorted(blocked, key=lambda k: (KIND_ORDER[nodes[k].kind], str(k[1]))):

@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Literal
 
 from .digest import Digest
+from .errorbody import ErrorBody
 from .tagorder import NaturalKey, natural_key
 
 
@@ -28,7 +29,9 @@ class Problem(StrEnum):
     SIZE_MISMATCH = "size_mismatch"  # length differs from the descriptor
     DIGEST_MISMATCH = "digest_mismatch"  # content hashes to another digest
     INVALID = "invalid"  # unparseable, unsupported, over a bound
-    UNREACHABLE = "unreachable"  # 5xx or timeouts that outlast the retries
+    #: 5xx on every try for this object while the registry answers the rest: stored data likely corrupt.
+    SERVER_ERROR = "server_error"
+    UNREACHABLE = "unreachable"  # timeouts and connection failures that outlast the retries; other 4xx
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ class Finding:
     #: several, comma-separated, for a blob shared by children of several platforms. None when it is
     #: under no index child.
     platform: str | None = None
+    #: What the registry said about a ``server_error`` (code, message, detail), bounded and sanitised.
+    registry_error: ErrorBody | None = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -56,6 +61,8 @@ class Finding:
         }
         if self.platform is not None:
             out["platform"] = self.platform
+        if self.registry_error is not None:
+            out["registry_error"] = self.registry_error.to_json()
         return out
 
     @property

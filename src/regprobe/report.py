@@ -61,4 +61,7 @@ def _finding_lines(f: Finding, paint: Paint, show_tags: bool) -> str:
         text += f"  under {f.parent.short}"
     if show_tags:
         text += f"  tags: {', '.join(f.tags)}"
-    return text + "\n" + paint(f"      {f.detail}", DIM)
+    text += "\n" + paint(f"      {f.detail}", DIM)
+    if f.registry_error is not None:
+        text += "\n" + paint(f"      the registry says: {f.registry_error}", DIM)
+    return text

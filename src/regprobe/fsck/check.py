@@ -262,7 +262,9 @@ def _manifest_verdict(digest: Digest, body: Body, expected: manifest_mod.Descrip
     if body.error is not None and data.actual is None:
         return Problem.INVALID, body.error, True
     if data.actual != digest:
-        return Problem.DIGEST_MISMATCH, f"manifest data hashes to {data.actual}", True
+        # Unparseable as well: the registry answers 500 for it on every pull (the HTTP walk's server_error).
+        unusable = f"; {body.error}" if body.error is not None else ""
+        return Problem.DIGEST_MISMATCH, f"manifest data hashes to {data.actual}{unusable}", True
     if body.error is not None:
         return Problem.INVALID, body.error, True
     if expected is not None and expected.size != data.size:
