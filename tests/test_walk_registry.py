@@ -54,6 +54,7 @@ def test_index_child_revision_link_gone(registry: Registry, ns: str, regprobe: A
         "tags": ["latest", "v2"],
         "parent": index.digest,
         "detail": "GET answered 404 MANIFEST_UNKNOWN",
+        "platform": "linux/arm64",
     }
 
 
