@@ -352,7 +352,7 @@ class Registry:
         )
         entries: list[dict[str, Any]] = []
         for kid, plat in zip(kids, platforms, strict=False):
-            os_name, arch = plat.split("/")[:2]
+            os_name, arch, *variant = plat.split("/")
             fetched = self.http.get(
                 f"/v2/{repository}/manifests/{kid.digest}",
                 headers={"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}, {OCI_INDEX}"},
@@ -362,7 +362,7 @@ class Registry:
                     "mediaType": fetched.headers["content-type"],
                     "digest": kid.digest,
                     "size": len(fetched.content),
-                    "platform": {"architecture": arch, "os": os_name},
+                    "platform": {"architecture": arch, "os": os_name, **({"variant": variant[0]} if variant else {})},
                 }
             )
         if attestations and not docker:
@@ -402,6 +402,10 @@ class Registry:
     def blob_path(self, digest: str) -> Path:
         """The data file of a blob or manifest (both live under blobs/), on filesystem storage."""
         return self.v2 / _blob_data(digest)
+
+    def blob_size(self, digest: str) -> int:
+        """How many bytes of a blob (or manifest) storage holds."""
+        return len(self.storage.read(_blob_data(digest)))
 
     def remove_revision_link(self, repository: str, digest: str) -> None:
         """A tag clean-up script or GC of "untagged" index children: data kept, link gone."""

@@ -61,6 +61,15 @@ def test_broken_series_are_capped() -> None:
     assert 'regprobe_broken_images{registry="r"} 80.0' in text  # the count is not capped
 
 
+def test_the_capped_series_are_the_first_tags_in_natural_order() -> None:
+    result = RegistryResult("r", "http://r", complete=True, findings=[finding("a", "v10", "v9", "v2")])
+    text = exposition(result, cap=2)
+    assert [line.split('tag="')[1].split('"')[0] for line in text.splitlines() if "image_broken{" in line] == [
+        "v2",
+        "v9",
+    ]
+
+
 def test_incomplete_run_without_findings_claims_nothing_about_integrity() -> None:
     text = exposition(RegistryResult("r", "http://r", catalog_accessible=False, complete=False))
     assert "regprobe_last_success_timestamp_seconds{" not in text

@@ -132,6 +132,19 @@ def test_selection_that_selects_nothing_is_an_error(
     assert error in entry["errors"][0]
 
 
+def test_an_empty_catalog_is_said_to_be_empty(tmp_path: Path, regprobe: Any, probe_config: Any) -> None:
+    """No include was set, so none is to blame: the registry lists nothing at all."""
+    empty = Registry(tmp_path / "empty", cache=False).start()
+    try:
+        result = regprobe("run", "-c", probe_config({"name": "empty", "url": empty.url}), "--format", "json")
+    finally:
+        empty.stop()
+    assert result.code == 3
+    entry = result.report["registries"][0]
+    assert entry["catalog_accessible"] is True
+    assert entry["errors"] == ["the catalog lists no repositories (an empty registry, or none these credentials see)"]
+
+
 def test_a_shard_owning_nothing_is_not_an_empty_selection(
     registry: Registry, ns: str, regprobe: Any, probe_config: Any
 ) -> None:

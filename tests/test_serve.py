@@ -365,6 +365,7 @@ def test_status_page_in_headless_chromium(
     assert "BROKEN" in dom
     assert f"<td>{ns}/web</td><td>2026.1</td>" in dom
     assert str(index.children[0].digest) in dom
+    assert f"{index.children[0].digest}</code> (linux/amd64)" in dom  # the platform of the child
     assert "missing" in dom and "Recent runs" in dom
     assert "<script" not in dom
 

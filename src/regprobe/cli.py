@@ -15,12 +15,13 @@ import ssl
 import sys
 import time
 from collections.abc import Awaitable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from . import config as config_mod
 from . import exitcodes, progress, report, shard
 from .cache import ManifestCache
-from .client import ssl_context
+from .client import ClientSettings, ssl_context
 from .config import Config
 from .counters import Counters
 from .errors import ConfigError, ParseError
@@ -124,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--blob-check",
         choices=("head", "range", "digest"),
         default="range",
-        help="how configs and layers are checked: range (default) reads one byte, which catches data "
-        "deleted behind the registry's cache; head is cheapest and blind to that; digest downloads "
-        "and hashes everything",
+        help="how configs and layers are checked: range (default) reads each blob's last byte, which "
+        "catches data deleted or cut short behind the registry's cache; head is cheapest and blind to that; "
+        "digest downloads and hashes everything",
     )
     check.add_argument(
         "--concurrency",
@@ -347,7 +348,7 @@ async def _check_refs(
     for host, group in by_host.items():
         url = f"{'http' if args.plain_http else 'https'}://{group[0].api_host}"
         login = (args.username, password) if password is not None else None
-        settings = client_settings(url, args.concurrency, args.timeout, verify, login)
+        settings = _check_settings(client_settings(url, args.concurrency, args.timeout, verify, login))
         policy = WalkPolicy(args.blob_check)
         if args.all_tags:
             selection = Selection(names=tuple(dict.fromkeys(r.repository for r in group)))
@@ -359,6 +360,12 @@ async def _check_refs(
             probe = guarded(host, url, settings, policy, deadline, pinned=pinned, stop=stop, counters=counters[host])
         probes.append(probe)
     return list(await asyncio.gather(*probes))
+
+
+async def _check_settings(settings: Awaitable[ClientSettings]) -> ClientSettings:
+    """``check`` names its registries on the command line: a TLS handshake answered in plain HTTP points
+    to the flag, not to a config key."""
+    return replace(await settings, plain_http_hint="add --plain-http to talk http:// to it")
 
 
 def _emit(results: Sequence[RegistryResult], fmt: str, catalog: bool = True) -> None:

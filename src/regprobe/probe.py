@@ -164,6 +164,8 @@ class RegistryProbe:
                 try:
                     await self._produce(pinned)
                     await self._queue.join()
+                    # Pinned images are judged together at the end (below); first, what a server_error needs.
+                    await asyncio.gather(*(repo.walk.settle() for repo in self._repos.values()))
                 finally:
                     unsubscribe()
             finished = True
@@ -283,7 +285,10 @@ class RegistryProbe:
             return
         # A selection that selects nothing is a typo until proven otherwise: never a green run. (A shard
         # owning none of the selected repositories is normal, so the shard is not counted here.)
-        if included == 0:
+        if seen == 0:
+            # Nothing to match: no include is to blame (issue 21). repositories.list is never empty.
+            result.errors.append("the catalog lists no repositories (an empty registry, or none these credentials see)")
+        elif included == 0:
             result.errors.append(f"repositories.include matched none of {seen} repositories in {source}")
         elif selected == 0:
             result.errors.append(
@@ -331,15 +336,26 @@ class RegistryProbe:
             log.exception("internal error while walking %s", repo_name)
             self.result.errors.append(f"{repo_name}: internal error {type(exc).__name__}; see the log")
         finally:
-            # Pinned images are judged together at the end; a listed repository as soon as its last tag is.
             if isinstance(item, _ListTags):
                 repo.listed = True
             elif isinstance(item, str):
                 repo.outstanding -= 1
             if not isinstance(item, _ListTags):
                 self.progress.tag_done()
-            if repo.listed and repo.outstanding == 0:
-                self._finish(repo)
+        # Pinned images are judged together at the end; a listed repository as soon as its last tag is.
+        if repo.listed and repo.outstanding == 0:
+            await self._settle(repo)
+
+    async def _settle(self, repo: _Repo) -> None:
+        """Judge a repository whose walk is done, once the registry was asked what a server_error needs
+        (:meth:`RepositoryWalk.settle`); the task holds its queue item until then, so the run waits."""
+        try:
+            await repo.walk.settle()
+        except Exception as exc:  # a bug must cost one repository, not the run
+            log.exception("internal error while settling %s", repo.walk.repository)
+            self.result.errors.append(f"{repo.walk.repository}: internal error {type(exc).__name__}; see the log")
+        finally:
+            self._finish(repo)
 
     async def _list_tags(self, walk: RepositoryWalk) -> list[str]:
         repository = walk.repository

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from html import escape
 
+from ..model import Finding
 from ..render import verdict
 from .state import RegistryHistory, RunLog
 
@@ -22,6 +23,10 @@ code{font-size:90%}
 
 def _when(unix: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix))
+
+
+def _platform(finding: Finding) -> str:
+    return f" ({escape(finding.platform)})" if finding.platform else ""
 
 
 def render(log: RunLog, configured: list[tuple[str, str]], interval: float) -> str:
@@ -77,7 +82,7 @@ def _registry(history: RegistryHistory) -> list[str]:
             digest = str(finding.digest) if finding.digest else "(tag unresolved)"
             out.append(
                 f"<tr><td>{escape(finding.repository)}</td><td>{escape(', '.join(finding.tags))}</td>"
-                f"<td>{finding.kind.value} <code>{escape(digest)}</code></td>"
+                f"<td>{finding.kind.value} <code>{escape(digest)}</code>{_platform(finding)}</td>"
                 f"<td>{finding.problem.value}</td><td>{escape(finding.detail)}</td></tr>"
             )
         out.append("</table>")
