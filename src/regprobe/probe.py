@@ -185,7 +185,7 @@ class RegistryProbe:
                 self._finish(repo)
             if self.client.stopped is not None:
                 result.errors.append(
-                    f"{self.client.stopped}; not walked: {self._skipped_tags} tags,"
+                    f"{self.client.stopped.describe()}; not walked: {self._skipped_tags} tags,"
                     f" {self._skipped_repositories} repositories not listed"
                 )
             result.findings.sort(key=lambda f: f.sort_key)
@@ -308,8 +308,8 @@ class RegistryProbe:
         repo = self._repo(repo_name)
         try:
             if self.client.stopped is not None:
-                # The rate limit is spent (or nearly): every further request would be refused or take pulls
-                # others need. The rest of the queue drains without a request; the run is incomplete.
+                # The registry refuses us (429 after the retries), or has only the reserve of pulls left that
+                # others need: the rest of the queue drains without a request; the run is incomplete.
                 if isinstance(item, _ListTags):
                     self._skipped_repositories += 1
                 else:

@@ -26,6 +26,16 @@ from __future__ import annotations
 
 from ..facts import BlobMode, Reply
 from .api import RegistryClient
+from .ratelimit import RateLimitStop, StopReason
 from .settings import ClientSettings, RetryPolicy, ssl_context
 
-__all__ = ["BlobMode", "ClientSettings", "RegistryClient", "Reply", "RetryPolicy", "ssl_context"]
+__all__ = [
+    "BlobMode",
+    "ClientSettings",
+    "RateLimitStop",
+    "RegistryClient",
+    "Reply",
+    "RetryPolicy",
+    "StopReason",
+    "ssl_context",
+]

@@ -15,7 +15,7 @@ from ..facts import BlobMode, Reply
 from ..redact import display_url
 from . import listing
 from .exchange import Exchange
-from .ratelimit import RateLimitGate
+from .ratelimit import RateLimitGate, RateLimitStop
 from .reading import read_into, require_api
 from .settings import ClientSettings
 
@@ -39,8 +39,9 @@ class RegistryClient:
         self.requests: Counter[str] = self.exchange.requests
 
     @property
-    def stopped(self) -> str | None:
-        """Why the run must stop (the rate limit is spent or nearly so); None while it may go on."""
+    def stopped(self) -> RateLimitStop | None:
+        """Why the run must stop - the registry refused us (429 after the retries), or its pulls are nearly
+        spent (a reserve is kept for others); None while it may go on."""
         return self._gate.stopped
 
     async def aclose(self) -> None:
