@@ -40,7 +40,18 @@ class Retry:
     ) -> Reply:
         """``attempt(*args, **kwargs)`` until ``again(reply)`` is false or the attempts are spent; the last
         reply. ``attempt`` is a coroutine function (tenacity awaits only what it sees is one)."""
-        reply: Reply = await self._retrying(again)(attempt, *args, **kwargs)
+        first = await attempt(*args, **kwargs)
+        if not again(first):
+            return first
+        # tenacity only once the first try asks for another: nearly every exchange needs one, and
+        # setting tenacity up costs about 20 µs of CPU (docs/performance.md). Its first attempt is the
+        # one already made, so backoff, counting and the cap run as if tenacity had made it.
+        made = [first]
+
+        async def again_attempt() -> Reply:
+            return made.pop() if made else await attempt(*args, **kwargs)
+
+        reply: Reply = await self._retrying(again)(again_attempt)
         return reply
 
     def _retrying(self, again: Callable[[Reply], bool]) -> AsyncRetrying:
