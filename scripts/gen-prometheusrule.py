@@ -2,7 +2,9 @@
 """Write deploy/k8s/prometheusrule.yaml: the groups of alerts/regprobe.rules.yml as a PrometheusRule.
 
 The plain rule file is the source (promtool tests it); the Prometheus Operator's PrometheusRule carries
-the same groups under ``spec``. tests/test_deploy.py fails when the two drift apart.
+the same groups under ``spec``. tests/test_deploy.py fails when the two drift apart. The Helm chart
+builds its PrometheusRule from a verbatim copy of the rule file (a chart cannot read outside its own
+directory), written here too; tests/test_helm.py fails when that copy is stale.
 
     python scripts/gen-prometheusrule.py            # rewrite the manifest
     python scripts/gen-prometheusrule.py --check    # exit 1 if it is out of date
@@ -20,6 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerts" / "regprobe.rules.yml"
 OUTPUT = ROOT / "deploy" / "k8s" / "prometheusrule.yaml"
+CHART_COPY = ROOT / "deploy" / "helm" / "regprobe" / "files" / "regprobe.rules.yml"
 WIDTH = 110
 
 HEADER = """\
@@ -76,15 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="exit 1 if the manifest is out of date")
     args = parser.parse_args(argv)
-    text = render(RULES.read_text(encoding="utf-8"))
+    rules = RULES.read_text(encoding="utf-8")
+    outputs = {OUTPUT: render(rules), CHART_COPY: rules}
     if args.check:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
-        if current != text:
-            print(f"{OUTPUT.relative_to(ROOT)} is out of date: run scripts/gen-prometheusrule.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT.relative_to(ROOT)}")
+        stale = [p for p, text in outputs.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+        for path in stale:
+            print(f"{path.relative_to(ROOT)} is out of date: run scripts/gen-prometheusrule.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 
