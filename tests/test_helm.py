@@ -311,15 +311,19 @@ def test_the_comparison_sees_a_difference() -> None:
 # --- what the values do --------------------------------------------------------------------------------
 
 
-def test_rendered_config_loads(tmp_path: Path) -> None:
-    """The ConfigMap holds a config regprobe itself accepts (its loader reads password files at load
-    time: pointed at a temporary one)."""
-    configmap = _by_kind(_render())["ConfigMap"]
+def _load_config(configmap: dict[str, Any], tmp_path: Path) -> config_mod.Config:
+    """The ConfigMap's config.yaml through regprobe's own loader, which reads password files at load
+    time: the Secret's path is pointed at a temporary file."""
     password = tmp_path / "password"
     password.write_text("not-the-real-one\n", encoding="utf-8")
     text = configmap["data"]["config.yaml"].replace("/var/run/secrets/regprobe/password", str(password))
     (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
-    cfg = config_mod.load(tmp_path / "config.yaml")
+    return config_mod.load(tmp_path / "config.yaml")
+
+
+def test_rendered_config_loads(tmp_path: Path) -> None:
+    """The ConfigMap holds a config regprobe itself accepts."""
+    cfg = _load_config(_by_kind(_render())["ConfigMap"], tmp_path)
     assert [r.name for r in cfg.registries] == ["private", "dockerhub-cache"]
     assert cfg.pushgateway is not None and cfg.pushgateway.job == "registry-integrity-probe"
 
@@ -410,3 +414,20 @@ def test_refused_values(values: dict[str, str], message: str) -> None:
     proc = _template(values, check=False)
     assert proc.returncode != 0, _show(proc)
     assert message in proc.stderr, _show(proc)
+
+
+def test_the_operator_guide_example_installs(tmp_path: Path) -> None:
+    """docs/operator-guide.md's my-values.yaml renders, validates, and carries a config regprobe loads."""
+    guide = (ROOT / "docs" / "operator-guide.md").read_text(encoding="utf-8")
+    match = re.search(r"```yaml\n# my-values.yaml\n(.*?)```", guide, re.DOTALL)
+    assert match, "the guide's Helm example is gone"
+    values = tmp_path / "my-values.yaml"
+    values.write_text(match.group(1), encoding="utf-8")
+    args = ["template", RELEASE, str(CHART), "-n", NAMESPACE, "--kube-version", KUBERNETES_VERSION, "-f", str(values)]
+    text = _helm(*args).stdout
+    objects = [doc for doc in yaml.safe_load_all(text) if doc]
+    result = _kubeconform(text)
+    assert result["summary"] == {"valid": len(objects), "invalid": 0, "errors": 0, "skipped": 0}, result
+    by_kind = _by_kind(objects)
+    assert by_kind["PrometheusRule"]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert [r.name for r in _load_config(by_kind["ConfigMap"], tmp_path).registries] == ["private"]
