@@ -3,10 +3,16 @@
 # regprobe container image: `regprobe run` in the Kubernetes CronJob (deploy/k8s), `regprobe check REF`
 # in CI (docs/ci/).
 #
-#   docker build --build-arg VERSION=0.1.0 -t ghcr.io/regprobe/regprobe:0.1.0 .
+#   docker build -t ghcr.io/regprobe/regprobe:0.1.0 .
 #
-# VERSION only feeds the OCI label; the package version comes from pyproject.toml, so keep the two equal
-# (tests/test_dockerfile.py checks the default here against pyproject.toml).
+# The version has one source, pyproject.toml: `regprobe --version` and the wheel's name come from it, the
+# VERSION default below must equal it (tests/test_release.py), and the runtime stage installs the wheel
+# *by that version*, so a --build-arg VERSION that disagrees with the wheel fails the build instead of
+# labelling the image wrong.
+#
+# Nothing is resolved at build time: the build backend and every runtime dependency come from lock files
+# with a hash for each file (scripts/lock-requirements.py writes them; docs/releasing.md). pip refuses
+# anything whose hash is not listed.
 #
 # Base images are pinned by tag. For reproducible release builds pin the digest as well
 # (python:3.12-slim@sha256:...) and let a bot bump it.
@@ -15,10 +21,12 @@
 FROM python:3.12-slim AS build
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements-build.lock ./
+# --no-build-isolation below builds with this setuptools, not whichever one an isolated build would fetch.
+RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements-build.lock
+COPY pyproject.toml README.md LICENSE ./
 COPY src/ src/
-# --no-deps: the runtime stage resolves the dependencies from the wheel's metadata.
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 # --- runtime -----------------------------------------------------------------------------------------
 FROM python:3.12-slim
@@ -30,12 +38,17 @@ LABEL org.opencontainers.image.title="regprobe" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.version="${VERSION}"
 
-# The wheel is bind-mounted from the build stage rather than COPYed, so it never lands in a layer.
+# The lock and the wheel are bind-mounted rather than COPYed, so neither lands in a layer. The lock holds
+# every dependency, each pinned and hashed (--require-hashes); the wheel goes in with --no-deps, so pip
+# resolves nothing, and `pip check` fails the build if the lock misses a dependency of the wheel.
 # A fixed numeric UID/GID (65532, the distroless "nonroot" convention) lets Kubernetes check
 # runAsNonRoot without reading /etc/passwd; the passwd entry gives the process a HOME, where
 # `docker run -v ~/.docker:/home/regprobe/.docker:ro` puts CI credentials.
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir /wheels/regprobe-*.whl \
+RUN --mount=type=bind,source=requirements.lock,target=/tmp/requirements.lock \
+    --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.lock \
+    && pip install --no-cache-dir --no-deps "/wheels/regprobe-${VERSION}-py3-none-any.whl" \
+    && pip check \
     && groupadd --system --gid 65532 regprobe \
     && useradd --system --uid 65532 --gid 65532 --home-dir /home/regprobe --create-home \
        --shell /usr/sbin/nologin regprobe

@@ -1,9 +1,6 @@
-"""The pinned Go peers (helm, kubeconform, crane, ...) for the tests that need one.
-
-A test asks ``peer(name)`` for the binary's path. Without it the test is skipped with the reason - a
-machine without Go still runs everything else - unless ``REGPROBE_REQUIRE_PEERS=1`` (CI), where a
-missing peer fails the test instead of hiding it.
-"""
+"""The pinned Go peers (distribution v3, crane, oras, helm, kubeconform) that scripts/install-peers.sh
+builds into ``PEERS``. Without Go a test that needs one is skipped, saying why; CI sets
+``REGPROBE_REQUIRE_PEERS=1`` so a missing peer fails instead."""
 
 from __future__ import annotations
 
@@ -15,12 +12,11 @@ from .registry import PEERS
 
 
 def peer(name: str) -> str:
-    """The path of the peer binary ``name``; skips the test (fails it under REGPROBE_REQUIRE_PEERS=1)
-    when it is not installed."""
+    """The path of peer ``name``; skips the test (fails it under REGPROBE_REQUIRE_PEERS=1) without it."""
     path = PEERS / name
-    if path.is_file() and os.access(path, os.X_OK):
+    if os.access(path, os.X_OK):
         return str(path)
-    reason = f"{name} is not installed at {path} (the pinned Go peers; see README, 'Peers')"
+    why = f"{name} is not in {PEERS}: scripts/install-peers.sh builds the pinned peers (it needs go)"
     if os.environ.get("REGPROBE_REQUIRE_PEERS") == "1":
-        pytest.fail(f"{reason}, and REGPROBE_REQUIRE_PEERS=1 requires it")
-    pytest.skip(reason)
+        pytest.fail(why)
+    pytest.skip(why)

@@ -33,13 +33,19 @@ def test_invalid_config_names_file_and_key(path: Path) -> None:
 def test_valid_full_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGPROBE_TEST_PASSWORD", "s3cret")
     cfg = config.load(TESTDATA / "valid-full.yml")
-    private, hub = cfg.registries
+    private, hub, cache = cfg.registries
     assert private.auth is not None and private.auth.password is not None
     assert private.auth.password.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(cfg)
     assert (cfg.concurrency_for(private), cfg.timeout_for(private)) == (8, 10.0)
     assert (cfg.concurrency_for(hub), cfg.timeout_for(hub)) == (16, 30.0)
     assert hub.repositories.list_ == ["library/alpine"] and hub.index_children is False
+    assert (cache.pull_through, cache.storage_root, hub.pull_through, hub.storage_root) == (
+        True,
+        "/var/lib/registry",
+        False,
+        None,
+    )
     assert cfg.pushgateway is not None and cfg.pushgateway.job == "registry-integrity-probe"
 
 
@@ -48,7 +54,7 @@ def test_defaults() -> None:
     registry = cfg.registries[0]
     assert registry.url == "http://127.0.0.1:5000"
     assert (registry.blob_check, registry.index_children, registry.repositories.include) == ("range", True, ["*"])
-    assert (cfg.concurrency, cfg.timeout, cfg.deadline, cfg.max_broken_series) == (16, 30.0, 840.0, 50)
+    assert (cfg.concurrency, cfg.timeout, cfg.deadline, cfg.max_broken_series) == (16, 30.0, 720.0, 50)
     assert cfg.deadline < 15 * 60  # a run must end before the next CronJob run starts
     assert (cfg.serve.listen, cfg.serve.interval_seconds) == (":9839", 900.0)  # the alerts assume 15 minutes
 

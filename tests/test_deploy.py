@@ -9,6 +9,7 @@ excluded from the schema run, which must report every other resource as validate
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -33,9 +34,13 @@ NOT_MANIFESTS = {"kustomization.yaml", "config.yaml"}
 #: Examples an operator copies and fills in; applying them as they are would do harm.
 EXAMPLES = {"secret.example.yaml", "networkpolicy.yaml"}
 #: Custom resources kubernetes-validate has no schema for.
-CRD_KINDS = {"PrometheusRule", "ServiceMonitor"}
+CRD_KINDS = {"PrometheusRule", "ServiceMonitor", "PodMonitor"}
 #: The alerts assume one run per 15 minutes (alerts/regprobe.rules.yml).
 INTERVAL_SECONDS = 15 * 60
+#: What a Job spends before regprobe's clock starts: scheduling, the image pull, Python's start-up.
+START_UP_SECONDS = 60
+#: Left over after the pushes: stopping the walk, printing the report.
+SPARE_SECONDS = 15
 
 MANIFESTS = sorted(p.name for p in K8S.glob("*.yaml") if p.name not in NOT_MANIFESTS)
 
@@ -102,20 +107,29 @@ def _generator() -> ModuleType:
     return module
 
 
-def _shipped_config(tmp_path: Path) -> config_mod.Config:
-    """deploy/k8s/config.yaml through regprobe's own loader, the password file pointed at a temp file.
-
-    The loader reads password_file at load time, and the shipped path exists only inside the pod.
-    """
+def _shipped_copy(tmp_path: Path, replace_hosts: bool = True, drop: str | None = None) -> Path:
+    """deploy/k8s/config.yaml as a file regprobe can load here: the password file pointed at a temp file
+    (the loader reads it at load time, and the shipped path exists only inside the pod), and with
+    ``replace_hosts`` the example.com placeholders replaced, as a user does; ``drop``: a top-level key
+    left out."""
     text = (K8S / "config.yaml").read_text(encoding="utf-8")
     paths = set(re.findall(r"password_file:\s*(\S+)", text))
     password = tmp_path / "password"
     password.write_text("not-the-real-one\n", encoding="utf-8")
     for path in paths:
         text = text.replace(path, str(password))
+    if replace_hosts:
+        text = re.sub(r"\.example\.com\b", ".corp.internal", text)
+    if drop is not None:
+        text = re.sub(rf"^{drop}:.*\n", "", text, flags=re.MULTILINE)
     copy = tmp_path / "config.yaml"
     copy.write_text(text, encoding="utf-8")
-    return config_mod.load(copy)
+    return copy
+
+
+def _shipped_config(tmp_path: Path, drop: str | None = None) -> config_mod.Config:
+    """deploy/k8s/config.yaml through regprobe's own loader, as a user has filled it in."""
+    return config_mod.load(_shipped_copy(tmp_path, drop=drop))
 
 
 # --- schemas and lint ---------------------------------------------------------------------------------
@@ -257,10 +271,22 @@ def test_shipped_config_loads(tmp_path: Path) -> None:
     by_name = {r.name: r for r in cfg.registries}
     assert by_name["private"].auth is not None
     assert by_name["private"].auth.password is not None
-    assert by_name["dockerhub-cache"].index_children is False
+    assert by_name["dockerhub-cache"].pull_through is True
     assert cfg.pushgateway is not None
     assert cfg.pushgateway.url == "http://pushgateway.monitoring:9091"
     assert cfg.pushgateway.job == "registry-integrity-probe", "the alerts' absent() branch names this job"
+
+
+def test_the_shipped_example_is_refused_until_replaced(tmp_path: Path, regprobe: Any) -> None:
+    """Applied as shipped, the base must not probe registry.example.com every 15 minutes and page for an
+    unreachable registry: regprobe refuses the example's hosts (exit 2, nothing probed), naming each one
+    and saying what to do - the first `kubectl logs` of the first run shows it."""
+    run = regprobe("run", "-c", str(_shipped_copy(tmp_path, replace_hosts=False)), "--no-push")
+    assert run.code == 2, run.err
+    for i in range(len(_shipped_config(tmp_path).registries)):
+        assert f"registries[{i}].url: names a reserved example domain" in run.err, run.err
+    assert "replace it with your own (docs/operator-guide.md, Install)" in run.err
+    assert not run.out
 
 
 def test_config_paths_match_the_cronjob(tmp_path: Path) -> None:
@@ -332,17 +358,33 @@ def test_cronjob_hardening() -> None:
     assert _cronjob()["metadata"]["name"] == "regprobe"
 
 
-def test_cronjob_timing(tmp_path: Path) -> None:
+def test_cronjob_timing() -> None:
     spec = _cronjob()["spec"]
     job = spec["jobTemplate"]["spec"]
     assert spec["schedule"] == "*/15 * * * *"
     assert spec["concurrencyPolicy"] == "Forbid"
     assert 0 < spec["startingDeadlineSeconds"] < INTERVAL_SECONDS
     assert job["backoffLimit"] == 0
-    # The Job dies before the next run is due, and regprobe stops walking before the Job dies, with
-    # time left to push its metrics.
-    deadline = _shipped_config(tmp_path).deadline
-    assert deadline + 15 <= job["activeDeadlineSeconds"] < INTERVAL_SECONDS
+
+
+def _budget(cfg: config_mod.Config) -> float:
+    """Seconds a run may spend from the Job's start: start-up, the walk up to its deadline, then one push
+    per registry, each bounded by the top-level timeout (metrics.push_all)."""
+    pushes = len(cfg.registries) * cfg.timeout if cfg.pushgateway is not None else 0.0
+    return START_UP_SECONDS + cfg.deadline + pushes
+
+
+@pytest.mark.parametrize("drop", [None, "deadline"], ids=["shipped", "deadline-left-out"])
+def test_the_time_budget_adds_up(tmp_path: Path, drop: str | None) -> None:
+    """A run that reaches its deadline still pushes before activeDeadlineSeconds kills the pod, and the
+    Job is gone before the next one is due (docs/operator-guide.md, "Tune for a large registry").
+    Left out, `deadline` takes its default, which must fit as well."""
+    cfg = _shipped_config(tmp_path, drop=drop)
+    active = _cronjob()["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    assert _budget(cfg) + SPARE_SECONDS <= active < INTERVAL_SECONDS, (
+        f"{START_UP_SECONDS} s start-up + deadline {cfg.deadline:g} + {len(cfg.registries)} pushes x "
+        f"timeout {cfg.timeout:g} + {SPARE_SECONDS} s spare > activeDeadlineSeconds {active}"
+    )
 
 
 def test_networkpolicy_example() -> None:
@@ -392,7 +434,9 @@ def test_serve_overlay(tmp_path: Path) -> None:
     objects = _build_overlay("serve")
     by_kind = {o["kind"]: o for o in objects}
     assert len(by_kind) == len(objects)
-    assert set(by_kind) == {"ServiceAccount", "ConfigMap", "Deployment", "Service", "ServiceMonitor", "PrometheusRule"}
+    assert set(by_kind) == {
+        "ServiceAccount", "ConfigMap", "Deployment", "Service", "ServiceMonitor", "PrometheusRule", "NetworkPolicy"
+    }  # fmt: skip
     assert {o["metadata"]["namespace"] for o in objects} == {"monitoring"}
 
     deployment = by_kind["Deployment"]
@@ -426,4 +470,106 @@ def test_serve_overlay(tmp_path: Path) -> None:
     job = service["metadata"]["labels"][monitor["spec"]["jobLabel"]]
     assert job == "registry-integrity-probe", "the stale alert's absent branch matches this job"
 
+    _assert_schema_valid(objects, tmp_path)
+
+
+# --- who may reach regprobe serve -------------------------------------------------------------------------
+
+PROMETHEUS = {"app.kubernetes.io/name": "prometheus"}
+
+
+def _matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, "matchExpressions: teach _matches"
+    return bool(selector.get("matchLabels", {}).items() <= labels.items())
+
+
+def _ingress_admits(
+    policies: list[dict[str, Any]], pod: dict[str, Any], source: dict[str, str], source_namespace: str, port: str
+) -> bool:
+    """NetworkPolicy's ingress semantics for traffic from a pod labelled ``source`` in namespace
+    ``source_namespace`` to the named container ``port`` of ``pod`` (a Deployment's pod template, in
+    monitoring): isolated once any Ingress policy selects it, then admitted if any rule of any of them
+    admits the peer on that port. Policies only ever add what they allow."""
+    labels = pod["metadata"]["labels"]
+    (container,) = pod["spec"]["containers"]
+    number = next(p["containerPort"] for p in container["ports"] if p["name"] == port)
+    selecting = [
+        p for p in policies
+        if p["metadata"]["namespace"] == "monitoring" and _matches(p["spec"]["podSelector"], labels)
+        and "Ingress" in p["spec"]["policyTypes"]
+    ]  # fmt: skip
+    if not selecting:
+        return True
+    namespace_labels = {"kubernetes.io/metadata.name": source_namespace}
+    for policy in selecting:
+        for rule in policy["spec"].get("ingress", []):
+            peers = rule.get("from")
+            peer_ok = not peers or any(
+                "ipBlock" not in peer
+                and (
+                    _matches(peer["namespaceSelector"], namespace_labels)
+                    if "namespaceSelector" in peer
+                    else source_namespace == "monitoring"
+                )
+                and _matches(peer.get("podSelector", {}), source)
+                for peer in peers
+            )
+            ports = rule.get("ports")
+            port_ok = not ports or any(p.get("protocol", "TCP") == "TCP" and p["port"] in (port, number) for p in ports)
+            if peer_ok and port_ok:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("with_base_example", [False, True], ids=["overlay", "plus-the-base-example"])
+def test_serve_admits_prometheus_and_nobody_else(with_base_example: bool) -> None:
+    """The serve overlay's NetworkPolicy lets Prometheus scrape, from its own namespace or another, and
+    keeps everyone else off the port; copying the base's example (`ingress: []`) beside it changes
+    neither, as policies add up."""
+    objects = _build_overlay("serve")
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    if with_base_example:
+        policies.append(_load("networkpolicy.yaml"))
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]
+    for namespace in ("monitoring", "prometheus"):
+        assert _ingress_admits(policies, pod, PROMETHEUS, namespace, "http-metrics"), namespace
+        assert not _ingress_admits(policies, pod, {"app": "curl"}, namespace, "http-metrics"), namespace
+    (own,) = [p for p in policies if p["metadata"]["name"] == "regprobe-serve"]
+    assert own["spec"]["policyTypes"] == ["Ingress"], "egress is the operator's choice (the base's example)"
+
+
+def test_the_base_example_alone_would_block_the_scrape() -> None:
+    """Why the overlay has a policy of its own: the base's example, copied for serve, admits nothing."""
+    pod = next(o for o in _build_overlay("serve") if o["kind"] == "Deployment")["spec"]["template"]
+    assert not _ingress_admits([_load("networkpolicy.yaml")], pod, PROMETHEUS, "monitoring", "http-metrics")
+
+
+def test_serve_with_a_podmonitor(tmp_path: Path) -> None:
+    """The podmonitor component, in an overlay of the serve overlay: the ServiceMonitor is replaced (never
+    both: the pod would be scraped twice and every broken image counted twice) by a PodMonitor that
+    scrapes the same port and path under the job name the alerts match."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (for its built-in kustomize) is not on PATH")
+    serve = os.path.relpath(K8S.parent / "overlays" / "serve", tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [serve], "components": [f"{serve}/podmonitor"]}), encoding="utf-8"
+    )
+    proc = subprocess.run(
+        [kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, _show(proc)
+    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    kinds = [o["kind"] for o in objects]
+    assert "ServiceMonitor" not in kinds and kinds.count("PodMonitor") == 1
+    monitor = next(o for o in objects if o["kind"] == "PodMonitor")
+    assert monitor["metadata"]["namespace"] == "monitoring"
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    (container,) = pod["spec"]["containers"]
+    assert endpoint["port"] in {p["name"] for p in container["ports"]} and endpoint["path"] == "/metrics"
+    assert not endpoint.get("honorLabels"), "serve's series carry no job of their own"
+    job = pod["metadata"]["labels"][monitor["spec"]["jobLabel"]]
+    assert job == "registry-integrity-probe", "the stale alert's absent branch matches this job"
     _assert_schema_valid(objects, tmp_path)

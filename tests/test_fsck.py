@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import re
 import stat
 import subprocess
+import threading
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -551,7 +553,7 @@ def test_repair_keeps_links_to_data_that_is_there_but_wrong(reg: Registry, ns: s
         image.config: ("missing", True),
     }
     assert [line for line in text.out.splitlines() if "repairable:" in line] == [
-        f"    repairable: --repair removes {config_dir}"
+        f"      repairable: --repair removes {config_dir}"
     ]
     assert {f["digest"]: f["repaired"] for f in found(repaired)} == {
         image.layers[0]: False,
@@ -581,7 +583,7 @@ def test_repair_dry_run_changes_nothing_and_names_what_repair_removes(reg: Regis
     assert (alone.code, alone.out) == (2, "")
     assert "--dry-run goes with --repair" in alone.err
     assert (text.code, doc.code, plain.code) == (1, 1, 1)
-    assert sorted(line.split()[-1] for line in text.out.splitlines() if line.startswith("    would remove ")) == dirs
+    assert sorted(line.split()[-1] for line in text.out.splitlines() if line.startswith("      would remove ")) == dirs
     assert "3 broken objects, 2 would be repaired (dry run: nothing changed); " in text.out
     assert (doc.report["dry_run"], doc.report["repairable"], doc.report["repaired"]) == (True, 2, 0)
     assert (plain.report["dry_run"], plain.report["repairable"]) == (False, 2)
@@ -590,7 +592,7 @@ def test_repair_dry_run_changes_nothing_and_names_what_repair_removes(reg: Regis
         assert sorted((f["digest"], f["repairable"], f["repaired"]) for f in found(run)) == want
 
     done = regprobe("fsck", str(reg.root), "--repair")
-    assert sorted(line.split()[-1] for line in done.out.splitlines() if line.startswith("    removed ")) == dirs
+    assert sorted(line.split()[-1] for line in done.out.splitlines() if line.startswith("      removed ")) == dirs
 
 
 def test_repair_rechecks_each_link_right_before_removing_it(cache: tuple[Registry, Registry], regprobe: Any) -> None:
@@ -609,7 +611,9 @@ def test_repair_rechecks_each_link_right_before_removing_it(cache: tuple[Registr
 
     out = io.StringIO()
     root = str(proxy.root)
-    summary = scan(PulledMeanwhile(root), JsonOutput(root, out, Repair.ON), False, Repair.ON)
+    output = JsonOutput(root, out, Repair.ON)
+    summary = scan(PulledMeanwhile(root), output, False, Repair.ON)
+    output.finish(summary)
 
     finding = only(json.loads(out.getvalue())["findings"])
     assert (finding["digest"], finding["problem"], finding["repaired"]) == (image.layers[0], "missing", False)
@@ -810,6 +814,7 @@ def test_unreadable_directory_is_reported_and_skipped(
 
 
 def test_text_report_groups_by_repository(reg: Registry, ns: str, regprobe: Any) -> None:
+    """Laid out as `run` reports a registry: the state and counts first, then each repository's findings."""
     index = reg.push_index(f"{ns}/api", "v1")
     reg.remove_revision_link(f"{ns}/api", index.children[0].digest)
     image = reg.push_image(f"{ns}/worker", "2026.11")
@@ -820,19 +825,19 @@ def test_text_report_groups_by_repository(reg: Registry, ns: str, regprobe: Any)
     assert run.code == 1
     child, layer = index.children[0].digest, image.layers[0]
     assert run.out.splitlines() == [
-        f"{ns}/api  tags: v1",
-        f"  manifest {child[:19]} missing  under {index.digest[:19]}",
-        "    index child has no revision link in this repository",
-        f"    {revision_link(f'{ns}/api', child)}",
-        f"{ns}/worker  tags: 2026.11",
-        f"  layer    {layer[:19]} missing  under {image.digest[:19]}",
-        "    layer link present, blob data gone",
-        f"    {layer_link(f'{ns}/worker', layer)}",
-        f"    repairable: --repair removes {os.path.dirname(layer_link(f'{ns}/worker', layer))}",
         f"{reg.root}  BROKEN",
-        run.out.splitlines()[-1],
+        run.out.splitlines()[1],
+        f"  {ns}/api  tags: v1",
+        f"    manifest {child[:19]} missing  under {index.digest[:19]}",
+        "      index child has no revision link in this repository",
+        f"      {revision_link(f'{ns}/api', child)}",
+        f"  {ns}/worker  tags: 2026.11",
+        f"    layer    {layer[:19]} missing  under {image.digest[:19]}",
+        "      layer link present, blob data gone",
+        f"      {layer_link(f'{ns}/worker', layer)}",
+        f"      repairable: --repair removes {os.path.dirname(layer_link(f'{ns}/worker', layer))}",
     ]
-    assert run.out.splitlines()[-1].startswith(
+    assert run.out.splitlines()[1].startswith(
         "  2 repositories, 5 manifests, 12 layer links; 2 broken objects, 1 repairable with --repair; "
     )
 
@@ -845,13 +850,14 @@ def test_json_is_one_document(reg: Registry, ns: str, regprobe: Any) -> None:
     run = fsck(regprobe, reg)
 
     doc = json.loads(run.out)
-    assert list(doc)[:2] == ["root", "findings"] and len(doc["findings"]) == 2
+    assert list(doc)[:2] == ["root", "complete"], "the summary first, as in the text"
+    assert list(doc)[-1] == "findings" and len(doc["findings"]) == 2
     assert set(doc["findings"][0]) >= {"repository", "digest", "kind", "problem", "parent", "path", "repaired"}
 
 
 def test_progress_on_a_terminal_never_runs_into_findings_or_log_lines(reg: Registry, ns: str) -> None:
     """stdout and stderr on one real terminal, as a person running fsck sees them: the progress line is
-    cleared before each finding (stdout) and each removal logged with -v (stderr), and at the end."""
+    cleared before each removal logged with -v (stderr), and before the report (stdout) is written."""
     for name in ("a", "b", "c"):
         reg.remove_blob_data(reg.push_image(f"{ns}/{name}", "v1").layers[0])
     code, _, screen = run_on_terminal(["fsck", str(reg.root), "--repair", "-v"], env={"NO_COLOR": "1"}, stdout_too=True)
@@ -865,4 +871,47 @@ def test_progress_on_a_terminal_never_runs_into_findings_or_log_lines(reg: Regis
         # Whatever the progress line drew before it, the text is written after a wipe, never appended.
         assert drawn.sub("", line).lstrip("\r ").startswith((ns, "regprobe: INFO")), repr(line)
     assert "repositories 3/3, 12 objects checked, 3 findings" in screen
-    assert screen.rstrip(" ").endswith("\r")  # wiped at the end
+    before, head, report = screen.partition(f"{reg.root}  BROKEN")
+    assert head and "repositories 3/" not in report, "the bar is gone before the report"
+    assert not before.rsplit("\r", 1)[-1].strip(), "and wiped, not written over"
+
+
+def test_the_last_progress_line_agrees_with_the_report(
+    reg: Registry, ns: str, regprobe: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a terminal (a CronJob's log, CI) progress is a log line every interval, each an interval
+    old by the end: the log ends with one more line of the final figures, the report's (issue 21)."""
+    for name in ("a", "b"):
+        reg.remove_blob_data(reg.push_image(f"{ns}/{name}", "v1").layers[0])
+    reg.push_image(f"{ns}/c", "v1")
+    ticked = threading.Event()
+
+    class Tick(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            ticked.set()
+
+    tick = Tick()
+    logging.getLogger("regprobe.progress").addHandler(tick)
+    monkeypatch.setenv("_REGPROBE_PROGRESS_INTERVAL", "0.3")
+    collect = Storage.collect
+
+    def after_a_tick(self: Storage, name: str, rel: str) -> Any:
+        assert ticked.wait(30), "no progress line was logged"  # the log has figures from mid-scan
+        return collect(self, name, rel)
+
+    monkeypatch.setattr(Storage, "collect", after_a_tick)
+    try:
+        run = regprobe("fsck", str(reg.root))
+    finally:
+        logging.getLogger("regprobe.progress").removeHandler(tick)
+
+    summary = re.match(
+        r"  (\d+) repositories, (\d+) manifests, (\d+) layer links; (\d+) broken objects", run.out.splitlines()[1]
+    )
+    assert summary, run.out
+    repositories, manifests, links, broken = map(int, summary.groups())
+    progress = [line for line in run.err.splitlines() if f" {reg.root}: repositories " in line]
+    assert progress[-1] == (
+        f"regprobe: INFO: done {reg.root}: repositories {repositories}/{repositories}, "
+        f"{manifests + links} objects checked, {broken} findings"
+    ), run.err

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -50,7 +51,11 @@ CHECKSUM = "checksum/config"
 EVERYTHING = {
     "networkPolicy.enabled": "true",
     "networkPolicy.registries.to[0].ipBlock.cidr": "192.0.2.0/24",
-    "networkPolicy.ingressFrom[0].podSelector.matchLabels.app\\.kubernetes\\.io/name": "prometheus",
+    "extraVolumes[0].name": "registry-cache",
+    "extraVolumes[0].persistentVolumeClaim.claimName": "registry-cache",
+    "extraVolumeMounts[0].name": "registry-cache",
+    "extraVolumeMounts[0].mountPath": "/var/lib/registry-cache",
+    "extraVolumeMounts[0].readOnly": "true",
     "credentials.create": "true",
     "credentials.data.password": "not-the-real-one",
     "cache.persistence.enabled": "true",
@@ -299,6 +304,32 @@ def test_sharded_render_is_the_sharded_overlay() -> None:
     _assert_same(_render({"shards": "4"}), _kustomize(OVERLAYS / "sharded"))
 
 
+def test_podmonitor_render_is_the_serve_overlay_with_its_podmonitor_component(tmp_path: Path) -> None:
+    serve = os.path.relpath(OVERLAYS / "serve", tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [serve], "components": [f"{serve}/podmonitor"]}), encoding="utf-8"
+    )
+    _assert_same(_render({"mode": "serve", **PODMONITOR}), _kustomize(tmp_path))
+
+
+@pytest.mark.parametrize("mode", ["cronjob", "serve"])
+def test_networkpolicy_is_the_base_example(mode: str) -> None:
+    """networkPolicy.enabled with the example's address renders deploy/k8s/networkpolicy.yaml, for both
+    modes' pods; serve needs no pushgateway (its own policy admits Prometheus, test below)."""
+    values = {
+        "mode": mode,
+        "networkPolicy.enabled": "true",
+        "networkPolicy.registries.to[0].ipBlock.cidr": "192.0.2.0/24",
+    }
+    (policy,) = [o for o in _render(values) if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == RELEASE]
+    example = yaml.safe_load((KUSTOMIZE_BASE / "networkpolicy.yaml").read_text(encoding="utf-8"))
+    example["metadata"]["labels"] = {"app.kubernetes.io/name": "regprobe", "app.kubernetes.io/part-of": "regprobe"}
+    if mode == "serve":
+        pushgateway = {"protocol": "TCP", "port": 9091}
+        example["spec"]["egress"] = [r for r in example["spec"]["egress"] if pushgateway not in r["ports"]]
+    assert _drop_helm_only(policy) == example
+
+
 def test_the_comparison_sees_a_difference() -> None:
     """The equality above is not vacuous: one changed field in the chart's render is a failure."""
     chart = _render()
@@ -312,27 +343,58 @@ def test_the_comparison_sees_a_difference() -> None:
 
 
 def _load_config(configmap: dict[str, Any], tmp_path: Path) -> config_mod.Config:
-    """The ConfigMap's config.yaml through regprobe's own loader, which reads password files at load
-    time: the Secret's path is pointed at a temporary file."""
+    """The ConfigMap's config.yaml through regprobe's own loader, as a user fills the example in: its
+    example.com hosts (which regprobe refuses) replaced, and the Secret's path pointed at a temporary file
+    (the loader reads password files at load time)."""
     password = tmp_path / "password"
     password.write_text("not-the-real-one\n", encoding="utf-8")
     text = configmap["data"]["config.yaml"].replace("/var/run/secrets/regprobe/password", str(password))
+    text = re.sub(r"\.example\.com\b", ".corp.internal", text)
     (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
     return config_mod.load(tmp_path / "config.yaml")
 
 
 def test_rendered_config_loads(tmp_path: Path) -> None:
-    """The ConfigMap holds a config regprobe itself accepts."""
+    """The ConfigMap holds a config regprobe itself accepts, once its example hosts are replaced."""
     cfg = _load_config(_by_kind(_render())["ConfigMap"], tmp_path)
     assert [r.name for r in cfg.registries] == ["private", "dockerhub-cache"]
     assert cfg.pushgateway is not None and cfg.pushgateway.job == "registry-integrity-probe"
 
 
-def test_job_deadline_follows_the_config_deadline() -> None:
-    job = _by_kind(_render({"config.deadline": "600"}))["CronJob"]["spec"]["jobTemplate"]["spec"]
-    assert job["activeDeadlineSeconds"] == 630
-    job = _by_kind(_render({"config.deadline": "600", "cronjob.pushSeconds": "45"}))["CronJob"]
-    assert job["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 645
+@pytest.mark.parametrize(
+    ("values", "fits"),
+    [
+        ({}, True),
+        # 60 + 780 + 2 x 30 + 15 = 915 > 870.
+        ({"config.deadline": "780"}, False),
+        # A third registry's push: 60 + 720 + 3 x 30 + 15 = 885 > 870.
+        ({"config.registries[2].name": "third", "config.registries[2].url": "https://c.corp.internal"}, False),
+        # No pushgateway, no pushes: 60 + 780 + 15 = 855.
+        ({"config.deadline": "780", "config.pushgateway": "null"}, True),
+        # 60 + 760 + 2 x 30 + 15 = 895: too long for 870, not for 899.
+        ({"config.deadline": "760"}, False),
+        ({"config.deadline": "760", "cronjob.activeDeadlineSeconds": "899"}, True),
+        ({"config.timeout": "60"}, False),
+    ],
+    ids=["shipped", "deadline", "third-registry", "no-pushgateway", "deadline-760", "longer-job", "timeout"],
+)
+def test_the_time_budget_adds_up(values: dict[str, str], fits: bool) -> None:
+    """Start-up, the walk up to config.deadline and one push per registry (each up to config.timeout)
+    fit in activeDeadlineSeconds with 15 s to spare, as tests/test_deploy.py checks for the base; a
+    values file that breaks the sum is refused."""
+    if "config.registries[2].name" in values:
+        values = {
+            **{f"config.registries[{i}].{k}": f"{n}" for i, n in enumerate(["a", "b"]) for k in ["name"]},
+            **{f"config.registries[{i}].url": f"https://{n}.corp.internal" for i, n in enumerate(["a", "b"])},
+            **values,
+        }
+    proc = _template({"mode": "cronjob", **values}, check=False)
+    assert (proc.returncode == 0) == fits, _show(proc)
+    if fits:
+        job = _by_kind([d for d in yaml.safe_load_all(proc.stdout) if d])["CronJob"]["spec"]["jobTemplate"]["spec"]
+        assert job["activeDeadlineSeconds"] == int(values.get("cronjob.activeDeadlineSeconds", 870))
+    else:
+        assert "more than cronjob.activeDeadlineSeconds" in proc.stderr, _show(proc)
 
 
 def test_runbook_base_url() -> None:
@@ -372,24 +434,20 @@ def test_podmonitor_names_the_job_the_alerts_match() -> None:
     assert endpoint["port"] in {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
 
 
-@pytest.mark.parametrize("mode", ["cronjob", "serve"])
-def test_networkpolicy(mode: str) -> None:
-    """Egress to DNS, the registries and (pushing) the pushgateway; ingress only to serve's port, only
-    from ingressFrom; the policy selects the release's pods."""
-    prometheus = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
-    values = {k: v for k, v in EVERYTHING.items() if k.startswith("networkPolicy.")} | {"mode": mode}
-    by_kind = _by_kind(_render(values))
-    policy = by_kind["NetworkPolicy"]["spec"]
-    pods = by_kind["CronJob"]["spec"]["jobTemplate"]["spec"] if mode == "cronjob" else by_kind["Deployment"]["spec"]
-    assert policy["podSelector"]["matchLabels"].items() <= pods["template"]["metadata"]["labels"].items()
-    ports = {(p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"]}
-    pushgateway = {("TCP", 9091)} if mode == "cronjob" else set()
-    assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 5000)} | pushgateway
-    assert {"ipBlock": {"cidr": "192.0.2.0/24"}} in [peer for rule in policy["egress"] for peer in rule["to"]]
-    if mode == "cronjob":
-        assert policy["ingress"] == [], "the CronJob serves nothing"
-    else:
-        assert policy["ingress"] == [{"from": [prometheus], "ports": [{"protocol": "TCP", "port": "http-metrics"}]}]
+def test_serve_admits_prometheus_only() -> None:
+    """In serve mode a policy of its own admits Prometheus (any namespace) to the metrics port and nothing
+    else; it selects serve's pods; with serve.networkPolicy.from the operator names their Prometheus."""
+    by_kind = _by_kind(_render({"mode": "serve"}))
+    policy, pod = by_kind["NetworkPolicy"], by_kind["Deployment"]["spec"]["template"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    prometheus = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+    assert policy["spec"]["ingress"] == [{"from": [prometheus], "ports": [{"protocol": "TCP", "port": "http-metrics"}]}]
+    ours = {"podSelector": {"matchLabels": {"app": "prometheus"}}}
+    named = {"mode": "serve", "serve.networkPolicy.from[0].podSelector.matchLabels.app": "prometheus"}
+    policy = _by_kind(_render(named))["NetworkPolicy"]
+    assert policy["spec"]["ingress"][0]["from"] == [ours]
+    assert "NetworkPolicy" not in _by_kind(_render({"mode": "serve", "serve.networkPolicy.enabled": "false"}))
 
 
 @pytest.mark.parametrize(
@@ -404,7 +462,9 @@ def test_networkpolicy(mode: str) -> None:
         ({"shards": "4", "cache.persistence.enabled": "true"}, "cannot share one ReadWriteOnce claim"),
         ({"credentials.data.password": "x"}, "credentials.data is set but credentials.create is false"),
         ({"networkPolicy.enabled": "true"}, "cut the probe off from every registry"),
-        ({"config.deadline": "900"}, "is not under cronjob.intervalSeconds (900)"),
+        ({"cronjob.activeDeadlineSeconds": "900"}, "is not under cronjob.intervalSeconds (900)"),
+        ({"config.deadline": "800"}, "a run that reaches its deadline would be killed before it pushes"),
+        ({"config.registries": "null"}, "registries"),
         ({"config.deadline": "14m"}, "config.deadline: 14m is not a number of seconds"),
     ],
     ids=lambda v: next(iter(v)) if isinstance(v, dict) else None,

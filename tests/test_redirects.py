@@ -21,7 +21,7 @@ import trustme
 from regprobe.auth import RegistryAuth
 from regprobe.client import ClientSettings, RegistryClient, Reply, RetryPolicy
 from regprobe.digest import Digest
-from regprobe.errors import RedirectError
+from regprobe.errors import AuthError, RedirectError
 from regprobe.judge import blob_reply
 from regprobe.manifest import Descriptor
 
@@ -123,6 +123,25 @@ def test_relative_location_is_resolved_against_the_registry_and_keeps_its_creden
     assert signature not in repr(reply)
 
 
+@pytest.mark.parametrize("status", [401, 403])
+def test_storage_refusing_the_signed_url_is_not_about_our_credentials(status: int) -> None:
+    """D8: object storage refusing a URL the registry signed (expired, signed for another method, a
+    clock off, a bucket policy). Our credentials never went there: the error must not send the operator
+    to check them, and it is no finding."""
+    at_storage: Seen = []
+
+    def respond(h: Quiet) -> None:
+        at_storage.append((h.command, h.path, {}))
+        h.answer(status, {"Content-Type": "application/xml"}, b"<Error><Code>AccessDenied</Code></Error>")
+
+    with serve(recording([], respond)) as storage:
+        location = lambda h: f"{storage}/bucket/key?X-Amz-Signature=s"  # noqa: E731
+        refused = pytest.raises(AuthError, match="the storage host refused the registry's signed URL")
+        with serve(redirecting([], 307, location)) as url, refused as error:
+            fetch(url, auth=RegistryAuth("ci", "secret"))
+    assert "credentials" not in str(error.value) and len(at_storage) == 1
+
+
 @pytest.fixture(scope="module")
 def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server context, client context trusting it) for 127.0.0.1."""
@@ -165,7 +184,7 @@ def test_redirect_to_an_internal_address_is_refused(registry_host: str, target: 
     seen: Seen = []
     with (
         serve(redirecting(seen, 307, lambda h: target)) as url,
-        pytest.raises(RedirectError, match="private or link-local address"),
+        pytest.raises(RedirectError, match="address the registry does not live on"),
     ):
         fetch(url.replace("127.0.0.1", registry_host))
     assert len(seen) == 1

@@ -287,6 +287,21 @@ def test_sigterm_ends_a_run_in_flight(probe_config: Any, serve: Any) -> None:
         sock.close()
 
 
+def test_sigterm_while_a_credential_helper_hangs(
+    registry: Registry, probe_config: Any, serve: Any, docker_config: Any, credential_helper: Any
+) -> None:
+    """Issue 22: serve exited 23 s after SIGTERM (its grace is 2 s) while a scheduled run waited for a
+    hanging helper in a thread. The helper is a child process now, killed with the schedule."""
+    helper = credential_helper("hang").answers("{}", sleep=100)
+    docker_config({"credHelpers": {registry.host: "hang"}})
+    server = serve(probe_config({"name": "helped", "url": registry.url}))
+    wait_for(helper.received, "the scheduled run to ask the helper", 60, 0.05)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=60) == 0  # the helper would have answered after 100 s
+    assert helper.running() == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -24,7 +24,7 @@ from typing import NoReturn
 
 import httpx
 
-from .addresses import target_allowed
+from .addresses import refusal
 from .errors import AuthError, RegistryError
 
 #: Tokens without ``expires_in`` live 60 s (the Docker token spec's default).
@@ -246,10 +246,11 @@ class RegistryAuth(httpx.Auth):
             _refuse(registry, f"token realm {challenge.params['realm'][:100]!r} is not a URL")
         if realm.scheme not in ("http", "https") or not realm.host:
             _refuse(registry, "token realm is not an http(s) URL")
-        if not target_allowed(realm.host, registry.host):
+        why = refusal(realm.host, registry.host)
+        if why is not None:
             # As go-containerregistry's validateRealmURL: a registry must not point us at the cloud
             # metadata service or an internal address it does not itself live on (SSRF).
-            _refuse(registry, f"token realm {realm.host} is a private or link-local address; not contacted")
+            _refuse(registry, f"token realm {why}; not contacted")
         self._realm, self._service = realm, challenge.params.get("service")
         self._registry_host = registry.host
 

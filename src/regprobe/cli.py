@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -17,21 +18,19 @@ from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from . import config as config_mod
-from . import progress, report, shard
-from .auth import RegistryAuth
+from . import exitcodes, progress, report, shard
 from .cache import ManifestCache
-from .client import ClientSettings, ssl_context
+from .client import ssl_context
 from .config import Config
-from .credhelper import CredentialHelperError
+from .counters import Counters
 from .errors import ConfigError, ParseError
 from .model import RegistryResult
 from .probe import Pinned, Selection
 from .reference import Reference
-from .runner import docker_auth, done, guarded, not_probed, open_cache, run_async, run_config, user_agent_version
+from .runner import client_settings, guarded, open_cache, run_async, run_config, user_agent_version
 from .stop import StopRequest, on_signals
 from .walk import WalkPolicy
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 #: Longest a push may take after SIGTERM: the report and the push must fit Kubernetes' 30 s grace period.
 STOPPED_PUSH_TIMEOUT = 5.0
 log = logging.getLogger("regprobe")
@@ -174,6 +173,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:
+            # Buffered output meets a reader that went away here, not at interpreter exit (where Python
+            # would print "Exception ignored ... BrokenPipeError"); --help's SystemExit included.
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # `regprobe fsck ROOT | head`: the reader has what it wanted. Quiet, with the status a shell
+        # gives a program SIGPIPE ends; stdout goes to /dev/null so nothing is flushed into the pipe again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return exitcodes.BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
@@ -204,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args, args.command_parser)
     except ConfigError as exc:
         print(f"regprobe: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exitcodes.USAGE
     except KeyboardInterrupt:
         return 130
 
@@ -215,6 +230,8 @@ def _setup_logging(verbosity: int) -> None:
     # httpx logs every request URL at INFO; presigned blob URLs carry credentials in their query.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The periodic progress line is shown at the default verbosity: it is how a stuck CronJob shows.
+    logging.getLogger("regprobe.progress").setLevel(logging.INFO)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -224,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
     cache = open_cache(cfg, path)
     stop = StopRequest()
     push = cfg.pushgateway is not None and not args.no_push
-    counters = [progress.Counters(r.name) for r in cfg.registries]
+    counters = [Counters(r.name) for r in cfg.registries]
     with progress.Display(counters, progress.mode_for(args.quiet)):
         probed = _probe_and_push(cfg, cache, selected_shard, stop, push, counters)
         results, pushed = run_async(_until_signalled(stop, probed))
@@ -246,7 +263,7 @@ async def _probe_and_push(
     selected_shard: shard.Shard | None,
     stop: StopRequest,
     push: bool,
-    counters: Sequence[progress.Counters] | None = None,
+    counters: Sequence[Counters] | None = None,
 ) -> tuple[list[RegistryResult], bool]:
     """Probe, then push - both while a signal only stops the probes: a SIGTERM arriving during the push
     must not kill the process before the push and the report are done."""
@@ -282,7 +299,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             # Sent as is it would end as a 401 (exit 3, a CI warning): an unset CI secret must fail.
             parser.error("--password-stdin: standard input held no password")
     stop = StopRequest()
-    counters = {ref.host: progress.Counters(ref.host) for ref in refs}
+    counters = {ref.host: Counters(ref.host) for ref in refs}
     with progress.Display(list(counters.values()), progress.mode_for(args.quiet)):
         checked = _check_refs(refs, args, password, verify, stop, counters)
         results = run_async(_until_signalled(stop, checked))
@@ -313,7 +330,7 @@ async def _check_refs(
     password: str | None,
     verify: ssl.SSLContext | bool,
     stop: StopRequest,
-    counters: dict[str, progress.Counters],
+    counters: dict[str, Counters],
 ) -> list[RegistryResult]:
     deadline = time.monotonic() + 24 * 3600  # no schedule to overlap; each request still has its timeout
     by_host: dict[str, list[Reference]] = {}
@@ -322,27 +339,17 @@ async def _check_refs(
     probes: list[Awaitable[RegistryResult]] = []
     for host, group in by_host.items():
         url = f"{'http' if args.plain_http else 'https'}://{group[0].api_host}"
-        try:
-            auth = RegistryAuth(args.username, password) if password is not None else docker_auth(host)
-        except CredentialHelperError as exc:
-            log.error("registry %s: %s", host, exc)
-            probes.append(done(not_probed(host, url, str(exc))))
-            continue
-        settings = ClientSettings(
-            url=url,
-            concurrency=args.concurrency,
-            timeout=args.timeout,
-            auth=auth,
-            verify=verify,
-            user_agent=f"regprobe/{user_agent_version()}",
-        )
+        login = (args.username, password) if password is not None else None
+        settings = client_settings(url, args.concurrency, args.timeout, verify, login)
         policy = WalkPolicy(args.blob_check)
         if args.all_tags:
             selection = Selection(names=tuple(dict.fromkeys(r.repository for r in group)))
-            probe = guarded(host, settings, policy, deadline, selection=selection, stop=stop, counters=counters[host])
+            probe = guarded(
+                host, url, settings, policy, deadline, selection=selection, stop=stop, counters=counters[host]
+            )
         else:
             pinned = [Pinned(r.repository, r.tag, r.digest) for r in group]
-            probe = guarded(host, settings, policy, deadline, pinned=pinned, stop=stop, counters=counters[host])
+            probe = guarded(host, url, settings, policy, deadline, pinned=pinned, stop=stop, counters=counters[host])
         probes.append(probe)
     return list(await asyncio.gather(*probes))
 
@@ -357,8 +364,5 @@ def _emit(results: Sequence[RegistryResult], fmt: str, catalog: bool = True) -> 
 
 
 def exit_code(results: Sequence[RegistryResult], pushed: bool) -> int:
-    if any(r.findings for r in results):
-        return EXIT_FINDINGS
-    if not pushed or not all(r.complete and r.catalog_accessible for r in results):
-        return EXIT_INCOMPLETE
-    return EXIT_OK
+    complete = pushed and all(r.complete and r.catalog_accessible for r in results)
+    return exitcodes.verdict(any(r.findings for r in results), complete)

@@ -27,10 +27,18 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
 from . import mediatypes as mt
-from .addresses import target_allowed
+from .addresses import Guard, refusal
 from .auth import parse_challenge
 from .digest import Digest
-from .errors import AuthError, NotRegistryError, PaginationError, RateLimitError, RedirectError, RegistryError
+from .errors import (
+    AuthError,
+    BlockedAddressError,
+    NotRegistryError,
+    PaginationError,
+    RateLimitError,
+    RedirectError,
+    RegistryError,
+)
 from .facts import BlobMode, Reply
 from .redact import display_url, origin, redact
 from .transport import StatelessClient
@@ -40,6 +48,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BlobMode", "ClientSettings", "RegistryClient", "Reply", "RetryPolicy", "ssl_context"]
 _ERROR_BODY_LIMIT = 64 << 10
+#: Of an error body, what is kept on the reply for its detail (a registry's are a few hundred bytes).
+_ERROR_BODY_KEPT = 4096
 _MAX_PAGES = 100_000
 _CHUNK = 64 << 10
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -108,7 +118,7 @@ class RegistryClient:
         self._read_timeout = httpx.Timeout(settings.timeout)
         limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
         if transport is None:
-            transport = _transport(settings.verify, limits)
+            transport = _transport(settings.verify, limits, Guard(self.base.host))
         self._http = StatelessClient(
             base_url=settings.url,
             auth=settings.auth,
@@ -265,6 +275,24 @@ class RegistryClient:
 
         return await self._exchange("GET", url, {}, whole, bounded=False)
 
+    async def cache_upstream(self, repository: str, digest: Digest) -> Reply:
+        """``GET`` a blob that no registry holds (``digest`` has no known content), through a pull-through
+        cache: the cache does not hold it, so it asks its upstream, and its answer says what it heard -
+        404 when the upstream answered, 5xx when it did not. Distribution 3 passes an upstream 401 or 429
+        on as it came. So here a 401 is not this run's credentials and a 429 not this run's rate limit:
+        the answer is returned, never raised, and nothing is stopped. Retried while 5xx or no answer."""
+        url = f"{self._origin}/v2/{repository}/blobs/{digest}"
+
+        async def attempt() -> Reply:
+            try:
+                return await self._attempt("GET", url, {}, None, True)
+            except AuthError as exc:
+                return Reply(url, "GET", status=exc.status, code=exc.code)
+
+        retrying = self._retrying(lambda reply: reply.failed or (reply.status or 0) >= 500)
+        reply: Reply = await retrying(attempt)
+        return reply
+
     # -- one exchange, retried ----------------------------------------------------------------------
 
     async def _exchange(
@@ -277,20 +305,24 @@ class RegistryClient:
     ) -> Reply:
         """One exchange, retried by tenacity while the answer is temporary (408, 429, 5xx, no answer,
         a body cut short); the last answer is returned whatever it was."""
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retry.attempts),
-            retry=retry_if_result(lambda reply: reply.temporary),
-            wait=self._wait,
-            sleep=self._sleep,
-            before_sleep=self._count_retry,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-        )
+        retrying = self._retrying(lambda reply: reply.temporary)
         reply: Reply = await retrying(self._attempt, method, url, headers, reader, bounded)
         if reply.status == 429:
             # Still limited after waiting as asked: every further request would earn another 429.
             self.stopped = f"rate limit reached: {reply.describe(method)} after {self.settings.retry.attempts} tries"
             raise RateLimitError(f"{method} {reply.url}: {self.stopped}", url=reply.url, status=429, code=reply.code)
         return reply
+
+    def _retrying(self, again: Callable[[Reply], bool]) -> AsyncRetrying:
+        """Attempts while ``again(reply)``, with backoff; the last reply is the result whatever it was."""
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retry.attempts),
+            retry=retry_if_result(again),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=self._count_retry,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        )
 
     def _check_rate_limit(self) -> None:
         if self.stopped is None and self._rate is not None:
@@ -383,14 +415,17 @@ class RegistryClient:
         """Send ``request``, following redirects as httpx would - the method kept (a HEAD presigned for
         HEAD stays HEAD), relative Locations resolved, ``Authorization`` only within its origin, so the
         registry's credentials never reach object storage - after checking each target: no https to
-        http, no private or link-local address the registry does not live on (SSRF), no loops.
+        http, no private, loopback or link-local address the registry does not live on (SSRF), no loops.
 
         Every hop is part of the one exchange: a retry starts again at the registry, which hands out a
         fresh URL (a presigned one may have expired; a CDN host may be down: Docker Hub alternates two).
         """
         registry = request.url
         visited = {registry}
-        response = await self._http.send(request, stream=True)
+        try:
+            response = await self._http.send(request, stream=True)
+        except BlockedAddressError as exc:  # the registry's own host is never blocked: its token realm was
+            raise AuthError(f"{registry.scheme}://{registry.host}: token realm {exc}; not contacted") from None
         for _ in range(_MAX_REDIRECTS):
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or location is None:
@@ -415,7 +450,10 @@ class RegistryClient:
             hop = httpx.Request(here.method, target, headers=headers, extensions=here.extensions)
             # No auth flow on hops: what the registry asked for was sent with the first request, and a
             # token for the registry is not for the storage host.
-            response = await self._http.send(hop, stream=True, auth=None)
+            try:
+                response = await self._http.send(hop, stream=True, auth=None)
+            except BlockedAddressError as exc:
+                raise self._refused(here.method, registry, target, str(exc)) from None
         await _discard(response)
         raise self._refused(request.method, registry, None, f"more than {_MAX_REDIRECTS} redirects")
 
@@ -567,6 +605,7 @@ async def _read_error(response: httpx.Response, reply: Reply) -> None:
         if len(body) >= _ERROR_BODY_LIMIT:
             break
     reply.code = error_code(body)
+    reply.error_body = body[:_ERROR_BODY_KEPT]
 
 
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -685,9 +724,7 @@ def _redirect_refusal(registry: httpx.URL, here: httpx.URL, target: httpx.URL) -
         return "not an http(s) URL"
     if here.scheme == "https" and target.scheme == "http":
         return "https to http downgrade (the signed URL and the data would travel in the clear)"
-    if not target_allowed(target.host, registry.host):
-        return "a private or link-local address the registry does not live on"
-    return None
+    return refusal(target.host, registry.host)
 
 
 async def _discard(response: httpx.Response) -> None:

@@ -99,6 +99,21 @@ class TLS(_Strict):
     insecure_skip_verify: bool = False
 
 
+#: Domains reserved for documentation (RFC 2606): no registry or pushgateway lives under them, so a URL
+#: there is an example nobody replaced - deploy/k8s/config.yaml applied as shipped would otherwise fail
+#: every run as an unreachable registry (issue 21).
+EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org", "example")
+
+
+def _not_an_example(host: str) -> None:
+    host = host.lower().rstrip(".")
+    if any(host == domain or host.endswith("." + domain) for domain in EXAMPLE_DOMAINS):
+        raise ValueError(
+            "names a reserved example domain (example.com/.net/.org, .example; RFC 2606): this is the example "
+            "configuration's placeholder - replace it with your own (docs/operator-guide.md, Install)"
+        )
+
+
 def _check_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -107,6 +122,7 @@ def _check_url(value: str) -> str:
         raise ValueError("must not carry credentials (use auth)")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError("must be the registry root (the /v2/ API is found under it)")
+    _not_an_example(parts.hostname)
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -114,6 +130,11 @@ class RegistryConfig(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     url: str
     index_children: bool = True
+    #: A pull-through cache (distribution's proxy mode): checked without making it fetch from upstream,
+    #: which needs its storage to know what it holds (pullthrough.py).
+    pull_through: bool = False
+    #: The cache's storage ``rootdirectory``, readable here (a read-only mount); only with pull_through.
+    storage_root: Annotated[str, Field(min_length=1)] | None = None
     blob_check: BlobCheck = "range"
     repositories: Repositories = Repositories()
     auth: Auth | None = None
@@ -122,6 +143,18 @@ class RegistryConfig(_Strict):
     timeout: Seconds | None = None
 
     _url = field_validator("url")(_check_url)
+
+    @model_validator(mode="after")
+    def _pull_through(self) -> RegistryConfig:
+        if self.pull_through and self.storage_root is None:
+            # Over the API a cache answers every miss by fetching from upstream, HEAD included: what it
+            # holds can only be read from its storage (docs/registries.md, "Pull-through caches").
+            raise ValueError("pull_through: needs storage_root, the cache's storage rootdirectory")
+        if self.storage_root is not None and not self.pull_through:
+            raise ValueError("storage_root: only for a pull-through cache (pull_through: true)")
+        if self.pull_through and self.index_children and "index_children" in self.model_fields_set:
+            raise ValueError("index_children: true contradicts pull_through: true (a cache holds what was pulled)")
+        return self
 
 
 class Pushgateway(_Strict):
@@ -137,6 +170,7 @@ class Pushgateway(_Strict):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
+        _not_an_example(parts.hostname)
         return value.rstrip("/")
 
 
@@ -201,8 +235,9 @@ class Config(_Strict):
     serve: Serve = Serve()
     concurrency: PositiveInt = 16
     timeout: Seconds = 30.0
-    #: Under the 15-minute schedule, so a slow run reports itself incomplete instead of overlapping.
-    deadline: Seconds = 840.0
+    #: Fits the CronJob's budget (deploy/k8s/cronjob.yaml): start-up, this, and the pushes stay under its
+    #: activeDeadlineSeconds (870) and the 15-minute schedule, so a slow run still reports itself incomplete.
+    deadline: Seconds = 720.0
     cache_dir: str | None = None
     max_broken_series: Annotated[int, Field(ge=0, le=10000)] = 50
     #: Largest manifest body read; distribution itself refuses to store manifests over 4 MiB.
@@ -285,6 +320,9 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
+_KEYED = re.compile(r"([a-z_]+): (.+)", re.DOTALL)
+
+
 def _format(source: str, exc: ValidationError) -> str:
     lines = []
     for error in exc.errors():
@@ -293,6 +331,9 @@ def _format(source: str, exc: ValidationError) -> str:
         # Cross-field validators put their own path in front of the message.
         if ": " in message and message.split(": ", 1)[0].startswith("registries["):
             lines.append(f"{source}: {message}")
+        elif (keyed := _KEYED.fullmatch(message)) is not None:
+            # A model's own validator names the key it is about: `registries[0]` + `pull_through`.
+            lines.append(f"{source}: {_path(loc)}.{keyed[1]}: {keyed[2]}")
         else:
             lines.append(f"{source}: {_path(loc) or '(top level)'}: {message}")
     return "\n".join(lines)

@@ -27,6 +27,8 @@ class Reply:
     method: str = "GET"
     status: int | None = None  # None: no HTTP answer at all
     code: str | None = None  # registry error code (MANIFEST_UNKNOWN, BLOB_UNKNOWN, ...)
+    #: An error answer's body as received (bounded), for what :attr:`code` alone does not say.
+    error_body: bytes = b""
     content_type: str | None = None
     content_length: int | None = None
     #: The complete length from `Content-Range: bytes a-b/TOTAL` (206 or 416).

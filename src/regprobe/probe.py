@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 from .cache import ManifestCache
 from .client import RegistryClient
+from .counters import Counters, ProbeProgress
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
 from .model import RegistryResult
-from .progress import Counters, ProbeProgress
+from .pullthrough import upstream_outage
 from .reference import validate_repository
 from .shard import Shard
 from .stop import StopRequest
@@ -176,14 +177,21 @@ class RegistryProbe:
             # No catalog to tell a dead registry from a broken image: ask the registry first, so
             # an outage is an incomplete run (exit 3), never a pile of findings.
             await self.client.ping()
+        if self.policy.pull_through is not None:
+            self.policy.pull_through.check()
         if pinned:
             result.catalog_accessible = True
             result.repositories = len({image.repository for image in pinned})
             self.progress.pinned(result.repositories, len(pinned))
+            await self._check_upstream(pinned[0].repository)
             for image in pinned:
                 self._put(1, image.repository, image)
             return
+        upstream_checked = False
         async for repo_name in self._repositories():
+            if not upstream_checked:
+                upstream_checked = True
+                await self._check_upstream(repo_name)
             # The catalog is read only as fast as repositories are judged.
             await self._places.acquire()
             repo = self._repo(repo_name)
@@ -193,6 +201,16 @@ class RegistryProbe:
             self.progress.selected(1)
             self._put(1, repo_name, LIST_TAGS)
         self.progress.all_selected()
+
+    async def _check_upstream(self, repository: str) -> None:
+        """On a pull-through cache, whether its upstream answers: the walk never asks anything that goes
+        upstream, so an outage would otherwise pass unseen. It leaves the run incomplete, never a finding;
+        what the cache holds is walked all the same."""
+        if self.policy.pull_through is not None:
+            outage = await upstream_outage(self.client, repository)
+            if outage is not None:
+                log.warning("%s: %s", self.result.name, outage)
+                self.result.errors.append(outage)
 
     def _put(self, priority: int, repo_name: str, item: _Item) -> None:
         self._queue.put_nowait((priority, next(self._order), repo_name, item))
@@ -278,7 +296,7 @@ class RegistryProbe:
                     assert item.tag is not None
                     await repo.walk.walk_tag(item.tag)
             elif isinstance(item, _ListTags):
-                tags = set(await self._list_tags(repo_name))
+                tags = set(await self._list_tags(repo.walk))
                 repo.outstanding += len(tags)
                 self.progress.listed(len(tags))
                 for tag in sorted(tags):
@@ -301,7 +319,18 @@ class RegistryProbe:
             if repo.listed and repo.outstanding == 0:
                 self._finish(repo)
 
-    async def _list_tags(self, repository: str) -> list[str]:
+    async def _list_tags(self, walk: RepositoryWalk) -> list[str]:
+        repository = walk.repository
+        if self.policy.pull_through is not None:
+            # A cache's tags/list is its upstream's list: the tags it holds are in its storage.
+            held = await walk.holdings()
+            if held.unheld_tags:
+                log.info(
+                    "%s: tags whose manifest the cache does not hold (not walked: a pull fetches it): %s",
+                    repository,
+                    ", ".join(held.unheld_tags),
+                )
+            return list(held.tags)
         tags: list[str] = []
         try:
             async for page in self.client.pages(f"/v2/{repository}/tags/list", "tags"):

@@ -11,22 +11,24 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from . import credentials, progress, shard
+from . import credentials, shard
 from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, RegistryClient, ssl_context
-from .config import Config, RegistryConfig
+from .config import BlobCheck, Config, RegistryConfig
+from .counters import Counters
 from .credhelper import CredentialHelperError
 from .errors import ConfigError
 from .model import RegistryResult
 from .probe import Pinned, Selection, probe_registry
+from .pullthrough import CacheStorage
 from .reference import hub_repository
-from .stop import StopRequest
+from .stop import Stopped, StopRequest, unless_stopped
 from .walk import WalkPolicy
 
 log = logging.getLogger("regprobe")
@@ -70,11 +72,11 @@ async def run_config(
     cache: ManifestCache | None = None,
     selected_shard: shard.Shard | None = None,
     stop: StopRequest | None = None,
-    counters: Sequence[progress.Counters] | None = None,
+    counters: Sequence[Counters] | None = None,
 ) -> list[RegistryResult]:
     """Probe every registry of ``cfg`` at once; ``counters`` (one per registry, in order) follow them."""
     deadline = time.monotonic() + cfg.deadline
-    counters = counters or [progress.Counters(r.name) for r in cfg.registries]
+    counters = counters or [Counters(r.name) for r in cfg.registries]
     probes = (
         probe_configured(cfg, r, deadline, cache, selected_shard, stop, c)
         for r, c in zip(cfg.registries, counters, strict=True)
@@ -89,46 +91,75 @@ async def probe_configured(
     cache: ManifestCache | None,
     selected_shard: shard.Shard | None,
     stop: StopRequest | None = None,
-    counters: progress.Counters | None = None,
+    counters: Counters | None = None,
 ) -> RegistryResult:
-    try:
-        # In a thread: a credential helper may take seconds (a cloud API, a keyring) - other registries go on.
-        settings = await asyncio.to_thread(configured_settings, cfg, registry)
-    except NotProbed as exc:
-        log.error("registry %s: %s", registry.name, exc)
-        return not_probed(registry.name, registry.url, str(exc))
-    policy = WalkPolicy(registry.blob_check, registry.index_children, cfg.max_manifest_bytes)
+    policy = walk_policy(cfg, registry)
     repos = registry.repositories
     host = urlsplit(registry.url).hostname or ""
     names = tuple(hub_repository(host, name) for name in repos.list_)
     selection = Selection(tuple(repos.include), tuple(repos.exclude), names, selected_shard)
+    settings = configured_settings(cfg, registry)
     return await guarded(
-        registry.name, settings, policy, deadline, selection=selection, cache=cache, stop=stop, counters=counters
+        registry.name,
+        registry.url,
+        settings,
+        policy,
+        deadline,
+        selection=selection,
+        cache=cache,
+        stop=stop,
+        counters=counters,
     )
 
 
-def configured_settings(cfg: Config, registry: RegistryConfig) -> ClientSettings:
+def walk_policy(cfg: Config, registry: RegistryConfig, blob_check: BlobCheck | None = None) -> WalkPolicy:
+    """How a configured registry is walked (``blob_check`` overrides its own, for ``/probe``). A
+    pull-through cache is asked only for what its storage holds, so a child it lacks is never a finding."""
+    storage = CacheStorage(registry.storage_root) if registry.pull_through and registry.storage_root else None
+    return WalkPolicy(
+        blob_check or registry.blob_check,
+        registry.index_children and storage is None,
+        cfg.max_manifest_bytes,
+        pull_through=storage,
+    )
+
+
+async def configured_settings(cfg: Config, registry: RegistryConfig) -> ClientSettings:
     """How to talk to a configured registry: its URL, limits, TLS and credentials. Raises
     :class:`NotProbed` when the registry cannot be reached as configured right now."""
     auth = registry.auth
     if auth is not None and auth.unavailable is not None:
         raise NotProbed(auth.unavailable)  # a secret not mounted (yet): this registry, not the others
+    tls = registry.tls
     try:
-        if auth is not None and auth.password is not None:
-            credentials_ = RegistryAuth(auth.username, auth.password.get_secret_value())
-        else:
-            credentials_ = docker_auth(registry.url)
-        tls = registry.tls
         verify = ssl_context(tls.ca_file, tls.cert_file, tls.key_file, tls.insecure_skip_verify)
-    except CredentialHelperError as exc:
-        raise NotProbed(str(exc)) from None
     except (OSError, ssl.SSLError) as exc:  # checked at load; a file replaced since is this registry's problem
         raise NotProbed(f"tls: cannot load: {exc}") from None
+    login = None
+    if auth is not None and auth.password is not None:
+        login = (auth.username, auth.password.get_secret_value())
+    return await client_settings(registry.url, cfg.concurrency_for(registry), cfg.timeout_for(registry), verify, login)
+
+
+async def client_settings(
+    url: str, concurrency: int, request_timeout: float, verify: ssl.SSLContext | bool, login: tuple[str, str] | None
+) -> ClientSettings:
+    """How to talk to the registry at ``url``, for ``run``, ``check`` and ``serve`` alike: with ``login``
+    (user, password) when given, else with what docker's config.json keeps for its host - maybe from a
+    credential helper program, which is why this is a coroutine: cancelled, it kills the helper. Raises
+    :class:`NotProbed` when the helper fails."""
+    if login is not None:
+        auth = RegistryAuth(*login)
+    else:
+        try:
+            auth = await docker_auth(url)
+        except CredentialHelperError as exc:
+            raise NotProbed(str(exc)) from None
     return ClientSettings(
-        url=registry.url,
-        concurrency=cfg.concurrency_for(registry),
-        timeout=cfg.timeout_for(registry),
-        auth=credentials_,
+        url=url,
+        concurrency=concurrency,
+        timeout=request_timeout,
+        auth=auth,
         verify=verify,
         user_agent=f"regprobe/{user_agent_version()}",
     )
@@ -139,10 +170,10 @@ def not_probed(name: str, url: str, error: str) -> RegistryResult:
     return RegistryResult(name=name, url=url, errors=[error], started_at=time.time())
 
 
-def docker_auth(host_or_url: str) -> RegistryAuth:
+async def docker_auth(host_or_url: str) -> RegistryAuth:
     """Credentials for a host from docker's config.json, the fallback when the config gives none;
     anonymous (which still fetches anonymous pull tokens) when it has none."""
-    found = credentials.lookup(host_or_url.split("://", 1)[-1])
+    found = await credentials.lookup(host_or_url.split("://", 1)[-1])
     if found is None:
         return RegistryAuth()
     return RegistryAuth(found.username, found.password, identity_token=found.identity_token)
@@ -150,7 +181,8 @@ def docker_auth(host_or_url: str) -> RegistryAuth:
 
 async def guarded(
     name: str,
-    settings: ClientSettings,
+    url: str,
+    settings: Awaitable[ClientSettings],
     policy: WalkPolicy,
     deadline: float,
     *,
@@ -158,11 +190,20 @@ async def guarded(
     pinned: Sequence[Pinned] = (),
     cache: ManifestCache | None = None,
     stop: StopRequest | None = None,
-    counters: progress.Counters | None = None,
+    counters: Counters | None = None,
 ) -> RegistryResult:
-    """One registry's probe; whatever goes wrong in it, the others are still probed and reported."""
+    """One registry's probe, from finding how to reach it (``settings``, e.g. :func:`configured_settings`)
+    to its result; whatever goes wrong in it, the others are still probed and reported. A stop cuts it
+    short at any point - a credential helper still running is killed (issue 22)."""
     try:
-        async with RegistryClient(settings) as client:
+        ready = await unless_stopped(stop, settings)
+    except NotProbed as exc:
+        log.error("registry %s: %s", name, exc)
+        return not_probed(name, url, str(exc))
+    except Stopped as exc:
+        return not_probed(name, url, f"stopped by {exc.reason} before it was probed; the run is incomplete")
+    try:
+        async with RegistryClient(ready) as client:
             if counters is not None:
                 counters.requests = client.requests
             return await probe_registry(
@@ -178,9 +219,4 @@ async def guarded(
             )
     except Exception as exc:
         log.exception("internal error probing %s", name)
-        return not_probed(name, settings.url, f"internal error {type(exc).__name__}; see the log")
-
-
-async def done(result: RegistryResult) -> RegistryResult:
-    """An already known result, where a list of probes to gather is expected."""
-    return result
+        return not_probed(name, url, f"internal error {type(exc).__name__}; see the log")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import judge, manifest
 from .cache import ManifestCache
@@ -19,6 +19,10 @@ from .errors import DigestError, ManifestError, RegistryError
 from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
 from .model import Finding, Kind, Problem
+from .pullthrough import CacheStorage, Holdings
+
+#: Why an image named on purpose (``/probe``, an event) is not walked on a pull-through cache.
+_WOULD_FETCH = "asking the cache for it would make it fetch from upstream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,9 @@ class WalkPolicy:
     max_manifest_bytes: int = 4 << 20
     #: Indexes inside indexes; real images use one level, a lying registry could use thousands.
     max_depth: int = 8
+    #: A pull-through cache's storage: only what it holds is asked for (every miss would be fetched from
+    #: upstream), tags are its own, not upstream's (pullthrough.py).
+    pull_through: CacheStorage | None = None
 
 
 class RepositoryWalk:
@@ -44,16 +51,43 @@ class RepositoryWalk:
         #: Tags whose walk finished; a tag cut off by the deadline is not counted as checked.
         self.walked = 0
         self._pending: dict[Key, asyncio.Future[None]] = {}
+        self._holdings: asyncio.Future[Holdings] | None = None
 
     def judgement(self) -> judge.Judgement:
         """Findings, objects that could not be looked at (an access problem of the run, never a finding),
         and tags not judged on purpose (a pull policy, a tag gone since the listing)."""
-        return judge.judgement(self.repository, self.roots, self.nodes)
+        judged = judge.judgement(self.repository, self.roots, self.nodes)
+        unread = self._unread_storage()
+        return replace(judged, errors=judged.errors + unread) if unread else judged
+
+    def _unread_storage(self) -> list[str]:
+        """Parts of a pull-through cache's storage that could not be read: the run is not complete."""
+        held = self._holdings
+        if held is None or not held.done() or held.cancelled() or held.exception() is not None:
+            return []
+        return [f"{self.repository}: {error}" for error in held.result().errors]
+
+    async def holdings(self) -> Holdings:
+        """What the pull-through cache holds of this repository, read from its storage once per walk."""
+        storage = self.policy.pull_through
+        assert storage is not None
+        if self._holdings is None:
+            self._holdings = asyncio.ensure_future(asyncio.to_thread(storage.holdings, self.repository))
+        return await asyncio.shield(self._holdings)
 
     def findings(self) -> list[Finding]:
         return self.judgement().findings
 
     async def walk_tag(self, tag: str) -> None:
+        if self.policy.pull_through is not None:
+            # By tag, a cache would ask upstream what the tag is now and fetch that: the tag is resolved
+            # from the cache's own storage instead, and its manifest asked for by digest.
+            digest = (await self.holdings()).tags.get(tag)
+            if digest is None:
+                self.roots[tag] = TagRoot(None, error=f"the cache does not hold it; {_WOULD_FETCH}")
+                return
+            await self.walk_digest(tag, digest)
+            return
         try:
             reply = await self._fetch(tag, pinned=None)
         except RegistryError as exc:
@@ -137,6 +171,12 @@ class RepositoryWalk:
 
     async def _manifest(self, key: Key, expected: Descriptor | None, depth: int, ancestors: frozenset[Digest]) -> None:
         digest = key[1]
+        if not await self._held(key):
+            if expected is None:  # named on purpose (/probe): say it was not looked at
+                self.nodes[key] = Node(Kind.MANIFEST, error=f"the cache does not hold it; {_WOULD_FETCH}")
+            else:  # a child nobody pulled through the cache, or one it would fetch again
+                self.nodes[key] = Node(Kind.MANIFEST, absent=True)
+            return
         try:
             reply = await self._fetch(str(digest), pinned=digest)
         except RegistryError as exc:
@@ -197,6 +237,9 @@ class RepositoryWalk:
     def _blob(self, descriptor: Descriptor, kind: Kind) -> Callable[[], Awaitable[None]]:
         async def check() -> None:
             key: Key = ("blob", descriptor.digest)
+            if not await self._held(key):
+                self.nodes[key] = Node(kind, absent=True)  # not pulled through the cache (or lost: fetched again)
+                return
             mode = self.policy.blob_check
             try:
                 reply = await self.client.blob(self.repository, descriptor.digest, mode, descriptor.size)
@@ -210,6 +253,10 @@ class RepositoryWalk:
             self.nodes[key] = node
 
         return check
+
+    async def _held(self, key: Key) -> bool:
+        """Whether the object may be asked for: anywhere, unless this is a cache that does not hold it."""
+        return self.policy.pull_through is None or (await self.holdings()).serves(key)
 
 
 def _hint(reply: Reply) -> Digest | None:

@@ -13,22 +13,21 @@ the tree could not be read and nothing was found in the rest.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sys
 from typing import TextIO
 
-from .. import progress
+from .. import exitcodes, progress
+from ..counters import Counters
 from ..errors import ConfigError
 from . import check
 from .check import FsckFinding
 from .output import JsonOutput, Output, Repair, Summary, TextOutput
-from .storage import V2, Storage
+from .storage import Storage, check_root
 
 __all__ = ["FsckFinding", "Repair", "Storage", "run_fsck", "scan"]
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 3
 log = logging.getLogger(__name__)
 
 
@@ -60,14 +59,12 @@ def run_fsck(
     else:
         colour = stream.isatty() and "NO_COLOR" not in os.environ
         output = TextOutput(absolute, stream, colour, mode)
-    counters = progress.Counters(absolute)
-    with progress.Display([counters], progress.mode_for(quiet)) as display:
-        summary = scan(
-            Storage(absolute, verify_digests=verify_digests), output, index_children, mode, counters, display
-        )
-    if summary.findings:
-        return EXIT_FINDINGS
-    return EXIT_OK if summary.complete else EXIT_INCOMPLETE
+    counters = Counters(absolute)
+    with progress.Display([counters], progress.mode_for(quiet)):
+        summary = scan(Storage(absolute, verify_digests=verify_digests), output, index_children, mode, counters)
+    # After the progress display has ended with the same figures: the report follows it, as run's does.
+    output.finish(summary)
+    return exitcodes.verdict(bool(summary.findings), summary.complete)
 
 
 def scan(
@@ -75,13 +72,12 @@ def scan(
     output: Output,
     index_children: bool = True,
     repair: Repair = Repair.OFF,
-    counters: progress.Counters | None = None,
-    display: progress.Display | None = None,
+    counters: Counters | None = None,
 ) -> Summary:
-    """``counters`` follow the scan; ``display`` (showing them) is told when findings are written."""
+    """Judge every repository into ``output`` and ``counters``; the caller writes the report
+    (``output.finish``) with the summary returned."""
     summary = Summary()
-    counters = counters or progress.Counters(storage.root)
-    shown = display or progress.Display([counters], progress.Mode.OFF)
+    counters = counters or Counters(storage.root)
     for name, rel in storage.repositories():
         facts = storage.collect(name, rel)
         judgement = check.judge(facts, index_children=index_children)
@@ -97,12 +93,9 @@ def scan(
         summary.repaired += sum(f.repaired for f in found)
         counters.selected(1)
         counters.repository_done(len(facts.revisions) + len(facts.layers), len(found))
-        with shown.writing(output.out) if found else contextlib.nullcontext():
-            output.repository(name, found)
+        output.repository(name, found)
     summary.errors, summary.error_count = storage.errors, storage.error_count
     counters.all_selected()
-    with shown.writing(output.out):
-        output.finish(summary)
     return summary
 
 
@@ -113,17 +106,3 @@ def _repair(storage: Storage, finding: FsckFinding) -> FsckFinding:
         return finding
     log.info("removed %s", os.path.dirname(finding.repair))
     return finding.with_repaired()
-
-
-def check_root(given: str, absolute: str) -> None:
-    if not os.path.isdir(absolute):
-        why = "not a directory" if os.path.exists(absolute) else "no such directory"
-        raise ConfigError(f"ROOT {given}: {why}")
-    if os.path.isdir(os.path.join(absolute, V2)):
-        return
-    message = f"ROOT {given}: no {V2} under it"
-    # The usual mistake: pointing at docker/registry/v2 itself rather than the rootdirectory.
-    parts = absolute.rstrip("/").split("/")
-    if parts[-3:] == V2.split("/") and os.path.isdir(os.path.join(absolute, "repositories")):
-        message += f" (it looks like {V2} itself; the rootdirectory is {'/'.join(parts[:-3]) or '/'})"
-    raise ConfigError(message)

@@ -75,8 +75,9 @@ def judge(facts: RepositoryFacts, *, index_children: bool = True) -> Judgement:
     """One finding per broken object of the repository, in report order.
 
     ``index_children=False`` is the pull-through-cache mode (``--no-index-children``): a cache holds
-    only what was pulled, so an index child without a revision link and a blob without a layer link
-    are not findings. Whatever the cache does hold - every link present - is checked as anywhere else.
+    only what was pulled, so an index child without a revision link, a tag naming a revision it no
+    longer holds (expired) and a blob without a layer link are not findings. Whatever the cache does
+    hold - every link present - is checked as anywhere else.
     """
     usable = {d: b.parsed for d, b in facts.manifests.items() if b.parsed is not None and d in facts.revisions}
     children, blobs = _references(usable)
@@ -126,11 +127,13 @@ def judge(facts: RepositoryFacts, *, index_children: bool = True) -> Judgement:
                     path,
                     "index child has no revision link in this repository",
                 )
-            elif digest in tag_targets:
+            elif digest in tag_targets and index_children:
                 tags = tag_targets[digest]
                 detail = f"tag {tags[0]} names a revision this repository does not have"
                 add(digest, Kind.MANIFEST, Problem.MISSING, parent, facts.tags[tags[0]].path, detail)
-            # else: a pull-through cache holds only the index children someone pulled.
+            # else: a pull-through cache holds only the index children someone pulled, and its tags
+            # outlive what they name: expiry (proxy.ttl, 7 days on 2.8) removes a manifest's revision link
+            # and keeps the tag, which the cache resolves at upstream again on the next pull.
             continue
         if link.problem is not None:
             add(digest, Kind.MANIFEST, link.problem, parent, link.path, link.detail)

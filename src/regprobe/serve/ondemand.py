@@ -7,7 +7,6 @@ port must not be able to turn the prober into a proxy, or make it send credentia
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from dataclasses import replace
@@ -16,13 +15,13 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from ..client import ClientSettings
 from ..config import BlobCheck, Config, RegistryConfig
 from ..errors import ParseError
 from ..model import OUTCOMES, RegistryResult
 from ..probe import Pinned, Selection
 from ..reference import Reference
-from ..runner import NotProbed, configured_settings, guarded, not_probed
-from ..walk import WalkPolicy
+from ..runner import configured_settings, guarded, walk_policy
 
 #: Prometheus' default scrape_timeout, for callers that do not send X-Prometheus-Scrape-Timeout-Seconds.
 DEFAULT_BUDGET = 10.0
@@ -92,16 +91,17 @@ def _selects(registry: RegistryConfig, repository: str) -> bool:
 async def walk(
     cfg: Config, registry: RegistryConfig, ref: Reference, check: BlobCheck, seconds: float
 ) -> RegistryResult:
-    try:
-        # In a thread, as for a scheduled run: a credential helper may take seconds.
-        settings = await asyncio.to_thread(configured_settings, cfg, registry)
-    except NotProbed as exc:  # the registry's problem right now: this probe fails, naming it
-        return not_probed(registry.name, registry.url, str(exc))
-    settings = replace(settings, timeout=min(settings.timeout, seconds))
-    policy = WalkPolicy(check, registry.index_children, cfg.max_manifest_bytes)
+    policy = walk_policy(cfg, registry, check)
     deadline = time.monotonic() + seconds
     pinned = [Pinned(ref.repository, ref.tag, ref.digest)]
-    return await guarded(registry.name, settings, policy, deadline, pinned=pinned)
+    return await guarded(
+        registry.name, registry.url, _settings(cfg, registry, seconds), policy, deadline, pinned=pinned
+    )
+
+
+async def _settings(cfg: Config, registry: RegistryConfig, seconds: float) -> ClientSettings:
+    settings = await configured_settings(cfg, registry)
+    return replace(settings, timeout=min(settings.timeout, seconds))
 
 
 def exposition(result: RegistryResult) -> CollectorRegistry:

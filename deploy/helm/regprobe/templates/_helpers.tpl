@@ -76,23 +76,35 @@ app.kubernetes.io/component: {{ include "regprobe.component" . }}
 {{- end }}
 {{- end }}
 
-{{/* regprobe's own deadline: config.deadline, or regprobe's default (src/regprobe/config.py). */}}
-{{- define "regprobe.deadline" -}}
-{{- $deadline := .Values.config.deadline | default 840 }}
-{{- if not (or (kindIs "float64" $deadline) (kindIs "int64" $deadline) (kindIs "int" $deadline)) }}
-{{- fail (printf "config.deadline: %v is not a number of seconds" $deadline) }}
+{{/* A config number of seconds (dict: value, default - regprobe's own, src/regprobe/config.py - and
+key), rounded up; anything else is refused naming the key. */}}
+{{- define "regprobe.seconds" -}}
+{{- $value := .value | default .default }}
+{{- if not (or (kindIs "float64" $value) (kindIs "int64" $value) (kindIs "int" $value)) }}
+{{- fail (printf "%s: %v is not a number of seconds" .key $value) }}
 {{- end }}
-{{- int (ceil $deadline) }}
+{{- int (ceil $value) }}
 {{- end }}
 
-{{/* The Job's activeDeadlineSeconds: regprobe stops walking at its deadline and still has pushSeconds
-to report and push before the Job is killed, and the Job is gone before the next run is due. */}}
-{{- define "regprobe.activeDeadlineSeconds" -}}
-{{- $active := add (include "regprobe.deadline" . | int) .Values.cronjob.pushSeconds }}
-{{- if ge (int $active) (int .Values.cronjob.intervalSeconds) }}
-{{- fail (printf "config.deadline (%s) + cronjob.pushSeconds (%v) = %v s is not under cronjob.intervalSeconds (%v): a run would still be alive when the next one is due, and concurrencyPolicy Forbid would skip that one" (include "regprobe.deadline" .) .Values.cronjob.pushSeconds $active .Values.cronjob.intervalSeconds) }}
+{{/* The CronJob's time budget adds up (values.yaml, `cronjob:`): a run that reaches its deadline still
+pushes before activeDeadlineSeconds kills the pod, and the Job is gone before the next one is due. */}}
+{{- define "regprobe.checkTimeBudget" -}}
+{{- $deadline := include "regprobe.seconds" (dict "value" .Values.config.deadline "default" 720 "key" "config.deadline") | int }}
+{{- $timeout := include "regprobe.seconds" (dict "value" .Values.config.timeout "default" 30 "key" "config.timeout") | int }}
+{{- $registries := len .Values.config.registries }}
+{{- $pushes := 0 }}
+{{- if .Values.config.pushgateway }}
+{{- $pushes = mul $registries $timeout }}
 {{- end }}
-{{- $active }}
+{{- $startup := int .Values.cronjob.startupSeconds }}
+{{- $budget := add $startup $deadline $pushes 15 }}
+{{- $active := int .Values.cronjob.activeDeadlineSeconds }}
+{{- if gt $budget $active }}
+{{- fail (printf "cronjob.startupSeconds (%d) + config.deadline (%d) + %d pushes x config.timeout (%d) + 15 s to spare = %d s, more than cronjob.activeDeadlineSeconds (%d): a run that reaches its deadline would be killed before it pushes; lower config.deadline" $startup $deadline $registries $timeout $budget $active) }}
+{{- end }}
+{{- if ge $active (int .Values.cronjob.intervalSeconds) }}
+{{- fail (printf "cronjob.activeDeadlineSeconds (%d) is not under cronjob.intervalSeconds (%v): a run would still be alive when the next one is due, and concurrencyPolicy Forbid would skip that one" $active .Values.cronjob.intervalSeconds) }}
+{{- end }}
 {{- end }}
 
 {{/* The pod both modes run: hardened, the config and the credentials mounted read-only, scratch
@@ -101,8 +113,9 @@ space on emptyDirs, the cache on an emptyDir or a claim. */}}
 metadata:
   labels:
     {{- include "regprobe.podSelectorLabels" . | nindent 4 }}
-    {{- if and (eq .Values.mode "serve") .Values.podMonitor.enabled }}
-    # The PodMonitor's jobLabel: the series' job, which the stale alert's absent() branch matches.
+    {{- if eq .Values.mode "serve" }}
+    # The scrape job's name when a PodMonitor scrapes the pod (its jobLabel): the stale alert's absent()
+    # branch matches it.
     regprobe.io/job: registry-integrity-probe
     {{- end }}
     {{- with .Values.podLabels }}
@@ -192,6 +205,9 @@ spec:
         # The root filesystem is read-only; Python and the TLS stack may still want a tmp.
         - name: tmp
           mountPath: /tmp
+        {{- with .Values.extraVolumeMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
   volumes:
     - name: config
       configMap:
@@ -214,6 +230,9 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: 64Mi
+    {{- with .Values.extraVolumes }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- with .Values.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
