@@ -20,7 +20,9 @@ from bench.gen_storage import Writer
 
 from regprobe.addresses import Guard
 from regprobe.client import ClientSettings, RegistryClient
-from regprobe.probe import Pinned, probe_registry
+from regprobe.counters import Counters
+from regprobe.probe import Pinned, Selection, probe_registry
+from regprobe.stop import StopRequest
 from regprobe.transport import transport
 from regprobe.walk import WalkPolicy
 
@@ -128,6 +130,19 @@ def test_selection_that_selects_nothing_is_an_error(
     entry = result.report["registries"][0]
     assert (entry["complete"], entry["images_checked"], entry["findings"]) == (False, 0, [])
     assert error in entry["errors"][0]
+
+
+def test_an_empty_catalog_is_said_to_be_empty(tmp_path: Path, regprobe: Any, probe_config: Any) -> None:
+    """No include was set, so none is to blame: the registry lists nothing at all."""
+    empty = Registry(tmp_path / "empty", cache=False).start()
+    try:
+        result = regprobe("run", "-c", probe_config({"name": "empty", "url": empty.url}), "--format", "json")
+    finally:
+        empty.stop()
+    assert result.code == 3
+    entry = result.report["registries"][0]
+    assert entry["catalog_accessible"] is True
+    assert entry["errors"] == ["the catalog lists no repositories (an empty registry, or none these credentials see)"]
 
 
 def test_a_shard_owning_nothing_is_not_an_empty_selection(
@@ -301,3 +316,25 @@ def test_a_second_sigterm_ends_the_process_at_once(
         proc.kill()
         mute.close()
     assert proc.returncode == -signal.SIGTERM
+
+
+def test_a_cut_off_run_records_which_listed_tags_it_did_not_judge(registry: Registry, ns: str) -> None:
+    """What an incomplete run may clear (regprobe.carryover): every listed tag whose walk did not finish
+    is recorded as unsettled (a repository never listed is not recorded at all: tests/test_metrics.py)."""
+    image = registry.push_image(f"{ns}/many", "t0")
+    writer = Writer(registry.root)
+    tags = {f"t{i}" for i in range(40)}
+    for tag in tags - {"t0"}:
+        writer.tag(f"{ns}/many", tag, image.digest)
+    stop = StopRequest()
+
+    class StopAfterFive(Counters):
+        def tag_done(self) -> None:
+            super().tag_done()
+            if self.tags_done == 5:
+                stop.request("test")
+
+    result, _ = probe(registry, 1, progress=StopAfterFive("r"), stop=stop, selection=Selection(include=(f"{ns}/*",)))
+    assert not result.complete and result.images_checked < len(tags)
+    unsettled = result.reached[f"{ns}/many"]
+    assert unsettled < tags and len(unsettled) == len(tags) - result.images_checked

@@ -26,6 +26,7 @@ import httpx
 
 from .addresses import refusal
 from .errors import AuthError, RegistryError
+from .redact import display_url
 
 #: Tokens without ``expires_in`` live 60 s (the Docker token spec's default).
 DEFAULT_TOKEN_LIFETIME = 60
@@ -279,7 +280,7 @@ class RegistryAuth(httpx.Auth):
         return request
 
     async def _store(self, scope: str, response: httpx.Response) -> str:
-        realm = f"{response.request.url.scheme}://{response.request.url.host}{response.request.url.path}"
+        realm = display_url(response.request.url)  # with its port, without the query (issue 21)
         # Read through httpx (it reads this response again once the flow moves on), but through a
         # stream that gives up past the bound: a chunked body has no length to refuse it by.
         response.stream = _Bounded(response.stream, _MAX_TOKEN_BODY, realm)

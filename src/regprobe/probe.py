@@ -14,16 +14,18 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from .cache import ManifestCache
 from .client import RegistryClient
+from .config import RegistryConfig
 from .counters import Counters, ProbeProgress
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
 from .model import RegistryResult
 from .pullthrough import upstream_outage
-from .reference import validate_repository
+from .reference import hub_repository, validate_repository
 from .shard import Shard
 from .stop import StopRequest
 from .walk import RepositoryWalk, WalkPolicy
@@ -38,6 +40,19 @@ class Selection:
     #: Explicit names: the catalog is not read (Docker Hub, GHCR have none to read).
     names: tuple[str, ...] = ()
     shard: Shard | None = None
+    _listed: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_listed", frozenset(self.names))
+
+    @classmethod
+    def configured(cls, registry: RegistryConfig, shard: Shard | None = None) -> Selection:
+        """What a configured registry selects. ``run`` and ``serve``'s ``/probe`` both take it from here, so
+        both read a ``repositories.list`` name the same way: on Docker Hub ``nginx`` is ``library/nginx``."""
+        repos = registry.repositories
+        host = urlsplit(registry.url).hostname or ""
+        names = tuple(hub_repository(host, name) for name in repos.list_)
+        return cls(tuple(repos.include), tuple(repos.exclude), names, shard)
 
     def included(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, p) for p in self.include)
@@ -46,6 +61,10 @@ class Selection:
         return any(fnmatch.fnmatchcase(name, p) for p in self.exclude)
 
     def wants(self, name: str) -> bool:
+        """Whether ``name`` is one of the repositories this selection probes (with explicit names, only
+        those: a ``list`` entry never claims the rest of its host)."""
+        if self._listed and name not in self._listed:
+            return False
         return self.included(name) and not self.excluded(name) and (self.shard is None or self.shard.owns(name))
 
 
@@ -73,6 +92,8 @@ class _Repo:
     walk: RepositoryWalk
     outstanding: int = 0
     listed: bool = False
+    #: The tags the registry listed, once it did (None: not listed, or the listing failed).
+    tags: frozenset[str] | None = None
     #: Places in flight this repository holds (released when it is judged).
     places: int = 0
 
@@ -143,6 +164,8 @@ class RegistryProbe:
                 try:
                     await self._produce(pinned)
                     await self._queue.join()
+                    # Pinned images are judged together at the end (below); first, what a server_error needs.
+                    await asyncio.gather(*(repo.walk.settle() for repo in self._repos.values()))
                 finally:
                     unsubscribe()
             finished = True
@@ -262,7 +285,10 @@ class RegistryProbe:
             return
         # A selection that selects nothing is a typo until proven otherwise: never a green run. (A shard
         # owning none of the selected repositories is normal, so the shard is not counted here.)
-        if included == 0:
+        if seen == 0:
+            # Nothing to match: no include is to blame (issue 21). repositories.list is never empty.
+            result.errors.append("the catalog lists no repositories (an empty registry, or none these credentials see)")
+        elif included == 0:
             result.errors.append(f"repositories.include matched none of {seen} repositories in {source}")
         elif selected == 0:
             result.errors.append(
@@ -296,7 +322,8 @@ class RegistryProbe:
                     assert item.tag is not None
                     await repo.walk.walk_tag(item.tag)
             elif isinstance(item, _ListTags):
-                tags = set(await self._list_tags(repo.walk))
+                tags = frozenset(await self._list_tags(repo.walk))
+                repo.tags = tags
                 repo.outstanding += len(tags)
                 self.progress.listed(len(tags))
                 for tag in sorted(tags):
@@ -309,15 +336,26 @@ class RegistryProbe:
             log.exception("internal error while walking %s", repo_name)
             self.result.errors.append(f"{repo_name}: internal error {type(exc).__name__}; see the log")
         finally:
-            # Pinned images are judged together at the end; a listed repository as soon as its last tag is.
             if isinstance(item, _ListTags):
                 repo.listed = True
             elif isinstance(item, str):
                 repo.outstanding -= 1
             if not isinstance(item, _ListTags):
                 self.progress.tag_done()
-            if repo.listed and repo.outstanding == 0:
-                self._finish(repo)
+        # Pinned images are judged together at the end; a listed repository as soon as its last tag is.
+        if repo.listed and repo.outstanding == 0:
+            await self._settle(repo)
+
+    async def _settle(self, repo: _Repo) -> None:
+        """Judge a repository whose walk is done, once the registry was asked what a server_error needs
+        (:meth:`RepositoryWalk.settle`); the task holds its queue item until then, so the run waits."""
+        try:
+            await repo.walk.settle()
+        except Exception as exc:  # a bug must cost one repository, not the run
+            log.exception("internal error while settling %s", repo.walk.repository)
+            self.result.errors.append(f"{repo.walk.repository}: internal error {type(exc).__name__}; see the log")
+        finally:
+            self._finish(repo)
 
     async def _list_tags(self, walk: RepositoryWalk) -> list[str]:
         repository = walk.repository
@@ -360,6 +398,9 @@ class RegistryProbe:
         self.result.errors.extend(judged.errors)
         self.result.skipped.extend(judged.skipped)
         self.result.images_checked += repo.walk.walked
+        if repo.tags is not None:
+            unsettled = (repo.tags - repo.walk.finished) | judged.blocked | {s.tag for s in judged.skipped}
+            self.result.reached[repo.walk.repository] = frozenset(unsettled)
         for _ in range(repo.places):
             self._places.release()
         repo.places = 0

@@ -11,12 +11,11 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-from . import credentials, shard
+from . import credentials, outcome, shard
 from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, RegistryClient, ssl_context
@@ -27,7 +26,6 @@ from .errors import ConfigError
 from .model import RegistryResult
 from .probe import Pinned, Selection, probe_registry
 from .pullthrough import CacheStorage
-from .reference import hub_repository
 from .stop import Stopped, StopRequest, unless_stopped
 from .walk import WalkPolicy
 
@@ -67,21 +65,35 @@ def open_cache(cfg: Config, path: str) -> ManifestCache | None:
         raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
 
 
+#: What becomes of one registry's result as soon as its walk ends: ``run`` pushes it, ``serve`` holds it.
+Publish = Callable[[RegistryResult], Awaitable[object]]
+
+
 async def run_config(
     cfg: Config,
     cache: ManifestCache | None = None,
     selected_shard: shard.Shard | None = None,
     stop: StopRequest | None = None,
     counters: Sequence[Counters] | None = None,
+    publish: Publish | None = None,
 ) -> list[RegistryResult]:
-    """Probe every registry of ``cfg`` at once; ``counters`` (one per registry, in order) follow them."""
+    """Probe every registry of ``cfg`` at once; ``counters`` (one per registry, in order) follow them.
+    Each registry's result is published and its outcome logged as soon as its own walk ends: a registry
+    that never answers must not hold back the others' (issue 21)."""
     deadline = time.monotonic() + cfg.deadline
     counters = counters or [Counters(r.name) for r in cfg.registries]
-    probes = (
-        probe_configured(cfg, r, deadline, cache, selected_shard, stop, c)
-        for r, c in zip(cfg.registries, counters, strict=True)
-    )
-    return list(await asyncio.gather(*probes))
+
+    async def probe(registry: RegistryConfig, counter: Counters) -> RegistryResult:
+        result = await probe_configured(cfg, registry, deadline, cache, selected_shard, stop, counter)
+        if publish is not None:
+            try:
+                await publish(result)
+            except Exception:  # a bug in publishing one registry must not lose the others
+                log.exception("internal error publishing the result of %s", registry.name)
+        outcome.report(result)
+        return result
+
+    return list(await asyncio.gather(*(probe(r, c) for r, c in zip(cfg.registries, counters, strict=True))))
 
 
 async def probe_configured(
@@ -94,10 +106,7 @@ async def probe_configured(
     counters: Counters | None = None,
 ) -> RegistryResult:
     policy = walk_policy(cfg, registry)
-    repos = registry.repositories
-    host = urlsplit(registry.url).hostname or ""
-    names = tuple(hub_repository(host, name) for name in repos.list_)
-    selection = Selection(tuple(repos.include), tuple(repos.exclude), names, selected_shard)
+    selection = Selection.configured(registry, selected_shard)
     settings = configured_settings(cfg, registry)
     return await guarded(
         registry.name,

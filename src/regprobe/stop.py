@@ -75,12 +75,13 @@ async def unless_stopped(stop: StopRequest | None, work: Awaitable[T]) -> T:
 
 
 @contextlib.contextmanager
-def on_signals(stop: StopRequest) -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into ``stop.request`` while the block runs (inside the event loop)."""
+def on_signals(stop: StopRequest, then: str = "the run is reported as incomplete") -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into ``stop.request`` while the block runs (inside the event loop);
+    ``then`` says in the log what becomes of the work (pushed only when a pushgateway is)."""
     loop = asyncio.get_running_loop()
 
     def handle(signum: signal.Signals) -> None:
-        log.warning("%s: stopping; the run is reported and pushed as incomplete", signum.name)
+        log.warning("%s: stopping; %s", signum.name, then)
         for sig in SIGNALS:
             loop.remove_signal_handler(sig)
         stop.request(signum.name)

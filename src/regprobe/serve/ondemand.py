@@ -74,18 +74,11 @@ def resolve(cfg: Config, target: str, blob_check: str | None) -> tuple[RegistryC
         raise TargetError(f"target: host {ref.host[:100]!r} is not one of the configured registries")
     # Several entries may share a host (different repositories, different credentials): take the one
     # whose repository selection covers the image.
-    registry = next((r for r in matches if _selects(r, ref.repository)), matches[0])
+    registry = next((r for r in matches if Selection.configured(r).wants(ref.repository)), matches[0])
     check = blob_check or registry.blob_check
     if check not in BLOB_CHECKS:
         raise TargetError(f"blob_check: must be one of {', '.join(BLOB_CHECKS)}")
     return registry, ref, cast(BlobCheck, check)
-
-
-def _selects(registry: RegistryConfig, repository: str) -> bool:
-    repos = registry.repositories
-    if repos.list_:
-        return repository in repos.list_
-    return Selection(tuple(repos.include), tuple(repos.exclude)).wants(repository)
 
 
 async def walk(
