@@ -26,6 +26,7 @@ import yaml
 from regprobe import config as config_mod
 
 from .peers import peer
+from .util import kustomize_build
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "deploy" / "helm" / "regprobe"
@@ -130,14 +131,6 @@ def _kubeconform(manifests: str) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(proc.stdout)
     result["returncode"] = proc.returncode
     return result
-
-
-def _kustomize(directory: Path) -> list[dict[str, Any]]:
-    proc = subprocess.run(
-        [peer("kustomize"), "build", str(directory)], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, _show(proc)
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
 
 # --- lint and schemas -----------------------------------------------------------------------------------
@@ -293,15 +286,15 @@ def _assert_same(chart: list[dict[str, Any]], kustomized: list[dict[str, Any]]) 
 
 
 def test_default_render_is_the_kustomize_base() -> None:
-    _assert_same(_render(), _kustomize(KUSTOMIZE_BASE))
+    _assert_same(_render(), kustomize_build(KUSTOMIZE_BASE))
 
 
 def test_serve_render_is_the_serve_overlay() -> None:
-    _assert_same(_render({"mode": "serve"}), _kustomize(OVERLAYS / "serve"))
+    _assert_same(_render({"mode": "serve"}), kustomize_build(OVERLAYS / "serve"))
 
 
 def test_sharded_render_is_the_sharded_overlay() -> None:
-    _assert_same(_render({"shards": "4"}), _kustomize(OVERLAYS / "sharded"))
+    _assert_same(_render({"shards": "4"}), kustomize_build(OVERLAYS / "sharded"))
 
 
 def test_podmonitor_render_is_the_serve_overlay_with_its_podmonitor_component(tmp_path: Path) -> None:
@@ -309,7 +302,7 @@ def test_podmonitor_render_is_the_serve_overlay_with_its_podmonitor_component(tm
     (tmp_path / "kustomization.yaml").write_text(
         yaml.safe_dump({"resources": [serve], "components": [f"{serve}/podmonitor"]}), encoding="utf-8"
     )
-    _assert_same(_render({"mode": "serve", **PODMONITOR}), _kustomize(tmp_path))
+    _assert_same(_render({"mode": "serve", **PODMONITOR}), kustomize_build(tmp_path))
 
 
 @pytest.mark.parametrize("mode", ["cronjob", "serve"])
@@ -336,7 +329,7 @@ def test_the_comparison_sees_a_difference() -> None:
     cronjob = next(o for o in chart if o["kind"] == "CronJob")
     cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] = "1Gi"
     with pytest.raises(AssertionError, match="CronJob regprobe differs"):
-        _assert_same(chart, _kustomize(KUSTOMIZE_BASE))
+        _assert_same(chart, kustomize_build(KUSTOMIZE_BASE))
 
 
 # --- what the values do --------------------------------------------------------------------------------
