@@ -484,3 +484,30 @@ def test_the_operator_guide_example_installs(tmp_path: Path) -> None:
     by_kind = _by_kind(objects)
     assert by_kind["PrometheusRule"]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     assert [r.name for r in _load_config(by_kind["ConfigMap"], tmp_path).registries] == ["private"]
+
+
+@pytest.mark.parametrize("mode", ["cronjob", "serve"])
+def test_the_pod_values_reach_the_pod(mode: str) -> None:
+    """The values that shape the pod end up in it, in both modes: the Secret the chart creates is the one
+    mounted, the cache claim replaces the emptyDir, extra volumes and env are added to the hardened pod,
+    the image is pulled by digest."""
+    # Both NetworkPolicies render in serve mode (the example's and serve's own): not looked at here.
+    by_kind = _by_kind([o for o in _render({**EVERYTHING, "mode": mode}) if o["kind"] != "NetworkPolicy"])
+    workload = by_kind["CronJob"]["spec"]["jobTemplate"]["spec"] if mode == "cronjob" else by_kind["Deployment"]["spec"]
+    pod = workload["template"]
+    (container,) = pod["spec"]["containers"]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert volumes["credentials"]["secret"]["secretName"] == by_kind["Secret"]["metadata"]["name"]
+    assert by_kind["Secret"]["stringData"] == {"password": "not-the-real-one"}
+    assert volumes["cache"] == {"name": "cache", "persistentVolumeClaim": {"claimName": "regprobe-cache"}}
+    assert by_kind["PersistentVolumeClaim"]["metadata"]["name"] == "regprobe-cache"
+    assert mounts["/var/lib/registry-cache"] == "registry-cache" and "registry-cache" in volumes
+    assert {"name": "HTTPS_PROXY", "value": "http://proxy.example.com:3128"} in container["env"]
+    assert container["image"] == "ghcr.io/regprobe/regprobe@sha256:" + "ab" * 32
+    assert pod["spec"]["imagePullSecrets"] == [{"name": "pull"}]
+    assert pod["metadata"]["labels"]["team"] == "platform" and pod["metadata"]["annotations"]["owner"] == "platform"
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    # Still what every regprobe pod must be.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
