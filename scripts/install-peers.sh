@@ -20,9 +20,9 @@ peers=(
 )
 
 dir="${REGPROBE_PEERS:-$HOME/go/bin}"
-go="$(command -v go || true)"
-if [ -z "$go" ] && [ -x /usr/local/go/bin/go ]; then go=/usr/local/go/bin/go; fi  # the official tarball's place
-if [ -z "$go" ]; then
+# $GO, else go on PATH, else where the official tarball puts it.
+go="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+if [ ! -x "$go" ]; then
   if [ "${1:-}" = "--optional" ]; then
     echo "install-peers: no go command: distribution v3, crane, oras, helm and kubeconform are not built;" \
       "the tests that need them are skipped (install Go to run them)"
