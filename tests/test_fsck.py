@@ -848,8 +848,10 @@ def test_text_report_groups_by_repository(reg: Registry, ns: str, regprobe: Any)
         f"{reg.root}  BROKEN",
         run.out.splitlines()[-1],
     ]
+    # Layer links: api's 2 platforms x (config + 2 layers) and 2 attestations x (config + statement),
+    # worker's config + 2 layers.
     assert run.out.splitlines()[-1].startswith(
-        "  2 repositories, 5 manifests, 12 layer links; 2 broken objects, 1 repairable with --repair; "
+        "  2 repositories, 5 manifests, 13 layer links; 2 broken objects, 1 repairable with --repair; "
     )
 
 
