@@ -12,11 +12,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from .registry import OCI_INDEX, OCI_MANIFEST
 from .registry import sha256 as digest
-from .wire import Quiet
+from .wire import LoopbackServer, Quiet
 
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>...</form></body></html>"
 
@@ -56,22 +56,17 @@ class HostileRegistry:
                 ],
             }
         ).encode()
-        # Bound here, port 0: no window for another process to take a port picked in advance.
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.port = int(self._server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LoopbackServer(self._handler())
+        self.port, self.url = self._server.port, self._server.url
         self._stop = threading.Event()
 
     def start(self) -> HostileRegistry:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         reg = self

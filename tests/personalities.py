@@ -15,12 +15,12 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal, cast
 from urllib.parse import parse_qs, quote, urlsplit
 
 from .registry import OCI_INDEX, OCI_MANIFEST, Image, Registry, sha256
-from .wire import Quiet
+from .wire import LoopbackServer, Quiet
 
 USER, PASSWORD = "ci", "s3cret"
 
@@ -117,19 +117,15 @@ class FakeRegistry:
         self.token_requests: Counter[str] = Counter()
         self.refused_credentials = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        # A short poll: shutdown() waits for it, once per test.
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._server = LoopbackServer(self._handler())
+        self.url = self._server.url
 
     def start(self) -> FakeRegistry:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     # -- content, through tests/registry.py's helpers -------------------------------------------------
 

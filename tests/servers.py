@@ -7,9 +7,8 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from .registry import free_port, stop_process
+from .wire import LoopbackServer
 
 
 class Service:
@@ -178,14 +178,12 @@ class WebhookReceiver:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = LoopbackServer(Handler)
+        self.url = f"{self._server.url}/hook"
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def alerts(self, status: str, alertname: str, registry: str) -> list[dict[str, Any]]:
         """Alerts in notifications so far with this status ('firing', 'resolved') for this registry."""

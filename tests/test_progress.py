@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from regprobe.progress import Counters, Display, Mode, mode_for
+from regprobe.counters import Counters
+from regprobe.progress import Display, Mode, mode_for
 
 from .registry import Registry
 from .terminal import run_on_terminal

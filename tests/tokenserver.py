@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Generator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +22,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from .wire import LoopbackServer
 
 ISSUER = "regprobe-test-issuer"
 SERVICE = "regprobe-test-registry"
@@ -56,11 +58,9 @@ class TokenServer:
         )
         self.bundle = workdir / "token-root.pem"
         self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        # Bound here, port 0: no window for another process to take a port picked in advance.
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.port = int(self._server.server_address[1])
-        self.realm = f"http://127.0.0.1:{self.port}/token"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server = LoopbackServer(self._handler())
+        self.port = self._server.port
+        self.realm = f"{self._server.url}/token"
 
     def registry_auth_config(self) -> dict[str, Any]:
         return {
@@ -68,12 +68,11 @@ class TokenServer:
         }
 
     def start(self) -> TokenServer:
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def issue(self, subject: str, scopes: list[str]) -> str:
         access = []

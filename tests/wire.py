@@ -11,20 +11,38 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class LoopbackServer:
+    """``handler`` served on a loopback port of the kernel's choosing, bound at construction (no window
+    for another process to take a port picked in advance), in a thread of its own once started."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.port = int(self._server.server_address[1])
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        # A short poll: shutdown() waits for it, once per server.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 @contextlib.contextmanager
 def serve(handler: type[BaseHTTPRequestHandler], tls: ssl.SSLContext | None = None) -> Iterator[str]:
-    """Serve ``handler`` on a loopback port of the kernel's choosing (over TLS with ``tls``, a server
-    context); yields ``http(s)://127.0.0.1:PORT``."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    if tls is not None:
-        server.socket = tls.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    """Serve ``handler`` (over TLS with ``tls``, a server context) while the block runs; yields
+    ``http(s)://127.0.0.1:PORT``."""
+    server = LoopbackServer(handler, tls)
+    server.start()
     try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
+        yield server.url
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 class Quiet(BaseHTTPRequestHandler):

@@ -17,11 +17,12 @@ from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from . import config as config_mod
-from . import progress, report, shard
+from . import exitcodes, progress, report, shard
 from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, ssl_context
 from .config import Config
+from .counters import Counters
 from .credhelper import CredentialHelperError
 from .errors import ConfigError, ParseError
 from .model import RegistryResult
@@ -31,7 +32,6 @@ from .runner import docker_auth, done, guarded, not_probed, open_cache, run_asyn
 from .stop import StopRequest, on_signals
 from .walk import WalkPolicy
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INCOMPLETE = 0, 1, 2, 3
 #: Longest a push may take after SIGTERM: the report and the push must fit Kubernetes' 30 s grace period.
 STOPPED_PUSH_TIMEOUT = 5.0
 log = logging.getLogger("regprobe")
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args, args.command_parser)
     except ConfigError as exc:
         print(f"regprobe: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exitcodes.USAGE
     except KeyboardInterrupt:
         return 130
 
@@ -215,6 +215,8 @@ def _setup_logging(verbosity: int) -> None:
     # httpx logs every request URL at INFO; presigned blob URLs carry credentials in their query.
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The periodic progress line is shown at the default verbosity: it is how a stuck CronJob shows.
+    logging.getLogger("regprobe.progress").setLevel(logging.INFO)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -224,7 +226,7 @@ def _run(args: argparse.Namespace) -> int:
     cache = open_cache(cfg, path)
     stop = StopRequest()
     push = cfg.pushgateway is not None and not args.no_push
-    counters = [progress.Counters(r.name) for r in cfg.registries]
+    counters = [Counters(r.name) for r in cfg.registries]
     with progress.Display(counters, progress.mode_for(args.quiet)):
         probed = _probe_and_push(cfg, cache, selected_shard, stop, push, counters)
         results, pushed = run_async(_until_signalled(stop, probed))
@@ -246,7 +248,7 @@ async def _probe_and_push(
     selected_shard: shard.Shard | None,
     stop: StopRequest,
     push: bool,
-    counters: Sequence[progress.Counters] | None = None,
+    counters: Sequence[Counters] | None = None,
 ) -> tuple[list[RegistryResult], bool]:
     """Probe, then push - both while a signal only stops the probes: a SIGTERM arriving during the push
     must not kill the process before the push and the report are done."""
@@ -282,7 +284,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             # Sent as is it would end as a 401 (exit 3, a CI warning): an unset CI secret must fail.
             parser.error("--password-stdin: standard input held no password")
     stop = StopRequest()
-    counters = {ref.host: progress.Counters(ref.host) for ref in refs}
+    counters = {ref.host: Counters(ref.host) for ref in refs}
     with progress.Display(list(counters.values()), progress.mode_for(args.quiet)):
         checked = _check_refs(refs, args, password, verify, stop, counters)
         results = run_async(_until_signalled(stop, checked))
@@ -313,7 +315,7 @@ async def _check_refs(
     password: str | None,
     verify: ssl.SSLContext | bool,
     stop: StopRequest,
-    counters: dict[str, progress.Counters],
+    counters: dict[str, Counters],
 ) -> list[RegistryResult]:
     deadline = time.monotonic() + 24 * 3600  # no schedule to overlap; each request still has its timeout
     by_host: dict[str, list[Reference]] = {}
@@ -357,8 +359,5 @@ def _emit(results: Sequence[RegistryResult], fmt: str, catalog: bool = True) -> 
 
 
 def exit_code(results: Sequence[RegistryResult], pushed: bool) -> int:
-    if any(r.findings for r in results):
-        return EXIT_FINDINGS
-    if not pushed or not all(r.complete and r.catalog_accessible for r in results):
-        return EXIT_INCOMPLETE
-    return EXIT_OK
+    complete = pushed and all(r.complete and r.catalog_accessible for r in results)
+    return exitcodes.verdict(any(r.findings for r in results), complete)

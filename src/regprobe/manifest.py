@@ -55,6 +55,9 @@ class Index:
 
     media_type: str
     children: tuple[Descriptor, ...]
+    #: OCI 1.1 ``subject``: the manifest this one is a referrer of (see :func:`_subject`).
+    subject: Digest | None = None
+    artifact_type: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,10 @@ class Image:
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
+    #: OCI 1.1 ``subject``: the manifest this one is a referrer of (a signature's or an SBOM's image).
+    subject: Digest | None = None
+    #: ``artifactType``, else the config's media type (as the referrers API reports it); "" for an index.
+    artifact_type: str = ""
 
 
 Manifest = Index | Image
@@ -83,17 +90,42 @@ def parse(body: bytes, content_type: str | None) -> Manifest:
         children = doc.get("manifests")
         if not isinstance(children, list):
             raise ManifestError("index has no 'manifests' list")
-        return Index(media_type, tuple(Descriptor.parse(c, f"manifests[{i}]") for i, c in enumerate(children)))
+        return Index(
+            media_type,
+            tuple(Descriptor.parse(c, f"manifests[{i}]") for i, c in enumerate(children)),
+            _subject(doc),
+            _artifact_type(doc, ""),
+        )
     if media_type in mt.IMAGE_TYPES:
         layers = doc.get("layers")
         if not isinstance(layers, list):
             raise ManifestError("manifest has no 'layers' list")
+        config = Descriptor.parse(doc.get("config"), "config")
         return Image(
             media_type,
-            Descriptor.parse(doc.get("config"), "config"),
+            config,
             tuple(Descriptor.parse(layer, f"layers[{i}]") for i, layer in enumerate(layers)),
+            _subject(doc),
+            _artifact_type(doc, config.media_type),
         )
     raise ManifestError(f"unsupported manifest media type {media_type[:100]!r}")
+
+
+def _subject(doc: Mapping[str, Any]) -> Digest | None:
+    # Read leniently: a manifest is pullable whatever its `subject` says, and one no client could
+    # follow makes it nobody's referrer - never a reason to call the manifest invalid.
+    subject = doc.get("subject")
+    if not isinstance(subject, Mapping):
+        return None
+    try:
+        return Digest.parse(subject.get("digest"))
+    except DigestError:
+        return None
+
+
+def _artifact_type(doc: Mapping[str, Any], config_type: str) -> str:
+    declared = doc.get("artifactType")
+    return declared[:200] if isinstance(declared, str) and declared else config_type
 
 
 def _media_type(doc: Mapping[str, Any], content_type: str | None) -> str:

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from .cache import ManifestCache
 from .client import RegistryClient
+from .counters import Counters, ProbeProgress
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
 from .model import RegistryResult
-from .progress import Counters, ProbeProgress
 from .reference import validate_repository
 from .shard import Shard
 from .stop import StopRequest

@@ -16,11 +16,12 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from . import credentials, progress, shard
+from . import credentials, shard
 from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, RegistryClient, ssl_context
 from .config import Config, RegistryConfig
+from .counters import Counters
 from .credhelper import CredentialHelperError
 from .errors import ConfigError
 from .model import RegistryResult
@@ -70,11 +71,11 @@ async def run_config(
     cache: ManifestCache | None = None,
     selected_shard: shard.Shard | None = None,
     stop: StopRequest | None = None,
-    counters: Sequence[progress.Counters] | None = None,
+    counters: Sequence[Counters] | None = None,
 ) -> list[RegistryResult]:
     """Probe every registry of ``cfg`` at once; ``counters`` (one per registry, in order) follow them."""
     deadline = time.monotonic() + cfg.deadline
-    counters = counters or [progress.Counters(r.name) for r in cfg.registries]
+    counters = counters or [Counters(r.name) for r in cfg.registries]
     probes = (
         probe_configured(cfg, r, deadline, cache, selected_shard, stop, c)
         for r, c in zip(cfg.registries, counters, strict=True)
@@ -89,7 +90,7 @@ async def probe_configured(
     cache: ManifestCache | None,
     selected_shard: shard.Shard | None,
     stop: StopRequest | None = None,
-    counters: progress.Counters | None = None,
+    counters: Counters | None = None,
 ) -> RegistryResult:
     try:
         # In a thread: a credential helper may take seconds (a cloud API, a keyring) - other registries go on.
@@ -158,7 +159,7 @@ async def guarded(
     pinned: Sequence[Pinned] = (),
     cache: ManifestCache | None = None,
     stop: StopRequest | None = None,
-    counters: progress.Counters | None = None,
+    counters: Counters | None = None,
 ) -> RegistryResult:
     """One registry's probe; whatever goes wrong in it, the others are still probed and reported."""
     try:

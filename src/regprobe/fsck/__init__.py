@@ -19,16 +19,16 @@ import os
 import sys
 from typing import TextIO
 
-from .. import progress
+from .. import exitcodes, progress
+from ..counters import Counters
 from ..errors import ConfigError
 from . import check
 from .check import FsckFinding
 from .output import JsonOutput, Output, Repair, Summary, TextOutput
-from .storage import V2, Storage
+from .storage import Storage, check_root
 
 __all__ = ["FsckFinding", "Repair", "Storage", "run_fsck", "scan"]
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 3
 log = logging.getLogger(__name__)
 
 
@@ -60,14 +60,12 @@ def run_fsck(
     else:
         colour = stream.isatty() and "NO_COLOR" not in os.environ
         output = TextOutput(absolute, stream, colour, mode)
-    counters = progress.Counters(absolute)
+    counters = Counters(absolute)
     with progress.Display([counters], progress.mode_for(quiet)) as display:
         summary = scan(
             Storage(absolute, verify_digests=verify_digests), output, index_children, mode, counters, display
         )
-    if summary.findings:
-        return EXIT_FINDINGS
-    return EXIT_OK if summary.complete else EXIT_INCOMPLETE
+    return exitcodes.verdict(bool(summary.findings), summary.complete)
 
 
 def scan(
@@ -75,12 +73,12 @@ def scan(
     output: Output,
     index_children: bool = True,
     repair: Repair = Repair.OFF,
-    counters: progress.Counters | None = None,
+    counters: Counters | None = None,
     display: progress.Display | None = None,
 ) -> Summary:
     """``counters`` follow the scan; ``display`` (showing them) is told when findings are written."""
     summary = Summary()
-    counters = counters or progress.Counters(storage.root)
+    counters = counters or Counters(storage.root)
     shown = display or progress.Display([counters], progress.Mode.OFF)
     for name, rel in storage.repositories():
         facts = storage.collect(name, rel)
@@ -113,17 +111,3 @@ def _repair(storage: Storage, finding: FsckFinding) -> FsckFinding:
         return finding
     log.info("removed %s", os.path.dirname(finding.repair))
     return finding.with_repaired()
-
-
-def check_root(given: str, absolute: str) -> None:
-    if not os.path.isdir(absolute):
-        why = "not a directory" if os.path.exists(absolute) else "no such directory"
-        raise ConfigError(f"ROOT {given}: {why}")
-    if os.path.isdir(os.path.join(absolute, V2)):
-        return
-    message = f"ROOT {given}: no {V2} under it"
-    # The usual mistake: pointing at docker/registry/v2 itself rather than the rootdirectory.
-    parts = absolute.rstrip("/").split("/")
-    if parts[-3:] == V2.split("/") and os.path.isdir(os.path.join(absolute, "repositories")):
-        message += f" (it looks like {V2} itself; the rootdirectory is {'/'.join(parts[:-3]) or '/'})"
-    raise ConfigError(message)

@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 from .. import manifest as manifest_mod
 from ..digest import Digest
-from ..errors import DigestError, ManifestError
+from ..errors import ConfigError, DigestError, ManifestError
 from ..model import Kind, Problem
 
 log = logging.getLogger(__name__)
@@ -378,6 +378,21 @@ class Storage:
         self.error_count += 1
         if len(self.errors) < MAX_ERRORS:
             self.errors.append(message)
+
+
+def check_root(given: str, absolute: str) -> None:
+    """:class:`ConfigError` (exit 2) unless ``absolute`` (``given`` by the user) is a storage root."""
+    if not os.path.isdir(absolute):
+        why = "not a directory" if os.path.exists(absolute) else "no such directory"
+        raise ConfigError(f"ROOT {given}: {why}")
+    if os.path.isdir(os.path.join(absolute, V2)):
+        return
+    message = f"ROOT {given}: no {V2} under it"
+    # The usual mistake: pointing at docker/registry/v2 itself rather than the rootdirectory.
+    parts = absolute.rstrip("/").split("/")
+    if parts[-3:] == V2.split("/") and os.path.isdir(os.path.join(absolute, "repositories")):
+        message += f" (it looks like {V2} itself; the rootdirectory is {'/'.join(parts[:-3]) or '/'})"
+    raise ConfigError(message)
 
 
 def data_path(digest: Digest) -> str:

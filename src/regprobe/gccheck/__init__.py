@@ -2,34 +2,33 @@
 
 registry:2's collection with ``--delete-untagged`` removes the revision links of every index child
 (children carry no tag) and deletes their configs and layers: every pull of a multi-platform tag breaks
-(distribution #3178; fixed only in v3). gc-check reads the registry's own dry run - so the prediction is
-what that registry version will do - walks every tag in storage with fsck's reader, and names each
-object a tag needs that the plan deletes. Content no tag needs (an overwritten tag's old image) is what
-the collection is for, and is never reported. See docs/gc.md.
+(distribution #3178). v3 keeps those children, yet still deletes referrers attached by digest only and,
+when a copy of an index elsewhere is damaged, a healthy copy's blobs. gc-check reads the registry's own
+dry run (2.8's or v3's) - so the prediction is what that registry version will do - walks every tag in
+storage with fsck's reader, and names each object a tag needs that the plan deletes. Content no tag
+needs (an overwritten tag's old image) is what the collection is for, and is never reported. See
+docs/gc.md.
 
-Exit codes: 0 safe; 1 the collection would break tagged images; 2 the plan is unreadable, not a dry
-run, or not of this storage (also ROOT not a storage root); 3 storage could not be read completely and
-nothing was found in the rest.
+The plan is read (:mod:`.plan`), held against storage (:mod:`.reconcile`), judged repository by
+repository (:mod:`.predict`) and rendered (:mod:`.output`); the exit code is the contract's
+(:mod:`regprobe.exitcodes`): 0 safe; 1 the collection would break tagged images; 2 the plan is
+unreadable, not a dry run, or not of this storage (also ROOT not a storage root); 3 storage could not be
+read completely and nothing was found in the rest.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from typing import BinaryIO, TextIO
 
-from ..fsck import check_root  # the same ROOT rules (and hints) as fsck
-from ..fsck.storage import Storage
-from . import predict
+from .. import exitcodes
+from ..fsck.storage import Storage, check_root
+from . import predict, reconcile
 from .output import Result, to_json, to_text
-from .plan import MAX_LINE, Plan, PlanError, parse
+from .plan import Plan, PlanError, read_plan
 
-__all__ = ["PlanError", "read_plan", "run_gc_check"]
-
-EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 3
-#: How many plan/storage mismatches the error message names.
-_SHOWN = 3
+__all__ = ["PlanError", "read_plan", "run_gc_check", "scan"]
 
 
 def run_gc_check(
@@ -42,58 +41,29 @@ def run_gc_check(
     absolute = os.path.abspath(root)
     check_root(root, absolute)
     plan = read_plan(plan_source, stdin if stdin is not None else sys.stdin.buffer)
-    storage = Storage(absolute)
-    result = Result(absolute, plan)
-    mismatches: list[str] = []
-    seen: set[str] = set()
-    for name, rel in storage.repositories():
-        facts = storage.collect(name, rel)
-        seen.add(name)
-        result.repositories += 1
-        result.tags += len(facts.tags)
-        if name not in plan.repositories and (facts.revisions or facts.tags):
-            mismatches.append(f"repository {name} is not in the plan")
-        judgement = predict.judge(facts, plan)
-        result.findings.extend(judgement.findings)
-        mismatches.extend(f"manifest {d} is not in repository {name}" for d in judgement.unknown_manifests)
-    mismatches.extend(f"repository {r} is not in ROOT" for r in sorted(plan.repositories - seen))
-    for digest in sorted(plan.blobs):
-        data = storage.data(digest)
-        if data is not None and data.missing:
-            mismatches.append(f"blob {digest} is not in ROOT")
-    result.errors, result.error_count = storage.errors, storage.error_count
-    if mismatches and result.complete:
-        # Never a verdict on a plan of other storage: its deletions say nothing about this one. A real
-        # collection prints what a dry run prints, and what it names is gone afterwards.
-        shown = "; ".join(mismatches[:_SHOWN]) + (
-            f"; and {len(mismatches) - _SHOWN} more" if len(mismatches) > _SHOWN else ""
-        )
-        raise PlanError(
-            f"plan {plan_source}: does not match ROOT {root} ({shown}): is it the output of a real collection "
-            "that already ran, of another registry's storage, or older than the last push? Run the dry run again"
-        )
-    result.findings.sort(key=predict.order)
+    result = scan(Storage(absolute), plan)
+    if result.mismatches and result.complete:
+        raise reconcile.refusal(result.mismatches, plan_source, root)
     stream = out if out is not None else sys.stdout
     if fmt == "json":
         stream.write(to_json(result) + "\n")
     else:
         stream.write(to_text(result, colour=stream.isatty() and "NO_COLOR" not in os.environ))
-    if result.findings:
-        return EXIT_FINDINGS
-    return EXIT_OK if result.complete else EXIT_INCOMPLETE
+    return exitcodes.verdict(bool(result.findings), result.complete)
 
 
-def read_plan(source: str, stdin: BinaryIO) -> Plan:
-    if source == "-":
-        return parse(_lines(stdin), "(stdin)")
-    try:
-        with open(source, "rb") as f:
-            return parse(_lines(f), source)
-    except OSError as exc:
-        raise PlanError(f"plan {source}: cannot read: {exc.strerror or exc}") from None
-
-
-def _lines(stream: BinaryIO) -> Iterator[bytes]:
-    # Bounded reads: a binary file without newlines must not be read whole into one "line".
-    while line := stream.readline(MAX_LINE + 2):
-        yield line
+def scan(storage: Storage, plan: Plan) -> Result:
+    """Every repository in ``storage`` held against ``plan`` and judged by it."""
+    result = Result(storage.root, plan)
+    seen: list[str] = []
+    for name, rel in storage.repositories():
+        facts = storage.collect(name, rel)
+        seen.append(name)
+        result.repositories += 1
+        result.tags += len(facts.tags)
+        result.mismatches.extend(reconcile.in_repository(facts, plan))
+        result.findings.extend(predict.judge(facts, plan))
+    result.mismatches.extend(reconcile.in_root(plan, seen, storage.data))
+    result.errors, result.error_count = storage.errors, storage.error_count
+    result.findings.sort(key=predict.order)
+    return result

@@ -8,7 +8,7 @@ from itertools import groupby
 
 from ..render import BOLD, DIM, GREEN, RED, YELLOW, painter
 from .plan import Plan
-from .predict import GcFinding
+from .predict import GcFinding, Reason
 
 
 @dataclass(slots=True)
@@ -21,6 +21,8 @@ class Result:
     #: The first unreadable paths (Storage.errors); error_count counts them all.
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
+    #: Where the plan contradicts storage (:mod:`.reconcile`): such a plan gets no verdict.
+    mismatches: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -31,7 +33,11 @@ def to_json(result: Result) -> str:
     return json.dumps(
         {
             "root": result.root,
-            "plan": {"manifests": result.plan.manifest_count, "blobs": len(result.plan.blobs)},
+            "plan": {
+                "manifests": result.plan.manifest_count,
+                "blobs": len(result.plan.blobs),
+                "layer_links": result.plan.layer_link_count,
+            },
             "findings": [f.to_json() for f in result.findings],
             "complete": result.complete,
             "repositories": result.repositories,
@@ -54,7 +60,7 @@ def to_text(result: Result, *, colour: bool) -> str:
         state = paint("SAFE: no tag needs what the collection deletes", GREEN + BOLD)
     lines = [
         f"{paint(result.root, BOLD)}  {state}",
-        f"  plan deletes {result.plan.manifest_count} manifests and {len(result.plan.blobs)} blobs; "
+        f"  plan deletes {_deletes(result.plan)}; "
         f"{result.repositories} repositories, {result.tags} tags walked; "
         f"{len(result.findings)} needed objects in {len(broken)} tags",
     ]
@@ -64,8 +70,8 @@ def to_text(result: Result, *, colour: bool) -> str:
         lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
         for f in findings:
             head = f"    {f.kind.value:<8} {f.digest.short:<19} {paint(f.reason.value, RED)}"
-            if f.parent:
-                head += f"  under {f.parent.short}"
+            if f.parent:  # a referrer's parent is its subject
+                head += f"  {'of' if f.reason is Reason.UNTAGGED_REFERRER else 'under'} {f.parent.short}"
             if len(findings) > 1:
                 head += f"  tags: {', '.join(f.tags)}"
             lines.append(head)
@@ -76,3 +82,10 @@ def to_text(result: Result, *, colour: bool) -> str:
     if result.findings:
         lines.append("  Do not run this collection; docs/gc.md says what to do instead.")
     return "\n".join(lines) + "\n"
+
+
+def _deletes(plan: Plan) -> str:
+    counts = f"{plan.manifest_count} manifests and {len(plan.blobs)} blobs"
+    if plan.layer_link_count:  # distribution 3
+        counts = f"{plan.manifest_count} manifests, {len(plan.blobs)} blobs and {plan.layer_link_count} layer links"
+    return counts

@@ -1,30 +1,40 @@
 """Judges one repository's storage facts against a garbage-collection plan. Pure functions, no I/O.
 
-A pull walks tag -> manifest -> index children -> config and layers, per repository. The collection
-breaks that walk where it removes a revision link the walk passes through (``manifest eligible for
-deletion``: with ``--delete-untagged``, every child of every index, since children carry no tag) or
-deletes blob data the walk reads (``blob eligible for deletion``: configs, layers, and manifests' own
-content, shared by all repositories). The walk stops at the first such object, as a client's pull, the
-HTTP walk and fsck do, so the findings are the objects a pull after the collection fails on.
+A pull walks tag -> manifest -> index children -> config and layers, per repository; a verifier goes on
+from each manifest to its referrers (signatures, SBOMs, attestations: OCI 1.1 ``subject``). The
+collection breaks that walk where it removes a revision link the walk passes through (``manifest eligible
+for deletion``: on 2.8 with ``--delete-untagged``, every child of every index, since children carry no
+tag; on 2.8 and 3, every referrer no tag keeps, since distribution never follows ``subject``), deletes
+blob data the walk reads (``blob eligible for deletion``: configs, layers, and manifests' own content,
+shared by all repositories), or removes the repository's layer link to a blob (3's ``layer link
+eligible for deletion``). The walk stops at the first such object, as a client's pull, the HTTP walk and
+fsck do, so the findings are the objects a pull after the collection fails on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from .. import manifest as manifest_mod
 from ..digest import Digest
 from ..fsck.storage import RepositoryFacts
-from ..model import Kind
+from ..model import KIND_ORDER, Kind
 from .plan import Plan
 
 
 class Reason(StrEnum):
-    UNTAGGED_CHILD = "untagged child manifest"  # an index child: --delete-untagged removes its revision link
+    """Why a pull fails after the collection; in order of precedence when one object has several."""
+
     UNTAGGED = "untagged manifest"  # a tag's own manifest: tagged after the dry run ran
+    UNTAGGED_CHILD = "untagged child manifest"  # an index child: --delete-untagged removes its revision link
+    UNTAGGED_REFERRER = "untagged referrer"  # of something a tag needs: --delete-untagged removes it
     BLOB = "blob"  # its data is deleted
+    LAYER_LINK = "layer link"  # 3: the repository's link to it is removed (the data may stay)
+
+
+_REASONS = list(Reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,95 +61,110 @@ class GcFinding:
         }
 
 
-@dataclass(slots=True)
-class _Hit:
+@dataclass(frozen=True, slots=True)
+class _Sighting:
+    """One way a tag's pull meets a doomed object; kind, reason, detail and parent belong together."""
+
+    digest: Digest
+    parent: Digest | None
     kind: Kind
     reason: Reason
     detail: str
-    parents: set[Digest | None] = field(default_factory=set)
-    tags: set[str] = field(default_factory=set)
+
+    def rank(self) -> tuple[int, int, bool, str]:
+        # The finding shows one sighting whole: config before layer (as fsck names a blob that is both),
+        # the most direct reason, then the smallest parent - named before none (a tag's own manifest).
+        return (KIND_ORDER[self.kind], _REASONS.index(self.reason), self.parent is None, str(self.parent or ""))
 
 
-@dataclass(frozen=True, slots=True)
-class Judgement:
-    findings: list[GcFinding]
-    #: Manifests the plan removes from this repository that it does not have: the plan is not of this
-    #: storage, or a real collection already removed them.
-    unknown_manifests: list[Digest]
-
-
-def judge(facts: RepositoryFacts, plan: Plan) -> Judgement:
-    doomed = plan.manifests.get(facts.name, frozenset())
-    usable = {
-        d: b.parsed
-        for d, b in facts.manifests.items()
-        if b.parsed is not None and (link := facts.revisions.get(d)) is not None and link.target is not None
-    }
+def judge(facts: RepositoryFacts, plan: Plan) -> list[GcFinding]:
+    """What every tag of the repository would fail on after the collection, sorted by :func:`order`."""
+    # Only bodies read through a revision link are here (Storage.collect): a manifest without one is
+    # already unpullable, fsck's to report, not the collection's doing.
+    usable = {d: b.parsed for d, b in facts.manifests.items() if b.parsed is not None}
+    deletes = _Deletes(
+        plan.manifests.get(facts.name, frozenset()), plan.blobs, plan.layer_links.get(facts.name, frozenset())
+    )
+    referrers: dict[Digest, list[Digest]] = {}
+    for digest, parsed in sorted(usable.items()):
+        if parsed.subject is not None:
+            referrers.setdefault(parsed.subject, []).append(digest)
     by_target: dict[Digest, list[str]] = {}
     for tag, link in sorted(facts.tags.items()):
         if link.target is not None:
             by_target.setdefault(link.target, []).append(tag)
 
-    hits: dict[Digest, _Hit] = {}
-    for target, tags in sorted(by_target.items()):
-        for digest, parent, kind, reason, detail in _breaks(target, usable, doomed, plan.blobs):
-            hit = hits.get(digest)
-            if hit is None:
-                hit = hits[digest] = _Hit(kind, reason, detail)
-            elif kind is Kind.CONFIG:
-                hit.kind = Kind.CONFIG  # config and layer of different images: named as fsck names it
-            hit.parents.add(parent)
-            hit.tags.update(tags)
+    sightings: dict[Digest, list[_Sighting]] = {}
+    tags: dict[Digest, set[str]] = {}
+    for target, target_tags in sorted(by_target.items()):
+        for sighting in _breaks(target, usable, referrers, deletes):
+            sightings.setdefault(sighting.digest, []).append(sighting)
+            tags.setdefault(sighting.digest, set()).update(target_tags)
 
-    findings = [
-        GcFinding(facts.name, d, h.kind, tuple(sorted(h.tags)), _first(h.parents), h.reason, h.detail)
-        for d, h in hits.items()
-    ]
+    findings = []
+    for digest, seen in sightings.items():
+        shown = min(seen, key=_Sighting.rank)
+        findings.append(
+            GcFinding(
+                facts.name, digest, shown.kind, tuple(sorted(tags[digest])), shown.parent, shown.reason, shown.detail
+            )
+        )
     findings.sort(key=order)
-    return Judgement(findings, sorted(doomed - facts.revisions.keys()))
+    return findings
 
 
 def order(f: GcFinding) -> tuple[str, int, Digest]:
     """Report order: repository, then kind as a pull meets them (manifest, config, layer), then digest."""
-    return (f.repository, _KINDS.index(f.kind), f.digest)
+    return (f.repository, KIND_ORDER[f.kind], f.digest)
 
 
-_KINDS = list(Kind)
-_Break = tuple[Digest, Digest | None, Kind, Reason, str]
+@dataclass(frozen=True, slots=True)
+class _Deletes:
+    """What the plan deletes that one repository's pulls can meet."""
+
+    manifests: frozenset[Digest]  # revision links in this repository
+    blobs: frozenset[Digest]  # data, in every repository
+    layer_links: frozenset[Digest]  # layer links in this repository (3)
 
 
 def _breaks(
     target: Digest,
     usable: Mapping[Digest, manifest_mod.Manifest],
-    doomed: frozenset[Digest],
-    blobs: frozenset[Digest],
-) -> list[_Break]:
-    """What a pull of ``target`` would fail on after the collection."""
-    out: list[_Break] = []
+    referrers: Mapping[Digest, list[Digest]],
+    deletes: _Deletes,
+) -> Iterator[_Sighting]:
+    """What a pull of ``target`` (and a verification of its referrers) would fail on after the collection."""
     seen = {target}
-    stack: list[tuple[Digest, Digest | None]] = [(target, None)]
+    # Each manifest with the reason its revision link would be gone: how the walk reached it.
+    stack: list[tuple[Digest, Digest | None, Reason]] = [(target, None, Reason.UNTAGGED)]
     while stack:
-        digest, parent = stack.pop()
+        digest, parent, if_unlinked = stack.pop()
         parsed = usable.get(digest)
-        if digest in doomed:
-            reason = Reason.UNTAGGED_CHILD if parent is not None else Reason.UNTAGGED
-            out.append((digest, parent, Kind.MANIFEST, reason, _unlinked(digest, parsed, blobs)))
+        if digest in deletes.manifests:
+            detail = _unlinked(digest, parsed, deletes)
+            if if_unlinked is Reason.UNTAGGED_REFERRER and parsed is not None and parsed.artifact_type:
+                detail += f" ({parsed.artifact_type})"
+            yield _Sighting(digest, parent, Kind.MANIFEST, if_unlinked, detail)
             continue
-        if digest in blobs:
-            out.append((digest, parent, Kind.MANIFEST, Reason.BLOB, "its data is deleted"))
+        if digest in deletes.blobs:
+            yield _Sighting(digest, parent, Kind.MANIFEST, Reason.BLOB, "its data is deleted")
             continue
         if parsed is None:
             continue  # already broken or unreadable: fsck's to report, not the collection's doing
-        if isinstance(parsed, manifest_mod.Index):
-            for child in parsed.children:
-                if child.digest not in seen:  # an index may list a child twice, or itself
-                    seen.add(child.digest)
-                    stack.append((child.digest, digest))
-            continue
-        for descriptor, kind in _blobs_of(parsed):
-            if descriptor.digest in blobs:
-                out.append((descriptor.digest, digest, kind, Reason.BLOB, "its data is deleted"))
-    return out
+        children = parsed.children if isinstance(parsed, manifest_mod.Index) else ()
+        below = [(c.digest, Reason.UNTAGGED_CHILD) for c in children]
+        below += [(r, Reason.UNTAGGED_REFERRER) for r in referrers.get(digest, ())]
+        for next_digest, reason in below:
+            if next_digest not in seen:  # an index may list a child twice, or itself
+                seen.add(next_digest)
+                stack.append((next_digest, digest, reason))
+        if isinstance(parsed, manifest_mod.Image):
+            for descriptor, kind in _blobs_of(parsed):
+                if descriptor.digest in deletes.blobs:
+                    yield _Sighting(descriptor.digest, digest, kind, Reason.BLOB, "its data is deleted")
+                elif descriptor.digest in deletes.layer_links:
+                    detail = "its layer link in this repository is removed; the data is kept"
+                    yield _Sighting(descriptor.digest, digest, kind, Reason.LAYER_LINK, detail)
 
 
 def _blobs_of(image: manifest_mod.Image) -> list[tuple[manifest_mod.Descriptor, Kind]]:
@@ -148,7 +173,7 @@ def _blobs_of(image: manifest_mod.Image) -> list[tuple[manifest_mod.Descriptor, 
     return [(d, k) for d, k in pairs if not d.foreign]
 
 
-def _unlinked(digest: Digest, parsed: manifest_mod.Manifest | None, blobs: frozenset[Digest]) -> str:
+def _unlinked(digest: Digest, parsed: manifest_mod.Manifest | None, deletes: _Deletes) -> str:
     """Whether putting the revision link back would be enough, or the content goes too."""
     if parsed is None:
         below: list[Digest] = []
@@ -156,12 +181,9 @@ def _unlinked(digest: Digest, parsed: manifest_mod.Manifest | None, blobs: froze
         below = [c.digest for c in parsed.children]
     else:
         below = [d.digest for d, _ in _blobs_of(parsed)]
-    lost = len({d for d in [digest, *below] if d in blobs})
-    if lost:
-        return f"its revision link is removed, and {lost} of the blobs it needs are deleted"
-    return "its revision link is removed; the blobs it needs are kept"
-
-
-def _first(parents: set[Digest | None]) -> Digest | None:
-    named = [p for p in parents if p is not None]
-    return min(named) if named else None
+    lost = len({d for d in [digest, *below] if d in deletes.blobs})
+    cut = len({d for d in below if d not in deletes.blobs and d in deletes.layer_links})
+    if not lost and not cut:
+        return "its revision link is removed; the blobs it needs are kept"
+    unlinked = f" ({cut} of them only unlinked from this repository)" if cut else ""
+    return f"its revision link is removed, and {lost + cut} of the blobs it needs are deleted{unlinked}"
