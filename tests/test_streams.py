@@ -47,6 +47,7 @@ def finalised(work: Callable[[], Awaitable[Any]]) -> list[str]:
     return names
 
 
+@pytest.mark.each_registry
 def test_a_walk_with_range_checks_on_the_real_registry_leaves_nothing_to_the_finaliser(
     registry: Registry, ns: str
 ) -> None:
