@@ -115,6 +115,9 @@ class Judgement:
     errors: list[str]
     #: One per tag not judged on purpose: skipped itself, or reaching a skipped object.
     skipped: list[Skipped]
+    #: Tags whose walk met something it could not look at (its own manifest, or an object it reaches):
+    #: without a finding, such a tag has no fresh verdict (regprobe.tally).
+    blocked: frozenset[str] = frozenset()
 
 
 def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> Judgement:
@@ -124,10 +127,12 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
     findings: list[Finding] = []
     errors: list[str] = []
     skipped: list[Skipped] = []
+    blocked_tags: set[str] = set()
     for tag in sorted(roots):
         root = roots[tag]
         if root.error is not None:  # not looked at (refused, rate limited): an error of the run, never a finding
             errors.append(f"{repository}: tag {tag}: {root.error}")
+            blocked_tags.add(tag)
             continue
         if root.skipped is not None:
             skipped.append(Skipped(repository, tag, root.skipped, root.detail))
@@ -139,7 +144,7 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
             )
             continue
         skipped_below: tuple[Key, Node] | None = None
-        for key, parent in _reachable(root.key, nodes):
+        for key, parent in reachable(root.key, nodes):
             node = nodes[key]
             if node.problem is not None:
                 hits.setdefault(key, _Hit(parent=parent)).tags.add(tag)
@@ -162,10 +167,11 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
     for key in sorted(blocked, key=lambda k: (KIND_ORDER[nodes[k].kind], str(k[1]))):
         tags_text = ", ".join(sorted(blocked[key]))
         errors.append(f"{repository}: {nodes[key].kind.value} {key[1]}: {nodes[key].error} (tags: {tags_text})")
-    return Judgement(findings, errors, skipped)
+        blocked_tags.update(blocked[key])
+    return Judgement(findings, errors, skipped, frozenset(blocked_tags))
 
 
-def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None]]:
+def reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None]]:
     """Depth-first, each node once, in descriptor order; yields (key, the digest it was reached from)."""
     seen = {start}
     stack: list[tuple[Key, Digest | None]] = [(start, None)]

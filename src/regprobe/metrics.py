@@ -63,18 +63,56 @@ def families(result: RegistryResult, max_broken_series: int) -> list[Metric]:
     requests = gauge("regprobe_requests", "Requests this run by outcome", ["outcome"])
     for outcome in OUTCOMES:
         requests.add_metric([name, outcome], result.requests.get(outcome, 0))
-    if result.complete or result.findings:
-        broken = result.broken_images
+    known = result.known_broken
+    if known is not None or result.complete or result.findings:
+        # With a ledger, its broken set: a tag broken at the last look stays broken until a run looks again.
+        broken = list(known.images) if known is not None else result.broken_images
+        counts = known.objects if known is not None else result.broken_objects()
         gauge("regprobe_broken_images", "(repository, tag) pairs with at least one finding").add_metric(
             [name], len(broken)
         )
         objects = gauge("regprobe_broken_objects", "Distinct broken objects by kind", ["kind"])
-        for kind, count in result.broken_objects().items():
-            objects.add_metric([name, kind.value], count)
+        for kind in Kind:
+            objects.add_metric([name, kind.value], counts.get(kind, 0))
         image = gauge("regprobe_image_broken", "1 per broken tag (capped)", ["repository", "tag"])
         # Bounded cardinality: a registry-wide outage must not explode Prometheus' series count.
         for repository, tag in broken[:max_broken_series]:
             image.add_metric([name, repository, tag], 1)
+    out.extend(coverage_families(result))
+    return out
+
+
+def coverage_families(result: RegistryResult) -> list[Metric]:
+    """Continuous verification's signal (docs/design/continuous-verification.md), carried whenever the run
+    can say it truthfully: with a ledger always, without one when its listing completed."""
+    out: list[Metric] = []
+    name = result.name
+
+    def gauge(metric: str, doc: str, value: float) -> None:
+        family = GaugeMetricFamily(metric, doc, labels=["registry"])
+        family.add_metric([name], value)
+        out.append(family)
+
+    coverage = result.coverage
+    if coverage is not None:
+        gauge("regprobe_images_known", "Tags selected (with a ledger: every tag it knows)", coverage.known)
+        gauge(
+            "regprobe_images_verified_within_window",
+            "Of those, tags verified within coverage.window",
+            coverage.verified_within_window,
+        )
+        if coverage.oldest_age_seconds is not None:
+            gauge(
+                "regprobe_oldest_verification_age_seconds",
+                "Age of the least recently verified selected tag (never verified: since first seen)",
+                coverage.oldest_age_seconds,
+            )
+    if result.scrub is not None and result.scrub.oldest_age_seconds is not None:
+        gauge(
+            "regprobe_scrub_oldest_age_seconds",
+            "Age of the least recently digest-scrubbed blob (never scrubbed: since the ledger began)",
+            result.scrub.oldest_age_seconds,
+        )
     return out
 
 
