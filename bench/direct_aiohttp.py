@@ -35,8 +35,8 @@ class _Response:
         self.headers = response.headers  # case-insensitive, like httpx.Headers
         self.status_code = response.status
 
-    async def aiter_bytes(self, chunk_size: int | None) -> AsyncIterator[bytes]:
-        # None: whatever has arrived (httpx's meaning), as the client asks for a first byte.
+    async def aiter_bytes(self, chunk_size: int | None = None) -> AsyncIterator[bytes]:
+        # None: whatever has arrived (httpx's meaning), as the client asks for one byte.
         chunks = (
             self._response.content.iter_any() if chunk_size is None else self._response.content.iter_chunked(chunk_size)
         )

@@ -85,10 +85,12 @@ class _Repository:
         config_digest = self.w.blob(config)
         self.w.layer_link(self.name, config_digest)
         descs = []
+        sizes = {config_digest: len(config)}
         for data in layers:
             digest = self.w.blob(data)
             self.w.layer_link(self.name, digest)
             descs.append({"mediaType": OCI_LAYER, "digest": digest, "size": len(data)})
+            sizes[digest] = len(data)
         manifest = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -98,10 +100,11 @@ class _Repository:
         body = json.dumps(manifest).encode()
         digest = self.w.blob(body)
         self.w.revision(self.name, digest)
-        for blob in [config_digest] + [str(d["digest"]) for d in descs]:
+        for blob, size in sizes.items():
             if blob not in self.checked:
                 self.checked.add(blob)
-                self.plan.requests.append(("GET", f"/v2/{self.name}/blobs/{blob}", {"Range": "bytes=0-0"}))
+                last = f"bytes={size - 1}-{size - 1}"  # what blob_check: range asks for
+                self.plan.requests.append(("GET", f"/v2/{self.name}/blobs/{blob}", {"Range": last}))
         return digest, len(body)
 
     def index(self, tag: str) -> str:

@@ -4,16 +4,24 @@
 The plain rule file is the source (promtool tests it); the Prometheus Operator's PrometheusRule carries
 the same groups under ``spec``. tests/test_deploy.py fails when the two drift apart.
 
+Every alert's ``runbook_url`` is ``BASE<alert name>.md``. ``--runbook-base`` sets BASE - wherever your
+copy of docs/runbooks/ is served (a fork, an internal Git host, a wiki) - instead of the rule file's
+own; write that manifest to your overlay with ``--output``, leaving the committed one as it is.
+
     python scripts/gen-prometheusrule.py            # rewrite the manifest
     python scripts/gen-prometheusrule.py --check    # exit 1 if it is out of date
+    python scripts/gen-prometheusrule.py --runbook-base https://git.example.com/ops/regprobe/runbooks/ \
+        --output overlays/prod/prometheusrule.yaml
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -49,11 +57,34 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def build(rules: dict[str, Any]) -> dict[str, Any]:
-    """The PrometheusRule for a parsed rule file."""
+def runbook_base(text: str) -> str:
+    """``--runbook-base``: an http(s) URL with a host; the page names are appended to it."""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be an http:// or https:// URL with a host, no query")
+    return text if text.endswith("/") else text + "/"
+
+
+def rebase(groups: list[Any], base: str) -> list[Any]:
+    """``groups`` with each alert's runbook_url on ``base``: ``BASE<alert name>.md``, the page the rule
+    file points at (tests/test_alerts.py checks each is ``docs/runbooks/<alert name>.md``)."""
+    out = copy.deepcopy(groups)
+    for group in out:
+        for rule in group.get("rules", []):
+            annotations = rule.get("annotations", {})
+            if "alert" in rule and "runbook_url" in annotations:
+                annotations["runbook_url"] = f"{base}{rule['alert']}.md"
+    return out
+
+
+def build(rules: dict[str, Any], base: str | None = None) -> dict[str, Any]:
+    """The PrometheusRule for a parsed rule file; ``base``: the runbooks' base URL (None: the rule
+    file's own)."""
     groups = rules.get("groups") if isinstance(rules, dict) else None
     if not isinstance(groups, list) or not groups:
         raise ValueError(f"{RULES.relative_to(ROOT)}: no rule groups")
+    if base is not None:
+        groups = rebase(groups, base)
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -65,9 +96,9 @@ def build(rules: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render(rules_text: str) -> str:
+def render(rules_text: str, base: str | None = None) -> str:
     """The manifest's text for the rule file's text."""
-    document = build(yaml.safe_load(rules_text))
+    document = build(yaml.safe_load(rules_text), base)
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=WIDTH, allow_unicode=True)
     return HEADER + body
 
@@ -75,16 +106,28 @@ def render(rules_text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--check", action="store_true", help="exit 1 if the manifest is out of date")
+    parser.add_argument(
+        "--runbook-base",
+        type=runbook_base,
+        metavar="URL",
+        help="where the runbook pages are served: each runbook_url becomes URL<alert name>.md "
+        "(default: the rule file's own base)",
+    )
+    default = OUTPUT.relative_to(ROOT)
+    parser.add_argument(
+        "--output", type=Path, default=OUTPUT, metavar="FILE", help=f"where to write (default {default})"
+    )
     args = parser.parse_args(argv)
-    text = render(RULES.read_text(encoding="utf-8"))
+    text = render(RULES.read_text(encoding="utf-8"), args.runbook_base)
+    output: Path = args.output
     if args.check:
-        current = OUTPUT.read_text(encoding="utf-8") if OUTPUT.exists() else ""
+        current = output.read_text(encoding="utf-8") if output.exists() else ""
         if current != text:
-            print(f"{OUTPUT.relative_to(ROOT)} is out of date: run scripts/gen-prometheusrule.py", file=sys.stderr)
+            print(f"{output} is out of date: run scripts/gen-prometheusrule.py", file=sys.stderr)
             return 1
         return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT.relative_to(ROOT)}")
+    output.write_text(text, encoding="utf-8")
+    print(f"wrote {output}")
     return 0
 
 

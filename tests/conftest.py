@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -106,9 +107,10 @@ class CredentialHelper:
     def answers(self, stdout: str, exit_code: int = 0, sleep: float = 0) -> CredentialHelper:
         self.path.write_text(
             f"#!{sys.executable}\n"
-            "import json, sys, time\n"
+            "import json, os, sys, time\n"
+            "call = {'argv': sys.argv[1:], 'stdin': sys.stdin.read(), 'pid': os.getpid()}\n"
             f"with open({str(self.calls)!r}, 'a') as log:\n"
-            "    log.write(json.dumps({'argv': sys.argv[1:], 'stdin': sys.stdin.read()}) + '\\n')\n"
+            "    log.write(json.dumps(call) + '\\n')\n"
             f"time.sleep({sleep})\n"
             f"sys.stdout.write({stdout!r})\n"
             f"sys.exit({exit_code})\n"
@@ -120,9 +122,25 @@ class CredentialHelper:
         return self.answers(json.dumps({"ServerURL": "", "Username": username, "Secret": secret}))
 
     def received(self) -> list[dict[str, Any]]:
+        """Each call: its ``argv`` and ``stdin``."""
+        return [{"argv": call["argv"], "stdin": call["stdin"]} for call in self._calls()]
+
+    def running(self) -> list[int]:
+        """The helper processes called so far that are still running (not exited, nor a zombie)."""
+        return [call["pid"] for call in self._calls() if _running(call["pid"])]
+
+    def _calls(self) -> list[dict[str, Any]]:
         if not self.calls.exists():
             return []
         return [json.loads(line) for line in self.calls.read_text().splitlines()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 @pytest.fixture
@@ -147,3 +165,18 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         return path
 
     return write
+
+
+@pytest.fixture
+def hosts(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A hosts file for this process: ``hosts["registry.example"] = "127.0.0.1"`` makes the system's
+    resolver answer that name with that address (asyncio's loop resolves through socket.getaddrinfo);
+    every other name resolves as usual."""
+    table: dict[str, str] = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        return real(table.get(host, host) if isinstance(host, str) else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return table

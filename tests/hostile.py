@@ -18,6 +18,21 @@ from .registry import OCI_INDEX, OCI_MANIFEST
 from .registry import sha256 as digest
 from .wire import LoopbackServer, Quiet
 
+SERVER_ERROR = (
+    b'{"errors":[{"code":"UNKNOWN","message":"unknown error","detail":"s3aws: RequestError: send request failed"}]}'
+)
+#: A 500 whose body tries to write into terminals and reports: escapes, line breaks, a signed URL, length.
+HOSTILE_500 = json.dumps(
+    {
+        "errors": [
+            {
+                "code": "UNKNOWN\n! fake line",
+                "message": "\u001b[2J\u001b[32mOK\u001b[0m\nregistry OK\u202e" + "x" * 5000,
+                "detail": {"url": "https://bucket.s3.example/key?X-Amz-Signature=SECRET&X-Amz-Credential=AKIA"},
+            }
+        ]
+    }
+).encode()
 LOGIN_PAGE = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><form>...</form></body></html>"
 
 
@@ -36,6 +51,8 @@ class HostileRegistry:
         #: and spent by manifest GETs (HEAD is free); at 0 a manifest GET is refused with 429.
         self.pulls_left = 100
         self.refused_pulls = 0
+        #: Mode "outage": set by the first manifest request; from then on everything answers 500.
+        self.down = False
         self.layer = b"layer-bytes" * 100
         self.config = b'{"architecture": "amd64", "os": "linux"}'
         self.manifest = json.dumps(
@@ -75,6 +92,13 @@ class HostileRegistry:
             def get(self) -> None:  # GET and HEAD (Quiet)
                 reg.requests.append((self.command, self.path, dict(self.headers)))
                 path = self.path.split("?", 1)[0]
+                if reg.mode == "outage" and (reg.down or "/manifests/" in path):
+                    # Storage lost after the listings were read: distribution answers every request that
+                    # touches it with 500 UNKNOWN and the driver's error as the detail.
+                    reg.down = True
+                    return self.send(500, SERVER_ERROR)
+                if reg.mode == "hostile-500" and "/manifests/" in path:
+                    return self.send(500, HOSTILE_500)
                 if reg.mode == "html-portal":  # a login portal (or a wrong URL) answering every path
                     return self.send(200, LOGIN_PAGE, "text/html; charset=utf-8")
                 if path == "/v2/":

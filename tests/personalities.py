@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import uuid
 from collections import Counter
@@ -404,9 +405,14 @@ class FakeRegistry:
                 if p.relative_blob_redirect and not redirected and self.command == "GET":
                     location = f"/artifacts-downloads/namespaces/p/repositories/r/downloads/{digest}"
                     return self.send(302, b"", None, {"Location": location})
-                if self.headers.get("Range") == "bytes=0-0" and data:
+                asked = re.fullmatch(r"bytes=(\d+)-(\d+)", self.headers.get("Range", ""))
+                if asked and int(asked[1]) <= int(asked[2]) < len(data):
+                    first, last = int(asked[1]), int(asked[2])
                     return self.send(
-                        206, data[:1], "application/octet-stream", {"Content-Range": f"bytes 0-0/{len(data)}"}
+                        206,
+                        data[first : last + 1],
+                        "application/octet-stream",
+                        {"Content-Range": f"bytes {first}-{last}/{len(data)}"},
                     )
                 self.send(200, data, "application/octet-stream")
 

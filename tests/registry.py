@@ -4,6 +4,7 @@ push synthetic images over the HTTP API and break them in storage the way clean-
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -350,7 +352,7 @@ class Registry:
         )
         entries: list[dict[str, Any]] = []
         for kid, plat in zip(kids, platforms, strict=False):
-            os_name, arch = plat.split("/")[:2]
+            os_name, arch, *variant = plat.split("/")
             fetched = self.http.get(
                 f"/v2/{repository}/manifests/{kid.digest}",
                 headers={"Accept": f"{OCI_MANIFEST}, {DOCKER_MANIFEST}, {OCI_INDEX}"},
@@ -360,7 +362,7 @@ class Registry:
                     "mediaType": fetched.headers["content-type"],
                     "digest": kid.digest,
                     "size": len(fetched.content),
-                    "platform": {"architecture": arch, "os": os_name},
+                    "platform": {"architecture": arch, "os": os_name, **({"variant": variant[0]} if variant else {})},
                 }
             )
         if attestations and not docker:
@@ -401,6 +403,10 @@ class Registry:
         """The data file of a blob or manifest (both live under blobs/), on filesystem storage."""
         return self.v2 / _blob_data(digest)
 
+    def blob_size(self, digest: str) -> int:
+        """How many bytes of a blob (or manifest) storage holds."""
+        return len(self.storage.read(_blob_data(digest)))
+
     def remove_revision_link(self, repository: str, digest: str) -> None:
         """A tag clean-up script or GC of "untagged" index children: data kept, link gone."""
         hexpart = digest.split(":", 1)[1]
@@ -427,6 +433,21 @@ class Registry:
     def remove_layer_link(self, repository: str, digest: str) -> None:
         hexpart = digest.split(":", 1)[1]
         self.storage.remove_tree(f"repositories/{repository}/_layers/sha256/{hexpart}")
+
+    @contextlib.contextmanager
+    def unlistable_tags(self, repository: str) -> Iterator[None]:
+        """While the block runs, the repository's tag directory is unreadable (a file where the
+        directory was: disk trouble, a clean-up script cut off mid-way): tags/list answers 500 UNKNOWN on
+        every try, so a run cannot reach the repository's tags. Filesystem storage only."""
+        tags = self.v2 / "repositories" / repository / "_manifests" / "tags"
+        aside = tags.with_name("tags.aside")
+        tags.rename(aside)
+        tags.write_text("not a directory")
+        try:
+            yield
+        finally:
+            tags.unlink()
+            aside.rename(tags)
 
     def warm(self, repository: str, digest: str) -> None:
         """Read a blob once so its descriptor is in the registry's cache."""

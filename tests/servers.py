@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,16 @@ class Service:
                     out[(sample.name, frozenset(sample.labels.items()))] = sample.value
         return out
 
+    def broken_tags(self, registry: str) -> set[tuple[str, str]]:
+        """(repository, tag) of the registry's regprobe_image_broken series."""
+        return {
+            (labels["repository"], labels["tag"])
+            for (name, label_set) in self.samples()
+            if name == "regprobe_image_broken"
+            for labels in [dict(label_set)]
+            if labels["registry"] == registry
+        }
+
     def value(self, name: str, **labels: str) -> float | None:
         """The one sample of ``name`` whose labels include ``labels``."""
         matches = [v for (n, ls), v in self.samples().items() if n == name and set(labels.items()) <= ls]
@@ -125,6 +136,15 @@ class Prometheus(Service):
         response = httpx.get(self.url + "/api/v1/alerts", timeout=5)
         response.raise_for_status()
         return response.json()["data"]["alerts"]  # type: ignore[no-any-return]
+
+    def evaluated_since(self, unix: float) -> bool:
+        """Whether every rule group was evaluated after ``unix`` (so alerts reflect what was scraped by then)."""
+        response = httpx.get(self.url + "/api/v1/rules", timeout=5)
+        response.raise_for_status()
+        groups = response.json()["data"]["groups"]
+        # RFC 3339 with nanoseconds ("2026-12-06T14:23:01.983038524Z"): seconds are precise enough here.
+        stamps = [datetime.fromisoformat(g["lastEvaluation"][:19] + "+00:00").timestamp() for g in groups]
+        return bool(stamps) and min(stamps) > unix
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         response = httpx.get(self.url + "/api/v1/query", params={"query": expr}, timeout=5)

@@ -4,6 +4,7 @@ registry -> regprobe run -> pushgateway -> Prometheus (honor_labels, alerts/ rul
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,57 @@ def test_paging_chain_serve_mode(
     finally:
         prometheus.stop()
         server.stop()
+
+
+# --- an incomplete run clears only what it looked at again ----------------------------------------------
+
+
+def test_incomplete_run_keeps_the_alert_for_images_it_did_not_reach(
+    stack: tuple[Pushgateway, Prometheus], registry: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    """Issue 21 item 6: a complete run finds 3 broken images; the next run cannot reach 2 of them (their
+    tag listings fail in storage, as a deadline would cut them off) and finds the third: the alert still
+    fires for all 3 and broken_images stays 3, until a complete run finds them fixed."""
+    gateway, prometheus = stack
+    name = f"carry-{ns}"
+    repositories = [f"{ns}/a", f"{ns}/b", f"{ns}/c"]
+    for repository in repositories:
+        break_index(registry, repository)
+    config = probe_config(
+        {"name": name, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}},
+        pushgateway={"url": gateway.url},
+    )
+    broken = ", ".join(f"{r}:v1" for r in repositories)
+
+    def firing_for_three() -> bool:
+        alerts = alerts_for(prometheus, ALERT, name)
+        return bool(alerts) and alerts[0]["annotations"]["summary"].endswith("serves 3 image(s) that cannot be pulled")
+
+    assert regprobe("run", "-c", config).code == 1
+    wait_for(firing_for_three, "the alert for 3 broken images")
+    success = gateway.value("regprobe_last_success_timestamp_seconds", registry=name)
+
+    with registry.unlistable_tags(repositories[1]), registry.unlistable_tags(repositories[2]):
+        cut = regprobe("run", "-c", config, "--format", "json")
+    assert cut.code == 1
+    entry = cut.report["registries"][0]
+    assert entry["complete"] is False and {f["repository"] for f in entry["findings"]} == {repositories[0]}
+    assert gateway.value("regprobe_broken_images", registry=name) == 3
+    assert gateway.broken_tags(name) == {(r, "v1") for r in repositories}
+    assert gateway.value("regprobe_last_success_timestamp_seconds", registry=name) == success
+    assert gateway.value("regprobe_run_complete", registry=name) == 0
+    assert f"registry {name}: 2 broken images from earlier runs kept" in cut.err
+
+    wait_for(lambda: prometheus.query(f'regprobe_run_complete{{registry="{name}"}} == 0'), "the incomplete run scraped")
+    seen = time.time()
+    wait_for(lambda: prometheus.evaluated_since(seen), "a rule evaluation after the incomplete run")
+    (alert,) = alerts_for(prometheus, ALERT, name)
+    assert alert["state"] == "firing"
+    assert alert["annotations"]["summary"].endswith("serves 3 image(s) that cannot be pulled")
+    assert f"Broken: {broken}." in alert["annotations"]["description"]
+
+    for repository in repositories:
+        registry.push_index(repository, "v1")  # rebuilt: the tags move to intact indexes
+    assert regprobe("run", "-c", config).code == 0
+    assert gateway.value("regprobe_broken_images", registry=name) == 0
+    wait_for(lambda: not alerts_for(prometheus, ALERT, name), "the alert to resolve")

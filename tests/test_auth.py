@@ -232,6 +232,26 @@ def test_the_challenge_scope_is_the_one_asked_for() -> None:
         ("https://169.254.1.1", "https://169.254.1.1/token", True),  # the registry's own host
         ("https://registry.test", "https://auth.example.com/token", True),
         ("https://localhost:5000", "http://127.0.0.1:5001/token", True),
+        # Issue 22: what the system's resolver reads as an address is judged as that address.
+        ("https://registry.test", "https://0x7f.0.0.1/token", False),
+        ("https://registry.test", "https://0177.0.1/token", False),
+        ("https://registry.test", "https://127.1/token", False),
+        ("https://registry.test", "https://2130706433/token", False),
+        ("https://registry.test", "https://127.0.0.1./token", False),
+        ("https://registry.test", "https://0xa9.0xfe.0xa9.0xfe/token", False),
+        ("https://registry.test", "https://0x8.0x8.0x8.0x8/token", True),  # public, however spelt
+        ("https://10.0.0.5", "https://0xa.0.0.6/token", True),
+        ("https://10.0.0.5", "https://[::ffff:169.254.169.254]/token", False),  # IPv4-mapped
+        ("https://10.0.0.5", "https://[::ffff:a9fe:a9fe]/token", False),
+        ("https://10.0.0.5", "https://[64:ff9b::a9fe:a9fe]/token", False),  # NAT64 in an IPv6-only cluster
+        ("https://10.0.0.5", "https://[fd00:ec2::254]/token", False),  # AWS metadata is a ULA, not link-local
+        ("https://10.0.0.5", "https://100.100.100.200/token", False),  # Alibaba Cloud's metadata service
+        # The same kind of space, not any space outside the public one: a lab registry may not send us
+        # to our own host, nor a registry on this host into the network.
+        ("https://10.0.0.5", "https://127.0.0.1/token", False),
+        ("https://10.0.0.5", "https://0.0.0.0/token", False),  # connects to this host
+        ("https://127.0.0.1:5000", "https://10.0.0.6/token", False),
+        ("https://8.8.8.8", "https://10.0.0.6/token", False),  # a public registry
     ],
 )
 def test_realm_on_an_internal_address_is_refused(registry: str, realm: str, allowed: bool) -> None:
@@ -253,7 +273,7 @@ def test_realm_on_an_internal_address_is_refused(registry: str, realm: str, allo
     if allowed:
         assert asyncio.run(go()) == 206 and len(contacted) == 1
     else:
-        with pytest.raises(AuthError, match="private or link-local address; not contacted"):
+        with pytest.raises(AuthError, match="address the registry does not live on; not contacted"):
             asyncio.run(go())
         assert contacted == []
 

@@ -116,8 +116,12 @@ def test_cached_body_is_not_used_when_the_registry_now_holds_other_bytes(
     found = sorted((f["repository"], f["digest"], f["problem"]) for f in result.findings())
     assert found == [
         (f"{ns}/multi", index.children[0].digest, "digest_mismatch"),
-        (f"{ns}/single", None, "unreachable"),  # registry:2 cannot parse it either: 500
+        (f"{ns}/single", None, "server_error"),  # registry:2 cannot parse it either: 500 on every try
     ]
+    # The HEAD's 500 has no body: a GET asks what the registry says about it.
+    [said] = [f.get("registry_error") for f in result.findings() if f["problem"] == "server_error"]
+    assert (said["code"], said["message"]) == ("UNKNOWN", "unknown error")
+    assert said["detail"].startswith('{"Offset":')  # where its JSON ends early
 
 
 def test_damaged_cache_entry_is_fetched_again(tmp_path: Path) -> None:

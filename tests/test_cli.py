@@ -95,7 +95,8 @@ def test_text_report_is_readable(registry: Registry, ns: str, regprobe: Any, pro
     assert lines[0] == f"local {registry.url}  BROKEN"
     assert lines[1].startswith("  1 repository, 1 tag walked, 1 broken object in 1 tag, ")
     assert lines[2] == f"  {ns}/api  tags: v1"
-    assert lines[3].split() == ["manifest", index.children[0].digest[:19], "missing", "under", index.digest[:19]]
+    child = index.children[0].digest[:19]
+    assert lines[3].split() == ["manifest", child, "missing", "linux/amd64", "under", index.digest[:19]]
     assert "\033[" not in result.out  # no colour when stdout is not a terminal
 
 
@@ -180,6 +181,15 @@ def test_check_over_https_without_tls_is_unreachable(registry: Registry, ns: str
     entry = result.report["registries"][0]
     assert entry["findings"] == [] and entry["complete"] is False
     assert "registry unreachable" in entry["errors"][0]
+    assert entry["errors"][0].endswith("the server speaks plain HTTP, not TLS: add --plain-http to talk http:// to it")
+
+
+def test_https_url_to_a_plain_http_registry_says_to_use_http(
+    registry: Registry, regprobe: Any, probe_config: Any
+) -> None:
+    result = regprobe("run", "-c", probe_config({"name": "tls", "url": f"https://{registry.host}", "timeout": 5}))
+    assert result.code == 3
+    assert "the server speaks plain HTTP, not TLS: give the registry an http:// url in the config" in result.out
 
 
 def test_python_dash_m_entry_point(registry: Registry, ns: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,7 +58,7 @@ def test_503_twice_then_206_is_retried_and_counted() -> None:
     c = client(handler)
     reply = blob(c)
     assert (reply.status, reply.range_total, reply.received) == (206, 10, 1)
-    assert len(seen) == 3 and seen[0].headers["range"] == "bytes=0-0"
+    assert len(seen) == 3 and seen[0].headers["range"] == "bytes=9-9"  # the last of 10
     assert (c.requests["server_error"], c.requests["retried"], c.requests["ok"]) == (2, 2, 1)
 
 
@@ -109,7 +110,7 @@ def test_429_retry_after_is_honoured(retry_after: str, waited: float | None) -> 
 
 
 def test_an_empty_blob_is_asked_with_head() -> None:
-    """A zero-byte blob has no first byte to ask for (registry:2 answers `Range: bytes=0-0` with 416):
+    """A zero-byte blob has no last byte to ask for (registry:2 answers any Range on it with 416):
     in range mode it gets a HEAD, which proves all there is to prove."""
     handler, seen = table(httpx.Response(200, headers={"content-length": "0"}))
 
@@ -184,6 +185,26 @@ def pages(c: RegistryClient) -> list[str]:
         return out
 
     return asyncio.run(go())
+
+
+def test_retries_are_logged_with_the_registry_and_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    """-vv: each retry names the request and the registry it went to, and what came back - never the
+    signed URL the registry redirected to."""
+    answers = iter([httpx.Response(503, json={"errors": [{"code": "UNAVAILABLE"}]})])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "registry.test":
+            return httpx.Response(307, headers={"location": "https://bucket.s3.test/blob?X-Amz-Signature=secret"})
+        return next(answers, None) or httpx.Response(206, headers={"content-range": "bytes 9-9/10"}, content=b"x")
+
+    with caplog.at_level(logging.DEBUG, logger="regprobe.client"):
+        assert blob(client(handler)).status == 206
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("retrying")]
+    assert line.startswith(f"retrying GET http://registry.test/v2/app/blobs/{BLOB} in ")
+    assert line.endswith(
+        ": try 1 of 3 answered 503 UNAVAILABLE (at https://bucket.s3.test, where the registry redirected)"
+    )
+    assert "secret" not in caplog.text and "X-Amz" not in caplog.text
 
 
 def test_pagination_follows_relative_link_and_falls_back_when_n_is_too_big() -> None:

@@ -100,3 +100,95 @@ def test_every_expression_is_valid_promql(tmp_path: Path) -> None:
         [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+
+
+# Two instances of one group at once (a replaced `regprobe serve` pod scraped beside its successor) and a
+# sharded registry pushed through the pushgateway: (labels, values) of each series, constant over 10 minutes.
+_PRIVATE_OLD = {"registry": "private", "instance": "10.0.0.1:9839"}
+_PRIVATE_NEW = {"registry": "private", "instance": "10.0.0.2:9839"}
+_SHARD0 = {"registry": "hub", "shard": "0"}
+_SHARD1 = {"registry": "hub", "shard": "1"}
+_SERIES: list[tuple[str, dict[str, str], float]] = []
+for _labels, _run, _success, _broken, _catalog, _complete, _duration, _checked, _ok, _tags in [
+    (_PRIVATE_OLD, 100, 0, 4, 0, 0, 50, 100, 500, [("a", "v1"), ("b", "v1"), ("c", "v1"), ("d", "v1")]),
+    (_PRIVATE_NEW, 200, 200, 2, 1, 1, 10, 100, 400, [("a", "v1"), ("b", "v1")]),
+    (_SHARD0, 100, 100, 2, 1, 1, 20, 30, 40, [("library/nginx", "1.25"), ("library/nginx", "latest")]),
+    (_SHARD1, 150, 150, 1, 1, 1, 30, 20, 10, [("library/alpine", "3.19")]),
+]:
+    _SERIES += [
+        ("regprobe_last_run_timestamp_seconds", _labels, _run),
+        ("regprobe_last_success_timestamp_seconds", _labels, _success),
+        ("regprobe_broken_images", _labels, _broken),
+        ("regprobe_catalog_accessible", _labels, _catalog),
+        ("regprobe_run_complete", _labels, _complete),
+        ("regprobe_duration_seconds", _labels, _duration),
+        ("regprobe_images_checked", _labels, _checked),
+        ("regprobe_requests", {**_labels, "outcome": "ok"}, _ok),
+        ("regprobe_broken_objects", {**_labels, "kind": "layer"}, _broken),
+    ]
+    _SERIES += [("regprobe_image_broken", {**_labels, "repository": r, "tag": t}, 1) for r, t in _tags]
+
+#: What each panel shows at 5m (time() = 300): the newest instance of each group, shards combined.
+_EXPECTED: dict[str, list[tuple[dict[str, str], float]]] = {
+    "Broken images per registry": [({"registry": "private"}, 2), ({"registry": "hub"}, 3)],
+    "Time since last completed run": [({"registry": "private"}, 100), ({"registry": "hub"}, 200)],
+    "Catalog accessible": [({"registry": "private"}, 1), ({"registry": "hub"}, 1)],
+    "Run complete": [({"registry": "private"}, 1), ({"registry": "hub"}, 1)],
+    "Run duration": [({"registry": "private"}, 10), ({"registry": "hub"}, 30)],
+    "Images checked": [({"registry": "private"}, 100), ({"registry": "hub"}, 50)],
+    "Requests by outcome (per run)": [
+        ({"registry": "private", "outcome": "ok"}, 400),
+        ({"registry": "hub", "outcome": "ok"}, 50),
+    ],
+    "Broken objects by kind": [
+        ({"registry": "private", "kind": "layer"}, 2),
+        ({"registry": "hub", "kind": "layer"}, 3),
+    ],
+    "Broken images (repository:tag)": [
+        ({"registry": "private", "repository": "a", "tag": "v1"}, 1),
+        ({"registry": "private", "repository": "b", "tag": "v1"}, 1),
+        ({"registry": "hub", "shard": "0", "repository": "library/nginx", "tag": "1.25"}, 1),
+        ({"registry": "hub", "shard": "0", "repository": "library/nginx", "tag": "latest"}, 1),
+        ({"registry": "hub", "shard": "1", "repository": "library/alpine", "tag": "3.19"}, 1),
+    ],
+}
+
+
+def _selector(name: str, labels: dict[str, str]) -> str:
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def test_panels_count_a_replaced_instance_once_and_sum_shards(tmp_path: Path) -> None:
+    """Issue 21: after a serve pod is replaced, its series and its successor's exist side by side for a
+    while; no panel may add them up (or show the old pod's values), and shards still add up."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not on PATH (apt-get install prometheus); CI installs it")
+    targets = dict(_targets())
+    assert set(targets) == set(_EXPECTED)
+    tests = [
+        {
+            "expr": targets[title]["expr"].replace("$registry", ".*"),
+            "eval_time": "5m",
+            "exp_samples": [{"labels": _selector("", labels), "value": value} for labels, value in samples],
+        }
+        for title, samples in _EXPECTED.items()
+    ]
+    (tmp_path / "none.rules.yml").write_text("groups: []\n")
+    document = {
+        "rule_files": ["none.rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": _selector(n, ls), "values": f"{v}x10"} for n, ls, v in _SERIES],
+                "promql_expr_test": tests,
+            }
+        ],
+    }
+    path = tmp_path / "dashboard.test.yml"
+    path.write_text(yaml.safe_dump(document))
+    proc = subprocess.run(
+        [promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"

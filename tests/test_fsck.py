@@ -217,6 +217,23 @@ def test_corrupted_manifest_is_always_found(reg: Registry, ns: str, regprobe: An
     assert (finding["kind"], finding["problem"], finding["digest"]) == ("manifest", "digest_mismatch", image.digest)
 
 
+@pytest.mark.parametrize("flags", [(), ("--verify-digests",)])
+def test_unparseable_manifest_data_is_named(reg: Registry, ns: str, regprobe: Any, flags: tuple[str, ...]) -> None:
+    """What the HTTP walk reports as a server_error (distribution answers 500 on every try): fsck names the
+    data file, and says it does not parse."""
+    index = reg.push_index(f"{ns}/app", "v1", attestations=False)
+    child = index.children[1].digest
+    reg.blob_path(child).write_bytes(b'{"schemaVersion": 2, "mediaType": garbage}')
+
+    run = fsck(regprobe, reg, *flags)
+
+    assert run.code == 1
+    finding = only(found(run))
+    assert (finding["kind"], finding["problem"], finding["digest"]) == ("manifest", "digest_mismatch", child)
+    assert finding["path"] == data_file(child) and finding["tags"] == ["v1"]
+    assert finding["detail"].endswith("; manifest body is not JSON (JSONDecodeError)")
+
+
 def test_config_blob_gone(reg: Registry, ns: str, regprobe: Any) -> None:
     image = reg.push_image(f"{ns}/app", "v1")
     reg.remove_layer_link(f"{ns}/app", image.config)

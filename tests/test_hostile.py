@@ -254,8 +254,8 @@ def test_range_ignored_answer_is_judged_by_its_length(
     evil.mode = mode
     result = run(regprobe, probe_config, evil)
     assert [(f["kind"], f["problem"]) for f in result.findings()] == ([("layer", problem)] if problem else [])
-    ranged = [{k.lower(): v for k, v in h.items()}.get("range") for _, path, h in evil.requests if "/blobs/" in path]
-    assert ranged and all(r == "bytes=0-0" for r in ranged)
+    ranged = {{k.lower(): v for k, v in h.items()}.get("range") for _, path, h in evil.requests if "/blobs/" in path}
+    assert ranged == {f"bytes={len(blob) - 1}-{len(blob) - 1}" for blob in (evil.config, evil.layer)}
 
 
 @pytest.mark.parametrize(
@@ -278,3 +278,48 @@ def test_html_page_is_not_the_registry_api(
         entry = result.report["registries"][0]
         assert entry["findings"] == [] and entry["complete"] is False
         assert f"GET {evil.url}{path} answered 200 with an HTML page, not the registry API" in entry["errors"][0]
+
+
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_a_registry_failing_everything_is_an_outage_not_broken_images(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any, command: str
+) -> None:
+    """Issue 21: the listings were read, then every request answers 500 (storage lost mid-run). Each
+    object failing on every try proves nothing about the object: asked for the repository's tag list
+    after the failures, the registry fails that too - exit 3, no findings."""
+    evil.mode = "outage"
+    if command == "run":
+        result = run(regprobe, probe_config, evil)
+    else:
+        host = evil.url.removeprefix("http://")
+        result = regprobe("check", "--plain-http", "--timeout", "1", "--format", "json", f"{host}/evil/app:v1")
+    assert result.code == 3, result.out
+    entry = result.report["registries"][0]
+    assert entry["findings"] == [] and entry["complete"] is False
+    [error] = entry["errors"]
+    assert error.startswith(
+        "evil/app: tag v1: GET answered 500 UNKNOWN; the registry failed this repository's tag list"
+    )
+    tag_lists = [path for _, path, _ in evil.requests if "/tags/list" in path]
+    assert tag_lists[-1].endswith("/tags/list?n=1")  # the question asked after the failures
+
+
+def test_what_a_registry_says_in_a_500_is_bounded_and_sanitised(
+    evil: HostileRegistry, regprobe: Any, probe_config: Any
+) -> None:
+    """The registry's code, message and detail go into reports: never escapes, line breaks, bidi controls,
+    signed URLs or unbounded text."""
+    evil.mode = "hostile-500"
+    result = run(regprobe, probe_config, evil)
+    text = regprobe("run", "-c", probe_config({"name": "evil", "url": evil.url, "timeout": 1}))
+    assert result.code == 1
+    finding = only(result.findings())
+    assert (finding["problem"], finding["detail"]) == ("server_error", "tag v1: GET answered 500")
+    said = finding["registry_error"]
+    assert said["code"] is None  # not an identifier: not echoed
+    assert said["message"] == "[2J [32mOK [0m registry OK " + "x" * 172 + "…"  # 200 characters
+    assert said["detail"] == '{"url":"https://bucket.s3.example/key"}'  # query and all masked off
+    assert "the registry says: [2J [32mOK [0m registry OK x" in text.out
+    for out in (result.out, text.out):
+        assert "\x1b" not in out and "SECRET" not in out and "AKIA" not in out and "\u202e" not in out
+        assert "! fake line" not in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from regprobe.digest import Digest
+from regprobe.errorbody import ErrorBody
 from regprobe.facts import Node, Reply, TagRoot
 from regprobe.judge import blob_reply, judgement, manifest_reply
 from regprobe.manifest import Descriptor
@@ -35,28 +36,47 @@ def test_range_healthy_and_broken() -> None:
     assert unsatisfiable is not None and unsatisfiable[0] is Problem.SIZE_MISMATCH
 
 
-def test_416_to_the_first_byte_means_an_empty_object() -> None:
-    """``Range: bytes=0-0`` is unsatisfiable only for an empty object (REGISTRY-QUIRKS.md D7): fine for an
-    empty descriptor; a finding for any other. S3 says it without Content-Range (VERIFIED with moto,
+def test_416_to_the_last_byte_means_a_shorter_object() -> None:
+    """``Range: bytes=N-1-N-1`` is unsatisfiable only when the object holds fewer than N bytes (an empty
+    one: REGISTRY-QUIRKS.md D7): fine for an empty descriptor; a finding for any other. distribution says
+    how long it is (``bytes */300``); S3 says it without Content-Range (VERIFIED with moto,
     tests/test_s3.py): the object is shorter than its descriptor - truncated."""
     empty = Descriptor("x", Digest.of(b""), 0)
     assert blob_reply(reply(status=416, range_total=0), empty, "digest") is None
+    short = blob_reply(reply(status=416, range_total=30), LAYER, "range")
+    assert short == (Problem.SIZE_MISMATCH, "registry holds 30 bytes, descriptor says 100")
     s3 = blob_reply(reply(status=416, code="InvalidRange", answered_by="http://s3:9000"), LAYER, "range")
     assert s3 == (
         Problem.TRUNCATED,
-        "GET answered 416 InvalidRange (at http://s3:9000, where the registry redirected): not even byte 0 exists,"
-        " the stored object is empty; the descriptor says 100 bytes",
+        "GET answered 416 InvalidRange (at http://s3:9000, where the registry redirected): byte 99 does not"
+        " exist, the stored object is shorter than the descriptor's 100 bytes",
     )
     # 416 naming the descriptor's own size is no statement about the object: the server misbehaves.
     odd = blob_reply(reply(status=416, range_total=100), LAYER, "range")
     assert odd is not None and odd[0] is Problem.UNREACHABLE
 
 
+def test_range_cut_off_after_the_headers_names_the_last_byte() -> None:
+    """The descriptor cache's headers, then no body: the data behind them is cut short or gone."""
+    cut = reply(status=206, range_total=100, content_length=1, truncated=True)
+    assert blob_reply(cut, LAYER, "range") == (
+        Problem.TRUNCATED,
+        "GET answered 206, then the connection closed after 0 of 1 body bytes (pulls fail with 'unexpected EOF');"
+        " the last byte (99) is not there",
+    )
+    assert blob_reply(reply(status=206, range_total=100, received=0), LAYER, "range") == (
+        Problem.TRUNCATED,
+        "GET 206 to Range: bytes=99-99 delivered no body bytes",
+    )
+
+
 def test_unreachable_and_other_statuses() -> None:
     timeout = blob_reply(reply(status=None, timeout=True, error="ReadTimeout after 30s"), LAYER, "head")
     assert timeout == (Problem.UNREACHABLE, "HEAD timed out: ReadTimeout after 30s")
     server = blob_reply(reply(status=503), LAYER, "range")
-    assert server is not None and server[0] is Problem.UNREACHABLE
+    assert server is not None and server[0] is Problem.SERVER_ERROR
+    refused = blob_reply(reply(status=400), LAYER, "range")
+    assert refused is not None and refused[0] is Problem.UNREACHABLE
     gone = blob_reply(reply(status=410), LAYER, "range")
     assert gone is not None and gone[0] is Problem.MISSING
 
@@ -113,6 +133,29 @@ def test_findings_name_every_tag_and_first_parent() -> None:
     ]
 
 
+def test_server_errors_are_findings_only_while_the_registry_answers_the_rest() -> None:
+    said = ErrorBody("UNKNOWN", "unknown error", '{"Offset":32}')
+    nodes = {
+        ("manifest", I): Node(Kind.MANIFEST, children=(("manifest", M),), platforms=("linux/arm64",)),
+        ("manifest", M): Node(Kind.MANIFEST, Problem.SERVER_ERROR, 500, "GET answered 500 UNKNOWN", said=said),
+    }
+    roots = {
+        "v1": TagRoot(("manifest", I)),
+        "v2": TagRoot(None, Problem.SERVER_ERROR, 500, "tag v2: GET answered 500 UNKNOWN", said=said),
+    }
+    answering = judgement("team/app", roots, nodes, unavailable=None)
+    assert [(f.digest, f.problem, f.platform, f.registry_error) for f in answering.findings] == [
+        (None, Problem.SERVER_ERROR, None, said),
+        (M, Problem.SERVER_ERROR, "linux/arm64", said),
+    ]
+    down = judgement("team/app", roots, nodes, unavailable="the tag list failed too")
+    assert down.findings == []
+    assert down.errors == [
+        "team/app: tag v2: GET answered 500 UNKNOWN; the tag list failed too",
+        f"team/app: manifest {M}: GET answered 500 UNKNOWN; the tag list failed too (tags: v1)",
+    ]
+
+
 def test_absent_cache_children_are_not_findings() -> None:
     nodes = {
         ("manifest", I): Node(Kind.MANIFEST, children=(("manifest", M),)),
@@ -137,3 +180,20 @@ def test_a_child_blocked_by_policy_skips_each_tag_reaching_it_once() -> None:
     ]
     assert [(f.digest, f.tags) for f in judged.findings] == [(B, ("v1", "v2"))]
     assert judged.errors == []
+
+
+def test_tags_that_met_something_not_looked_at_are_blocked() -> None:
+    """What a run may clear (regprobe.carryover): a tag whose own manifest, or an object it reaches, could
+    not be looked at has no fresh verdict; its siblings do."""
+    nodes = {
+        ("manifest", M): Node(Kind.MANIFEST, status=200, children=(("blob", A),)),
+        ("blob", A): Node(Kind.LAYER, error="401 refused"),
+        ("manifest", I): Node(Kind.MANIFEST, status=200, children=(("blob", B),)),
+        ("blob", B): Node(Kind.LAYER, status=206),
+    }
+    roots = {
+        "refused-below": TagRoot(("manifest", M)),
+        "refused-itself": TagRoot(None, error="429 rate limited"),
+        "intact": TagRoot(("manifest", I)),
+    }
+    assert judgement("repo", roots, nodes).blocked == {"refused-below", "refused-itself"}

@@ -40,6 +40,28 @@ def test_docker_list_from_content_type_when_body_has_no_media_type() -> None:
     assert isinstance(manifest, Index) and manifest.media_type == mt.DOCKER_LIST
 
 
+def test_index_children_carry_their_platform_and_odd_platforms_are_dropped() -> None:
+    """A platform is shown in reports: only plain identifiers; anything else is no platform, never a reason
+    to refuse the index (clients pull its children by digest all the same)."""
+    odd = [
+        {"os": "linux", "architecture": "amd64\u001b[31m"},
+        {"os": "linux"},
+        {"os": "linux", "architecture": "x" * 100},
+        {"os": 7, "architecture": "arm64"},
+        "linux/arm64",
+    ]
+    platforms = [{"os": "linux", "architecture": "arm64"}, {"os": "linux", "architecture": "arm", "variant": "v7"}]
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": mt.OCI_INDEX,
+        "manifests": [{"mediaType": mt.OCI_MANIFEST, "digest": D1, "size": 3, "platform": p} for p in platforms + odd]
+        + [{"mediaType": mt.OCI_MANIFEST, "digest": D2, "size": 3}],
+    }
+    manifest = parse(body(doc), None)
+    assert isinstance(manifest, Index)
+    assert [c.platform for c in manifest.children] == ["linux/arm64", "linux/arm/v7"] + [None] * (len(odd) + 1)
+
+
 def test_shape_fallback_without_any_media_type() -> None:
     doc = {"schemaVersion": 2, "manifests": []}
     assert isinstance(parse(body(doc), "application/json"), Index)

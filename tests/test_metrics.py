@@ -61,6 +61,15 @@ def test_broken_series_are_capped() -> None:
     assert 'regprobe_broken_images{registry="r"} 80.0' in text  # the count is not capped
 
 
+def test_the_capped_series_are_the_first_tags_in_natural_order() -> None:
+    result = RegistryResult("r", "http://r", complete=True, findings=[finding("a", "v10", "v9", "v2")])
+    text = exposition(result, cap=2)
+    assert [line.split('tag="')[1].split('"')[0] for line in text.splitlines() if "image_broken{" in line] == [
+        "v2",
+        "v9",
+    ]
+
+
 def test_incomplete_run_without_findings_claims_nothing_about_integrity() -> None:
     text = exposition(RegistryResult("r", "http://r", catalog_accessible=False, complete=False))
     assert "regprobe_last_success_timestamp_seconds{" not in text
@@ -215,7 +224,10 @@ def test_format_metrics_shows_what_would_be_pushed(
         "run", "-c", probe_config(cfg, pushgateway={"url": pushgateway.url}), "--no-push", "--format", "metrics"
     )
     assert result.code == 1
-    assert result.out.startswith(f'# pushgateway group {{job="{JOB}", registry="{name}"}} (PUT, replacing the group)')
+    assert result.out.startswith(
+        f'# pushgateway group {{job="{JOB}", registry="{name}"}} at /metrics/job/{JOB}/registry/{name}'
+        " (PUT, replacing the group)"
+    )
     samples = {
         (s.name, s.labels.get("tag")): s.value
         for family in text_string_to_metric_families(result.out)
@@ -224,3 +236,64 @@ def test_format_metrics_shows_what_would_be_pushed(
     assert samples[("regprobe_image_broken", "v1")] == 1
     assert samples[("regprobe_run_complete", None)] == 1
     assert pushgateway.value("regprobe_run_complete", registry=name) is None  # nothing was pushed
+
+
+def break_index(registry: Registry, repository: str) -> None:
+    index = registry.push_index(repository, "v1")
+    registry.remove_revision_link(repository, index.children[1].digest)
+
+
+def test_incomplete_push_clears_only_what_it_looked_at_again(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any, pushgateway: Pushgateway
+) -> None:
+    """regprobe.carryover through a real pushgateway: a re-checked image found fixed and a deleted tag
+    are cleared, an unreached one is kept; the group keeps its last success."""
+    name = f"carry-{ns}"
+    fixed, unreached, deleted = f"{ns}/fixed", f"{ns}/unreached", f"{ns}/deleted"
+    for repository in (fixed, unreached, deleted):
+        break_index(registry, repository)
+    registry.push_image(deleted, "keep")  # the repository stays, with another tag
+    cfg = {"name": name, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
+    config = probe_config(cfg, pushgateway={"url": pushgateway.url})
+    assert regprobe("run", "-c", config).code == 1
+    assert pushgateway.value("regprobe_broken_images", registry=name) == 3
+    success = pushgateway.value("regprobe_last_success_timestamp_seconds", registry=name)
+
+    registry.push_index(fixed, "v1")
+    registry.storage.remove_tree(f"repositories/{deleted}/_manifests/tags/v1")  # a tag clean-up script
+    with registry.unlistable_tags(unreached):
+        assert regprobe("run", "-c", config).code == 3
+    assert pushgateway.broken_tags(name) == {(unreached, "v1")}
+    assert pushgateway.value("regprobe_broken_images", registry=name) == 1
+    assert pushgateway.value("regprobe_broken_objects", registry=name, kind="manifest") == 3  # see carryover
+    assert pushgateway.value("regprobe_last_success_timestamp_seconds", registry=name) == success
+    assert pushgateway.value("regprobe_run_complete", registry=name) == 0
+
+    # A run that re-checks the last one and finds it fixed clears it, incomplete or not.
+    registry.push_index(unreached, "v1")
+    with registry.unlistable_tags(deleted):
+        assert regprobe("run", "-c", config).code == 3
+    assert pushgateway.broken_tags(name) == set()
+    assert pushgateway.value("regprobe_broken_images", registry=name) == 0
+    assert pushgateway.value("regprobe_broken_objects", registry=name, kind="manifest") == 0
+
+
+def test_incomplete_push_beyond_max_broken_series_keeps_the_count(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any, pushgateway: Pushgateway
+) -> None:
+    """The pushgateway names only max_broken_series tags; the others are kept by count."""
+    name = f"cap-{ns}"
+    repositories = [f"{ns}/a", f"{ns}/b", f"{ns}/c"]
+    for repository in repositories:
+        break_index(registry, repository)
+    cfg = {"name": name, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
+    config = probe_config(cfg, pushgateway={"url": pushgateway.url}, max_broken_series=1)
+    assert regprobe("run", "-c", config).code == 1
+    assert pushgateway.broken_tags(name) == {(repositories[0], "v1")}
+    assert pushgateway.value("regprobe_broken_images", registry=name) == 3
+
+    registry.push_index(repositories[0], "v1")  # the named one is fixed; the run cannot reach the others
+    with registry.unlistable_tags(repositories[1]), registry.unlistable_tags(repositories[2]):
+        assert regprobe("run", "-c", config).code == 3
+    assert pushgateway.broken_tags(name) == set()
+    assert pushgateway.value("regprobe_broken_images", registry=name) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
 import signal
 import subprocess
 import sys
@@ -17,11 +18,15 @@ import httpx
 import pytest
 from bench.gen_storage import Writer
 
+from regprobe.addresses import Guard
 from regprobe.client import ClientSettings, RegistryClient
-from regprobe.probe import Pinned, probe_registry
+from regprobe.counters import Counters
+from regprobe.probe import Pinned, Selection, probe_registry
+from regprobe.stop import StopRequest
 from regprobe.transport import transport
 from regprobe.walk import WalkPolicy
 
+from .hostile import port_that_accepts_and_never_answers
 from .registry import Registry
 from .servers import Pushgateway
 from .util import wait_for
@@ -33,8 +38,8 @@ class Recording(httpx.AsyncBaseTransport):
     """The real transport, watched: the path of every request in order, and the most asyncio tasks alive
     when one was sent."""
 
-    def __init__(self, concurrency: int) -> None:
-        self.inner = transport(False, httpx.Limits(max_connections=concurrency))
+    def __init__(self, concurrency: int, host: str) -> None:
+        self.inner = transport(False, httpx.Limits(max_connections=concurrency), Guard(host))
         self.paths: list[str] = []
         self.peak_tasks = 0
 
@@ -48,7 +53,7 @@ class Recording(httpx.AsyncBaseTransport):
 
 
 def probe(registry: Registry, concurrency: int, **kwargs: Any) -> tuple[Any, Recording]:
-    recording = Recording(concurrency)
+    recording = Recording(concurrency, registry.host.split(":")[0])
 
     async def go() -> Any:
         settings = ClientSettings(url=registry.url, concurrency=concurrency, timeout=30)
@@ -125,6 +130,19 @@ def test_selection_that_selects_nothing_is_an_error(
     entry = result.report["registries"][0]
     assert (entry["complete"], entry["images_checked"], entry["findings"]) == (False, 0, [])
     assert error in entry["errors"][0]
+
+
+def test_an_empty_catalog_is_said_to_be_empty(tmp_path: Path, regprobe: Any, probe_config: Any) -> None:
+    """No include was set, so none is to blame: the registry lists nothing at all."""
+    empty = Registry(tmp_path / "empty", cache=False).start()
+    try:
+        result = regprobe("run", "-c", probe_config({"name": "empty", "url": empty.url}), "--format", "json")
+    finally:
+        empty.stop()
+    assert result.code == 3
+    entry = result.report["registries"][0]
+    assert entry["catalog_accessible"] is True
+    assert entry["errors"] == ["the catalog lists no repositories (an empty registry, or none these credentials see)"]
 
 
 def test_a_shard_owning_nothing_is_not_an_empty_selection(
@@ -222,3 +240,101 @@ def test_signal_mid_walk_reports_and_pushes_an_incomplete_run(
     assert pushgateway.value("regprobe_run_complete", **labels) == 0
     assert pushgateway.value("regprobe_images_checked", **labels) == entry["images_checked"]
     assert pushgateway.value("regprobe_last_success_timestamp_seconds", **labels) == last_success
+
+
+def _run_process(config: str) -> subprocess.Popen[str]:
+    return _regprobe_process("run", "-c", config, "--format", "json")
+
+
+def _regprobe_process(*args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "regprobe", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_while_a_credential_helper_hangs_reports_pushes_and_exits(
+    registry: Registry, ns: str, probe_config: Any, pushgateway: Pushgateway, docker_config: Any, credential_helper: Any
+) -> None:
+    """Issue 22: a helper that hangs (a cloud API, a locked keyring) kept `run` 24 s past SIGTERM, and
+    Kubernetes kills at 30 s. The helper is killed and the run reported and pushed as stopped."""
+    helper = credential_helper("hang").answers("{}", sleep=100)
+    docker_config({"credHelpers": {registry.host: "hang"}})
+    name = f"reg-{ns}"
+    proc = _run_process(probe_config({"name": name, "url": registry.url}, pushgateway={"url": pushgateway.url}))
+    try:
+        wait_for(helper.received, "the credential helper to be asked", 60, 0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)  # the helper would have answered after 100 s
+    finally:
+        proc.kill()
+
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err
+    entry = json.loads(out)["registries"][0]
+    assert entry["errors"] == ["stopped by SIGTERM before it was probed; the run is incomplete"]
+    assert entry["push"] == {"ok": True, "error": None}
+    assert pushgateway.value("regprobe_run_complete", job=JOB, registry=name) == 0
+    assert helper.running() == []
+
+
+def test_check_is_stopped_the_same_way(registry: Registry, ns: str, docker_config: Any, credential_helper: Any) -> None:
+    """`check` reaches a registry by the same path as `run` (issue 22: it ran the helper on the event
+    loop's thread, where no signal could reach it)."""
+    helper = credential_helper("hang").answers("{}", sleep=100)
+    docker_config({"credHelpers": {registry.host: "hang"}})
+    proc = _regprobe_process("check", "--plain-http", "--format", "json", f"{registry.host}/{ns}/app:v1")
+    try:
+        wait_for(helper.received, "the credential helper to be asked", 60, 0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)  # the helper would have answered after 100 s
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, err
+    assert json.loads(out)["registries"][0]["errors"] == [
+        "stopped by SIGTERM before it was probed; the run is incomplete"
+    ]
+    assert helper.running() == []
+
+
+def test_a_second_sigterm_ends_the_process_at_once(
+    registry: Registry, ns: str, probe_config: Any, docker_config: Any, credential_helper: Any
+) -> None:
+    """After the first signal its default action is back: a second SIGTERM ends a run whose push hangs
+    (here a pushgateway that accepts and never answers, which the first stop gives 5 s)."""
+    helper = credential_helper("hang").answers("{}", sleep=100)
+    docker_config({"credHelpers": {registry.host: "hang"}})
+    mute, port = port_that_accepts_and_never_answers()
+    proc = _run_process(
+        probe_config({"name": f"reg-{ns}", "url": registry.url}, pushgateway={"url": f"http://127.0.0.1:{port}"})
+    )
+    try:
+        wait_for(helper.received, "the credential helper to be asked", 60, 0.05)
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: select.select([mute], [], [], 0)[0], "the push to connect", 60, 0.05)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        mute.close()
+    assert proc.returncode == -signal.SIGTERM
+
+
+def test_a_cut_off_run_records_which_listed_tags_it_did_not_judge(registry: Registry, ns: str) -> None:
+    """What an incomplete run may clear (regprobe.carryover): every listed tag whose walk did not finish
+    is recorded as unsettled (a repository never listed is not recorded at all: tests/test_metrics.py)."""
+    image = registry.push_image(f"{ns}/many", "t0")
+    writer = Writer(registry.root)
+    tags = {f"t{i}" for i in range(40)}
+    for tag in tags - {"t0"}:
+        writer.tag(f"{ns}/many", tag, image.digest)
+    stop = StopRequest()
+
+    class StopAfterFive(Counters):
+        def tag_done(self) -> None:
+            super().tag_done()
+            if self.tags_done == 5:
+                stop.request("test")
+
+    result, _ = probe(registry, 1, progress=StopAfterFive("r"), stop=stop, selection=Selection(include=(f"{ns}/*",)))
+    assert not result.complete and result.images_checked < len(tags)
+    unsettled = result.reached[f"{ns}/many"]
+    assert unsettled < tags and len(unsettled) == len(tags) - result.images_checked

@@ -21,7 +21,7 @@ import trustme
 from regprobe.auth import RegistryAuth
 from regprobe.client import ClientSettings, RegistryClient, Reply, RetryPolicy
 from regprobe.digest import Digest
-from regprobe.errors import RedirectError
+from regprobe.errors import AuthError, RedirectError
 from regprobe.judge import blob_reply
 from regprobe.manifest import Descriptor
 
@@ -96,7 +96,8 @@ def test_every_redirect_is_followed_with_its_method_and_range(status: int, mode:
     assert reply.ok and reply.status == (206 if method == "GET" else 200)
     assert blob_reply(reply, Descriptor("x", BLOB, SIZE), mode) is None  # type: ignore[arg-type]
     [(sent, _, headers)] = at_storage
-    assert (sent, headers.get("range")) == (method, "bytes=0-0" if method == "GET" else None)
+    last = f"bytes={SIZE - 1}-{SIZE - 1}"
+    assert (sent, headers.get("range")) == (method, last if method == "GET" else None)
 
 
 def test_relative_location_is_resolved_against_the_registry_and_keeps_its_credentials() -> None:
@@ -121,6 +122,25 @@ def test_relative_location_is_resolved_against_the_registry_and_keeps_its_creden
     assert [path.split("/downloads/")[-1] for _, path, _ in seen][-1] == signature
     assert seen[-1][2]["authorization"].startswith("Basic ")
     assert signature not in repr(reply)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_storage_refusing_the_signed_url_is_not_about_our_credentials(status: int) -> None:
+    """D8: object storage refusing a URL the registry signed (expired, signed for another method, a
+    clock off, a bucket policy). Our credentials never went there: the error must not send the operator
+    to check them, and it is no finding."""
+    at_storage: Seen = []
+
+    def respond(h: Quiet) -> None:
+        at_storage.append((h.command, h.path, {}))
+        h.answer(status, {"Content-Type": "application/xml"}, b"<Error><Code>AccessDenied</Code></Error>")
+
+    with serve(recording([], respond)) as storage:
+        location = lambda h: f"{storage}/bucket/key?X-Amz-Signature=s"  # noqa: E731
+        refused = pytest.raises(AuthError, match="the storage host refused the registry's signed URL")
+        with serve(redirecting([], 307, location)) as url, refused as error:
+            fetch(url, auth=RegistryAuth("ci", "secret"))
+    assert "credentials" not in str(error.value) and len(at_storage) == 1
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +185,7 @@ def test_redirect_to_an_internal_address_is_refused(registry_host: str, target: 
     seen: Seen = []
     with (
         serve(redirecting(seen, 307, lambda h: target)) as url,
-        pytest.raises(RedirectError, match="private or link-local address"),
+        pytest.raises(RedirectError, match="address the registry does not live on"),
     ):
         fetch(url.replace("127.0.0.1", registry_host))
     assert len(seen) == 1

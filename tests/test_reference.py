@@ -157,9 +157,10 @@ def test_docker_hub_listed_single_names_get_library(monkeypatch: pytest.MonkeyPa
 
     seen: dict[str, tuple[str, ...]] = {}
 
-    async def fake_guarded(name: str, settings: Any, policy: Any, deadline: float, **kw: Any) -> RegistryResult:
+    async def fake_guarded(name: str, url: str, settings: Any, *args: Any, **kw: Any) -> RegistryResult:
+        settings.close()  # how to reach the registry: not needed to see what it would be asked for
         seen[name] = kw["selection"].names
-        return RegistryResult(name=name, url=settings.url)
+        return RegistryResult(name=name, url=url)
 
     monkeypatch.setattr(runner, "guarded", fake_guarded)
     cfg = config.parse(

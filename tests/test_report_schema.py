@@ -46,6 +46,7 @@ def test_run_with_findings_of_every_shape_shard_and_push(
     sharded = valid(regprobe("run", "-c", probe_config(cfg), "--shard", "1/2", "--format", "json").report)
 
     entry = whole["registries"][0]
+    assert [f.get("platform") for f in entry["findings"] if f["digest"] == index.children[0].digest] == ["linux/amd64"]
     assert {(f["problem"], f["digest"] is None, f["parent"] is None) for f in entry["findings"]} == {
         ("missing", False, False),
         ("missing", True, True),

@@ -287,6 +287,21 @@ def test_sigterm_ends_a_run_in_flight(probe_config: Any, serve: Any) -> None:
         sock.close()
 
 
+def test_sigterm_while_a_credential_helper_hangs(
+    registry: Registry, probe_config: Any, serve: Any, docker_config: Any, credential_helper: Any
+) -> None:
+    """Issue 22: serve exited 23 s after SIGTERM (its grace is 2 s) while a scheduled run waited for a
+    hanging helper in a thread. The helper is a child process now, killed with the schedule."""
+    helper = credential_helper("hang").answers("{}", sleep=100)
+    docker_config({"credHelpers": {registry.host: "hang"}})
+    server = serve(probe_config({"name": "helped", "url": registry.url}))
+    wait_for(helper.received, "the scheduled run to ask the helper", 60, 0.05)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=60) == 0  # the helper would have answered after 100 s
+    assert helper.running() == []
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -350,5 +365,46 @@ def test_status_page_in_headless_chromium(
     assert "BROKEN" in dom
     assert f"<td>{ns}/web</td><td>2026.1</td>" in dom
     assert str(index.children[0].digest) in dom
+    assert f"{index.children[0].digest}</code> (linux/amd64)" in dom  # the platform of the child
     assert "missing" in dom and "Recent runs" in dom
     assert "<script" not in dom
+
+
+def test_held_metrics_keep_what_an_incomplete_run_did_not_reach() -> None:
+    """serve merges like the pushgateway push (regprobe.carryover): the run cut short re-checked `a`
+    (fixed) and never listed `b` or `c`, so their verdicts stand."""
+    held = HeldMetrics(50)
+    three = [finding(repo, "v1") for repo in ("a", "b", "c")]
+    held.record(RegistryResult("r", "http://r", True, True, started_at=100.0, findings=three))
+    verdict = held.record(RegistryResult("r", "http://r", True, False, started_at=200.0, reached={"a": frozenset()}))
+    assert verdict is not None and verdict.kept == 2
+    text = held_text(held)
+    assert 'regprobe_broken_images{registry="r"} 2.0' in text
+    assert 'regprobe_image_broken{registry="r",repository="a",tag="v1"}' not in text
+    assert 'regprobe_image_broken{registry="r",repository="c",tag="v1"} 1.0' in text
+    assert 'regprobe_last_success_timestamp_seconds{registry="r"} 100.0' in text
+
+
+def test_a_registry_that_never_answers_does_not_hide_the_others(
+    registry: Registry, ns: str, probe_config: Any, serve: Any
+) -> None:
+    """Issue 21 item 4: each registry's results are served as soon as its own walk ends, and its outcome
+    is logged at the default level, while another registry's walk still hangs."""
+    registry.push_image(f"{ns}/app", "v1")
+    sock, port = port_that_accepts_and_never_answers()
+    try:
+        mute = {"name": "mute", "url": f"http://127.0.0.1:{port}", "timeout": 120}
+        healthy = {"name": "healthy", "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
+        server = serve(probe_config(mute, healthy))
+        wait_for(lambda: server.value("regprobe_run_complete", registry="healthy") == 1, "the healthy registry")
+        assert server.value("regprobe_last_success_timestamp_seconds", registry="healthy")
+        assert server.value("regprobe_last_run_timestamp_seconds", registry="mute") is None  # still walking
+        page = httpx.get(server.url + "/", timeout=5).text
+        assert "A run is in progress since" in page
+        healthy_part = page.split("<h2>healthy ", 1)[1]
+        assert healthy_part.split("</p>", 1)[0].endswith('<p class="ok"><strong>OK</strong>')
+        assert "Not probed yet" in page.split("<h2>mute ", 1)[1].split("<h2>", 1)[0]
+        wait_for(lambda: "registry healthy: OK: 1 tag walked in " in server.log(), "the outcome in the log")
+        assert server.value("regprobe_serve_runs_total") == 0
+    finally:
+        sock.close()

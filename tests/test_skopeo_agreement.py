@@ -24,6 +24,18 @@ def warm_then_remove_data(reg: Registry, repo: str, img: Image) -> None:
     reg.remove_blob_data(layer)
 
 
+def warm_then_cut_short(reg: Registry, repo: str, img: Image) -> None:
+    """Data cut short on a live registry (issue 21): its first byte is still served, the rest is not."""
+    layer = img.children[1].layers[0]
+    reg.warm(repo, layer)
+    reg.shorten_blob(layer, 1000)
+
+
+def corrupt_child_manifest(reg: Registry, repo: str, img: Image) -> None:
+    """Stored manifest data that is not JSON: distribution answers 500 on every try (issue 21)."""
+    reg.blob_path(img.children[1].digest).write_bytes(b'{"schemaVersion": garbage')
+
+
 FAULTS: dict[str, tuple[bool, Fault, str]] = {
     # name: (needs the descriptor cache, fault, blob_check)
     "healthy": (True, lambda reg, repo, img: None, "range"),
@@ -34,9 +46,11 @@ FAULTS: dict[str, tuple[bool, Fault, str]] = {
     ),
     "blob-data-gone": (False, lambda reg, repo, img: reg.remove_blob_data(img.children[0].layers[1]), "range"),
     "blob-data-gone-cached": (True, warm_then_remove_data, "range"),
+    "blob-cut-short-cached": (True, warm_then_cut_short, "range"),
     "blob-truncated": (False, lambda reg, repo, img: reg.truncate_blob(img.children[0].layers[0]), "range"),
     "layer-link-gone": (False, lambda reg, repo, img: reg.remove_layer_link(repo, img.children[1].layers[0]), "range"),
     "config-gone": (False, lambda reg, repo, img: reg.remove_blob_data(img.children[0].config), "range"),
+    "child-manifest-corrupt": (True, corrupt_child_manifest, "range"),
     "tag-revision-gone": (True, lambda reg, repo, img: reg.remove_revision_link(repo, img.digest), "range"),
     "bit-rot": (True, lambda reg, repo, img: reg.corrupt_blob(img.children[1].layers[1]), "digest"),
 }

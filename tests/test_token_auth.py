@@ -83,7 +83,12 @@ def test_anonymous_catalog_is_refused_not_reported_broken(
 
 
 def test_wrong_password_is_an_access_problem(
-    token_registry: Registry, ns: str, regprobe: Any, probe_config: Any, monkeypatch: pytest.MonkeyPatch
+    token_registry: Registry,
+    tokens: TokenServer,
+    ns: str,
+    regprobe: Any,
+    probe_config: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     token_registry.push_image(f"{ns}/app", "v1")
     monkeypatch.setenv("TOKEN_PW", "not-the-password")
@@ -91,7 +96,8 @@ def test_wrong_password_is_an_access_problem(
     result = regprobe("run", "-c", probe_config(cfg), "--format", "json")
     entry = result.report["registries"][0]
     assert result.code == 3 and entry["findings"] == []
-    assert "token service" in entry["errors"][0] and "refused the credentials" in entry["errors"][0]
+    # The realm as it is, port included (it once said http://127.0.0.1/token), and no query.
+    assert f"token service {tokens.realm} refused the credentials" in entry["errors"][0]
     assert "not-the-password" not in result.out + result.err
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from regprobe.addresses import Guard
 from regprobe.auth import RegistryAuth
 from regprobe.client import ClientSettings, RegistryClient
 from regprobe.digest import Digest
@@ -20,7 +21,8 @@ from .wire import Quiet, serve
 
 def _client(url: str) -> StatelessClient:
     limits = httpx.Limits(max_connections=4)
-    return StatelessClient(base_url=url, transport=RegistryTransport(False, limits), timeout=5)
+    transport = RegistryTransport(False, limits, Guard(httpx.URL(url).host))
+    return StatelessClient(base_url=url, transport=transport, timeout=5)
 
 
 @pytest.fixture

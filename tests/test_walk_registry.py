@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -53,6 +54,7 @@ def test_index_child_revision_link_gone(registry: Registry, ns: str, regprobe: A
         "tags": ["latest", "v2"],
         "parent": index.digest,
         "detail": "GET answered 404 MANIFEST_UNKNOWN",
+        "platform": "linux/arm64",
     }
 
 
@@ -299,7 +301,7 @@ def test_truncated_exchanges_are_counted_as_network_errors(
 
 
 def test_empty_blob_is_checked_with_head(registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any) -> None:
-    """A zero-byte layer has no first byte to ask for: registry:2 answers `Range: bytes=0-0` on it with
+    """A zero-byte layer has no last byte to ask for: registry:2 answers any Range on it with
     416. It is checked with HEAD, and is healthy."""
     registry_nocache.push_image(f"{ns}/app", "v1", layers=[b"", b"data" * 10])
     result = run_json(regprobe, probe_config, registry_nocache, ns)
@@ -352,3 +354,124 @@ def test_index_depth_bound(registry_nocache: Registry, ns: str) -> None:
     (finding,) = over.findings()
     assert (finding.problem.value, str(finding.digest)) == ("invalid", level1.digest)
     assert finding.digest is not None and over.nodes[("manifest", finding.digest)].bound == "depth"
+
+
+def test_digest_mode_says_how_many_bytes_arrived(registry: Registry, ns: str, regprobe: Any) -> None:
+    image = registry.push_image(f"{ns}/app", "v1", layers=[os.urandom(740)])
+    registry.warm(f"{ns}/app", image.layers[0])
+    registry.shorten_blob(image.layers[0], 440)
+
+    result = regprobe(
+        "check", "--plain-http", "--blob-check", "digest", "--format", "json", f"{registry.host}/{ns}/app:v1"
+    )
+
+    finding = only(result.findings())
+    assert (finding["problem"], finding["status"]) == ("truncated", 200)
+    assert "then the connection closed after 300 of 740 body bytes" in finding["detail"]
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_blob_cut_short_while_the_registry_runs(
+    registry: Registry, registry_nocache: Registry, ns: str, regprobe: Any, cached: bool
+) -> None:
+    """Issue 21: a 740-byte layer cut to 300 bytes on a live registry. Behind the descriptor cache the first
+    byte still arrives (206, `bytes 0-0/740`) - pulls fail with 'unexpected EOF' all the same; the last byte
+    is never sent. Without the cache the registry knows the short length and refuses the last byte (416)."""
+    reg = registry if cached else registry_nocache
+    image = reg.push_image(f"{ns}/app", "v1", layers=[os.urandom(740)])
+    layer = image.layers[0]
+    reg.warm(f"{ns}/app", layer)
+    reg.shorten_blob(layer, 440)
+    first = reg.http.get(f"/v2/{ns}/app/blobs/{layer}", headers={"Range": "bytes=0-0"})
+    assert (first.status_code, len(first.content)) == (206, 1)  # a first-byte check passes
+
+    result = regprobe("check", "--plain-http", "--format", "json", f"{reg.host}/{ns}/app:v1")
+
+    assert result.code == 1, result.out
+    finding = only(result.findings())
+    assert (finding["kind"], finding["digest"], finding["parent"]) == ("layer", layer, image.digest)
+    if cached:
+        assert finding["problem"] == "truncated"
+        assert finding["detail"].endswith("; the last byte (739) is not there"), finding["detail"]
+    else:
+        assert (finding["problem"], finding["status"]) == ("size_mismatch", 416)
+        assert finding["detail"] == "registry holds 300 bytes, descriptor says 740"
+
+
+def test_findings_under_an_index_child_name_its_platform(
+    registry_nocache: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    """Issue 21: the platform is the most actionable fact about a broken child - which pulls fail."""
+    reg = registry_nocache
+    shared = os.urandom(900)
+    platforms = ("linux/amd64", "linux/arm64", "linux/arm/v7")
+    kids = [reg.push_image(f"{ns}/app", None, platform=p, layers=[shared, os.urandom(600)]) for p in platforms]
+    index = reg.push_index(f"{ns}/app", "v1", platforms=platforms, children=kids, attestations=False)
+    single = reg.push_image(f"{ns}/app", "single", layers=[shared])
+    reg.remove_revision_link(f"{ns}/app", kids[2].digest)  # the arm/v7 child
+    reg.remove_blob_data(kids[1].layers[1])  # a layer of the arm64 child only
+    reg.remove_blob_data(kids[0].layers[0])  # the shared layer: every child's, and the single image's
+
+    result = regprobe("run", "-c", probe_config(config_for(reg, ns)), "--format", "json")
+    text = regprobe("run", "-c", probe_config(config_for(reg, ns)))
+
+    platform = {f["digest"]: f.get("platform") for f in result.findings()}
+    assert platform == {
+        kids[2].digest: "linux/arm/v7",
+        kids[1].layers[1]: "linux/arm64",
+        # Under the amd64 and arm64 children (the arm/v7 one is gone), and under an image of no index.
+        kids[0].layers[0]: "linux/amd64, linux/arm64",
+    }
+    assert {f["digest"]: f["tags"] for f in result.findings()}[kids[0].layers[0]] == ["single", "v1"]
+    assert f"manifest {kids[2].digest[:19]} missing  linux/arm/v7  under {index.digest[:19]}" in text.out
+    assert single.digest not in platform
+
+
+def test_corrupt_manifest_is_a_server_error_with_what_the_registry_said(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    """Issue 21: stored manifest data that is not JSON. distribution answers 500 UNKNOWN with its JSON
+    decoder's offset, on every try, while it answers everything else: the stored data is corrupt - a
+    finding, not an outage."""
+    index = registry.push_index(f"{ns}/app", "v1", attestations=False)
+    child = index.children[1]
+    registry.blob_path(child.digest).write_bytes(b'{"schemaVersion": 2, "mediaType": garbage that is not json}')
+    single = registry.push_image(f"{ns}/single", "v1")
+    registry.blob_path(single.digest).write_bytes(b"\x00garbage")
+    cfg = probe_config(config_for(registry, ns))
+
+    result = regprobe("run", "-c", cfg, "--format", "json")
+    text = regprobe("run", "-c", cfg)
+    metrics = regprobe("run", "-c", cfg, "--format", "metrics")
+
+    assert result.code == 1, result.out
+    entry = result.report["registries"][0]
+    assert (entry["complete"], entry["errors"]) == (True, [])
+    said = {"code": "UNKNOWN", "message": "unknown error"}
+    assert result.findings() == [
+        {
+            "repository": f"{ns}/app",
+            "digest": child.digest,
+            "kind": "manifest",
+            "problem": "server_error",
+            "status": 500,
+            "tags": ["v1"],
+            "parent": index.digest,
+            "detail": "GET answered 500 UNKNOWN",
+            "platform": "linux/arm64",
+            "registry_error": {**said, "detail": '{"Offset":35}'},
+        },
+        {
+            "repository": f"{ns}/single",
+            "digest": None,
+            "kind": "manifest",
+            "problem": "server_error",
+            "status": 500,
+            "tags": ["v1"],
+            "parent": None,
+            "detail": "tag v1: GET answered 500 UNKNOWN",
+            "registry_error": {**said, "detail": '{"Offset":1}'},
+        },
+    ]
+    assert 'the registry says: UNKNOWN: unknown error (detail: {"Offset":35})' in text.out
+    assert 'regprobe_broken_objects{kind="manifest",registry="local"} 2.0' in metrics.out

@@ -24,8 +24,9 @@ from typing import NoReturn
 
 import httpx
 
-from .addresses import target_allowed
+from .addresses import refusal
 from .errors import AuthError, RegistryError
+from .redact import display_url
 
 #: Tokens without ``expires_in`` live 60 s (the Docker token spec's default).
 DEFAULT_TOKEN_LIFETIME = 60
@@ -246,10 +247,11 @@ class RegistryAuth(httpx.Auth):
             _refuse(registry, f"token realm {challenge.params['realm'][:100]!r} is not a URL")
         if realm.scheme not in ("http", "https") or not realm.host:
             _refuse(registry, "token realm is not an http(s) URL")
-        if not target_allowed(realm.host, registry.host):
+        why = refusal(realm.host, registry.host)
+        if why is not None:
             # As go-containerregistry's validateRealmURL: a registry must not point us at the cloud
             # metadata service or an internal address it does not itself live on (SSRF).
-            _refuse(registry, f"token realm {realm.host} is a private or link-local address; not contacted")
+            _refuse(registry, f"token realm {why}; not contacted")
         self._realm, self._service = realm, challenge.params.get("service")
         self._registry_host = registry.host
 
@@ -278,7 +280,7 @@ class RegistryAuth(httpx.Auth):
         return request
 
     async def _store(self, scope: str, response: httpx.Response) -> str:
-        realm = f"{response.request.url.scheme}://{response.request.url.host}{response.request.url.path}"
+        realm = display_url(response.request.url)  # with its port, without the query (issue 21)
         # Read through httpx (it reads this response again once the flow moves on), but through a
         # stream that gives up past the bound: a chunked body has no length to refuse it by.
         response.stream = _Bounded(response.stream, _MAX_TOKEN_BODY, realm)

@@ -15,21 +15,20 @@ import ssl
 import sys
 import time
 from collections.abc import Awaitable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from . import config as config_mod
 from . import exitcodes, progress, report, shard
-from .auth import RegistryAuth
 from .cache import ManifestCache
 from .client import ClientSettings, ssl_context
 from .config import Config
 from .counters import Counters
-from .credhelper import CredentialHelperError
 from .errors import ConfigError, ParseError
 from .model import RegistryResult
 from .probe import Pinned, Selection
 from .reference import Reference
-from .runner import docker_auth, done, guarded, not_probed, open_cache, run_async, run_config, user_agent_version
+from .runner import client_settings, guarded, open_cache, run_async, run_config, user_agent_version
 from .stop import StopRequest, on_signals
 from .walk import WalkPolicy
 
@@ -39,9 +38,10 @@ log = logging.getLogger("regprobe")
 T = TypeVar("T")
 
 
-async def _until_signalled(stop: StopRequest, work: Awaitable[T]) -> T:
-    """Run ``work`` with SIGTERM/SIGINT turned into ``stop`` (report and push what was walked)."""
-    with on_signals(stop):
+async def _until_signalled(stop: StopRequest, work: Awaitable[T], then: str) -> T:
+    """Run ``work`` with SIGTERM/SIGINT turned into ``stop`` (report, and push, what was walked);
+    ``then`` is what the log says becomes of it."""
+    with on_signals(stop, then):
         return await work
 
 
@@ -125,9 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--blob-check",
         choices=("head", "range", "digest"),
         default="range",
-        help="how configs and layers are checked: range (default) reads one byte, which catches data "
-        "deleted behind the registry's cache; head is cheapest and blind to that; digest downloads "
-        "and hashes everything",
+        help="how configs and layers are checked: range (default) reads each blob's last byte, which "
+        "catches data deleted or cut short behind the registry's cache; head is cheapest and blind to that; "
+        "digest downloads and hashes everything",
     )
     check.add_argument(
         "--concurrency",
@@ -234,6 +234,8 @@ def _setup_logging(verbosity: int) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # The periodic progress line is shown at the default verbosity: it is how a stuck CronJob shows.
     logging.getLogger("regprobe.progress").setLevel(logging.INFO)
+    # Each registry's outcome per run, at every verbosity: `kubectl logs` tells what happened without -v.
+    logging.getLogger("regprobe.outcome").setLevel(logging.INFO)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -246,14 +248,15 @@ def _run(args: argparse.Namespace) -> int:
     counters = [Counters(r.name) for r in cfg.registries]
     with progress.Display(counters, progress.mode_for(args.quiet)):
         probed = _probe_and_push(cfg, cache, selected_shard, stop, push, counters)
-        results, pushed = run_async(_until_signalled(stop, probed))
+        then = "the run is reported and pushed as incomplete" if push else "the run is reported as incomplete"
+        results, pushed = run_async(_until_signalled(stop, probed, then))
     if cache is not None:
         cache.prune()
     if args.format == "metrics":
-        from . import metrics
+        from . import pushgateway
 
         job = cfg.pushgateway.job if cfg.pushgateway else config_mod.DEFAULT_JOB
-        print(metrics.exposition(cfg, results, job), end="")
+        print(pushgateway.exposition(cfg, results, job), end="")
     else:
         _emit(results, args.format)
     return exit_code(results, pushed)
@@ -267,17 +270,20 @@ async def _probe_and_push(
     push: bool,
     counters: Sequence[Counters] | None = None,
 ) -> tuple[list[RegistryResult], bool]:
-    """Probe, then push - both while a signal only stops the probes: a SIGTERM arriving during the push
-    must not kill the process before the push and the report are done."""
-    results = await run_config(cfg, cache, selected_shard, stop, counters)
+    """Probe, pushing each registry's group as soon as its walk ends - all while a signal only stops the
+    probes: a SIGTERM arriving during a push must not kill the process before the pushes and the report
+    are done. Each push is bounded by the config's ``timeout`` (after a signal, STOPPED_PUSH_TIMEOUT)."""
     if not push:
-        return results, True
-    from . import metrics
+        return await run_config(cfg, cache, selected_shard, stop, counters), True
+    from . import pushgateway
 
-    # Pushed before the report is printed, so the report can say whether the push failed.
-    timeout = STOPPED_PUSH_TIMEOUT if stop.reason else None
-    pushed = await asyncio.to_thread(metrics.push_all, cfg, results, timeout)
-    return results, pushed
+    async def publish(result: RegistryResult) -> bool:
+        seconds = min(cfg.timeout, STOPPED_PUSH_TIMEOUT) if stop.reason else cfg.timeout
+        return await pushgateway.publish(cfg, result, seconds)
+
+    # Pushed before the report is printed, so the report can say whether each push failed.
+    results = await run_config(cfg, cache, selected_shard, stop, counters, publish)
+    return results, all(r.push is not None and r.push.ok for r in results)
 
 
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -304,7 +310,7 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     counters = {ref.host: Counters(ref.host) for ref in refs}
     with progress.Display(list(counters.values()), progress.mode_for(args.quiet)):
         checked = _check_refs(refs, args, password, verify, stop, counters)
-        results = run_async(_until_signalled(stop, checked))
+        results = run_async(_until_signalled(stop, checked, "what was walked is reported as incomplete"))
     _emit(results, args.format, catalog=False)  # check reads no catalog, --all-tags neither
     return exit_code(results, True)
 
@@ -341,29 +347,25 @@ async def _check_refs(
     probes: list[Awaitable[RegistryResult]] = []
     for host, group in by_host.items():
         url = f"{'http' if args.plain_http else 'https'}://{group[0].api_host}"
-        try:
-            auth = RegistryAuth(args.username, password) if password is not None else docker_auth(host)
-        except CredentialHelperError as exc:
-            log.error("registry %s: %s", host, exc)
-            probes.append(done(not_probed(host, url, str(exc))))
-            continue
-        settings = ClientSettings(
-            url=url,
-            concurrency=args.concurrency,
-            timeout=args.timeout,
-            auth=auth,
-            verify=verify,
-            user_agent=f"regprobe/{user_agent_version()}",
-        )
+        login = (args.username, password) if password is not None else None
+        settings = _check_settings(client_settings(url, args.concurrency, args.timeout, verify, login))
         policy = WalkPolicy(args.blob_check)
         if args.all_tags:
             selection = Selection(names=tuple(dict.fromkeys(r.repository for r in group)))
-            probe = guarded(host, settings, policy, deadline, selection=selection, stop=stop, counters=counters[host])
+            probe = guarded(
+                host, url, settings, policy, deadline, selection=selection, stop=stop, counters=counters[host]
+            )
         else:
             pinned = [Pinned(r.repository, r.tag, r.digest) for r in group]
-            probe = guarded(host, settings, policy, deadline, pinned=pinned, stop=stop, counters=counters[host])
+            probe = guarded(host, url, settings, policy, deadline, pinned=pinned, stop=stop, counters=counters[host])
         probes.append(probe)
     return list(await asyncio.gather(*probes))
+
+
+async def _check_settings(settings: Awaitable[ClientSettings]) -> ClientSettings:
+    """``check`` names its registries on the command line: a TLS handshake answered in plain HTTP points
+    to the flag, not to a config key."""
+    return replace(await settings, plain_http_hint="add --plain-http to talk http:// to it")
 
 
 def _emit(results: Sequence[RegistryResult], fmt: str, catalog: bool = True) -> None:

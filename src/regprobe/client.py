@@ -19,18 +19,27 @@ import re
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result, stop_after_attempt
 
+from . import errorbody
 from . import mediatypes as mt
-from .addresses import target_allowed
+from .addresses import Guard, refusal
 from .auth import parse_challenge
 from .digest import Digest
-from .errors import AuthError, NotRegistryError, PaginationError, RateLimitError, RedirectError, RegistryError
+from .errors import (
+    AuthError,
+    BlockedAddressError,
+    NotRegistryError,
+    PaginationError,
+    RateLimitError,
+    RedirectError,
+    RegistryError,
+)
 from .facts import BlobMode, Reply
 from .redact import display_url, origin, redact
 from .transport import StatelessClient
@@ -74,6 +83,8 @@ class ClientSettings:
     #: ``ratelimit-remaining``); None: a tenth of the limit, at least ``concurrency`` (requests in
     #: flight when the reserve is reached must not spend the rest).
     rate_limit_reserve: int | None = None
+    #: What to do when an https URL reaches a plain-HTTP registry (``check``: ``--plain-http``).
+    plain_http_hint: str = "give the registry an http:// url in the config"
 
 
 def ssl_context(
@@ -110,7 +121,7 @@ class RegistryClient:
         self._read_timeout = httpx.Timeout(settings.timeout)
         limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
         if transport is None:
-            transport = _transport(settings.verify, limits)
+            transport = _transport(settings.verify, limits, Guard(self.base.host))
         self._http = StatelessClient(
             base_url=settings.url,
             auth=settings.auth,
@@ -139,7 +150,7 @@ class RegistryClient:
 
     async def pages(
         self, path: str, key: str, page_size: int | None = 1000, max_pages: int = _MAX_PAGES
-    ) -> AsyncIterator[list[str]]:
+    ) -> AsyncGenerator[list[str], None]:
         """Yield the lists under ``key`` across ``Link: <...>; rel="next"`` pages (same host only).
 
         The Link is followed as sent, resolved against the request URL: ECR, ECR Public and Quay page
@@ -253,14 +264,18 @@ class RegistryClient:
         if mode == "head" or (mode == "range" and expected_size == 0):
             return await self._exchange("HEAD", url, {}, None)
         if mode == "range":
-            # One byte is enough to prove the data exists: a registry whose descriptor cache outlived the
-            # data answers HEAD correctly and a GET with headers but no body (REGISTRY-FACTS.md).
+            # The last byte, which is read only if all the data is there: a registry whose descriptor cache
+            # outlived the data, or whose data was cut short, still answers HEAD, and a Range for bytes it
+            # no longer holds with the cached headers and then no body; the first byte of a cut blob
+            # arrives (REGISTRY-FACTS.md). The first byte adds nothing the last one does not prove.
             # A server that ignores Range (200 and the whole blob: Quay on local storage, some proxies)
-            # has served the blob as surely: the first byte read, the connection is closed, not drained.
-            async def first_byte(response: httpx.Response, reply: Reply) -> None:
+            # has served the blob: what arrives first is read, then the connection is closed, not drained.
+            last = expected_size - 1
+
+            async def one_byte(response: httpx.Response, reply: Reply) -> None:
                 await _read_into(response, reply, limit=1, keep=False, hash_=False, stop_early=True)
 
-            return await self._exchange("GET", url, {"Range": "bytes=0-0"}, first_byte)
+            return await self._exchange("GET", url, {"Range": f"bytes={last}-{last}"}, one_byte)
 
         async def whole(response: httpx.Response, reply: Reply) -> None:
             await _read_into(response, reply, limit=None, keep=False, hash_=True, algorithm=digest.algorithm)
@@ -350,7 +365,11 @@ class RegistryClient:
         self.requests["retried"] += 1
         reply = state.outcome.result() if state.outcome and not state.outcome.failed else None
         if reply is not None:
-            log.debug("retrying %s", reply.describe("request"))
+            # Which registry and request, and what it answered (issue 21); reply.url carries no query, and
+            # a redirect's target only as its origin (redact.py).
+            wait = state.next_action.sleep if state.next_action else 0.0
+            tried = f"try {state.attempt_number} of {self.settings.retry.attempts}"
+            log.debug("retrying %s %s in %.2fs: %s", reply.method, reply.url, wait, reply.describe(tried))
 
     async def _attempt(
         self,
@@ -383,7 +402,7 @@ class RegistryClient:
                 if cause is not None and not isinstance(cause, TimeoutError):
                     # The aiohttp transport maps every connection failure (refused, reset, TLS
                     # verification) to ConnectTimeout; the cause says what really happened.
-                    reply.error = _exc_text(cause)
+                    reply.error = self._failure(cause)
                 else:
                     reply.timeout, reply.error = True, f"{type(exc).__name__} after {self.settings.timeout:g}s"
             except TimeoutError:
@@ -393,9 +412,9 @@ class RegistryClient:
                     # Headers arrived, then the connection ended early: the stale descriptor cache mode.
                     reply.truncated = True
                 else:
-                    reply.error = _exc_text(exc)
+                    reply.error = self._failure(exc)
             except httpx.TransportError as exc:
-                reply.error = _exc_text(exc)
+                reply.error = self._failure(exc)
             except RedirectError:
                 self.requests["network_error"] += 1  # no answer about the object: nothing was asked of it
                 raise
@@ -403,18 +422,29 @@ class RegistryClient:
         self.requests[_outcome(reply)] += 1
         return reply
 
+    def _failure(self, exc: BaseException) -> str:
+        """Why an exchange got no answer; for a TLS handshake answered in plain HTTP, what to do instead
+        (the raw text is OpenSSL's WRONG_VERSION_NUMBER: issue 21)."""
+        text = _exc_text(exc)
+        if _plain_http_answer(exc):
+            text += f"; the server speaks plain HTTP, not TLS: {self.settings.plain_http_hint}"
+        return text
+
     async def _send(self, request: httpx.Request, reply: Reply) -> httpx.Response:
         """Send ``request``, following redirects as httpx would - the method kept (a HEAD presigned for
         HEAD stays HEAD), relative Locations resolved, ``Authorization`` only within its origin, so the
         registry's credentials never reach object storage - after checking each target: no https to
-        http, no private or link-local address the registry does not live on (SSRF), no loops.
+        http, no private, loopback or link-local address the registry does not live on (SSRF), no loops.
 
         Every hop is part of the one exchange: a retry starts again at the registry, which hands out a
         fresh URL (a presigned one may have expired; a CDN host may be down: Docker Hub alternates two).
         """
         registry = request.url
         visited = {registry}
-        response = await self._http.send(request, stream=True)
+        try:
+            response = await self._http.send(request, stream=True)
+        except BlockedAddressError as exc:  # the registry's own host is never blocked: its token realm was
+            raise AuthError(f"{registry.scheme}://{registry.host}: token realm {exc}; not contacted") from None
         for _ in range(_MAX_REDIRECTS):
             location = response.headers.get("location")
             if response.status_code not in _REDIRECTS or location is None:
@@ -439,7 +469,10 @@ class RegistryClient:
             hop = httpx.Request(here.method, target, headers=headers, extensions=here.extensions)
             # No auth flow on hops: what the registry asked for was sent with the first request, and a
             # token for the registry is not for the storage host.
-            response = await self._http.send(hop, stream=True, auth=None)
+            try:
+                response = await self._http.send(hop, stream=True, auth=None)
+            except BlockedAddressError as exc:
+                raise self._refused(here.method, registry, target, str(exc)) from None
         await _discard(response)
         raise self._refused(request.method, registry, None, f"more than {_MAX_REDIRECTS} redirects")
 
@@ -565,9 +598,10 @@ async def _read_into(
     hasher = hashlib.new(algorithm) if hash_ else None
     chunks: list[bytes] = []
     # aiter_bytes, not aiter_raw: a Content-Encoding is transport; digests are over the decoded content.
-    # Stopping early takes bytes as they come: gathering a 64 KiB chunk first would wait on a slow server
-    # for bytes that are then thrown away.
-    async for chunk in response.aiter_bytes(None if stop_early else _CHUNK):
+    # Bytes are taken as they come (the transport's chunks, at most 16 KiB): gathering 64 KiB first would
+    # wait on a slow server for bytes that are then thrown away, and lose the count of what did arrive
+    # when the connection ends early ("after 0 of 740 body bytes" when 300 came: issue 21).
+    async for chunk in response.aiter_bytes():
         reply.received += len(chunk)
         if limit is not None and reply.received > limit and not stop_early:
             reply.over_limit = True
@@ -590,34 +624,9 @@ async def _read_error(response: httpx.Response, reply: Reply) -> None:
         body += chunk
         if len(body) >= _ERROR_BODY_LIMIT:
             break
-    reply.code = error_code(body)
+    reply.said = errorbody.parse(body)
+    reply.code = reply.said.code if reply.said else None
     reply.error_body = body[:_ERROR_BODY_KEPT]
-
-
-_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-#: S3, GCS and Azure Blob errors: ``<Error><Code>NoSuchKey</Code>...`` (REGISTRY-QUIRKS.md G5).
-_XML_CODE = re.compile(rb"<Error>\s*<Code>([A-Za-z0-9_.-]{1,64})</Code>")
-
-
-def error_code(body: bytes) -> str | None:
-    """The registry's error code in an error body, read as go-containerregistry's transport/error.go
-    does: ``{"errors": [{"code": ...}]}``, or zot's bare ``{"code": ...}``; or object storage's XML
-    ``<Error><Code>``, for a redirected blob. Anything else - HTML from a proxy, odd shapes - is simply
-    no code, never a failure of its own. A code is a short identifier; anything longer or stranger is
-    not echoed into reports."""
-    xml = _XML_CODE.search(body[:1024])
-    if xml is not None:
-        return xml.group(1).decode()
-    try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(doc, dict):
-        return None
-    errors = doc.get("errors")
-    first = errors[0] if isinstance(errors, list) and errors else doc
-    code = first.get("code") if isinstance(first, dict) else None
-    return code if isinstance(code, str) and _CODE.fullmatch(code) else None
 
 
 def _fill_headers(response: httpx.Response, reply: Reply) -> None:
@@ -700,6 +709,23 @@ def _exc_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {redact(str(exc))[:200]}" if str(exc) else type(exc).__name__
 
 
+#: OpenSSL's reasons when a TLS ClientHello is answered with plain HTTP (the version depends on OpenSSL's).
+_PLAIN_HTTP_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
+
+
+def _plain_http_answer(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it: aiohttp wraps the SSLError) is a TLS handshake that got a plain
+    HTTP answer."""
+    for _ in range(8):  # a chain is short; a cycle must not loop
+        if exc is None:
+            return False
+        # getattr: aiohttp's ClientConnectorSSLError is an ssl.SSLError without a reason of its own.
+        if isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _PLAIN_HTTP_REASONS:
+            return True
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "os_error", None)
+    return False
+
+
 def _origin_key(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
@@ -710,9 +736,7 @@ def _redirect_refusal(registry: httpx.URL, here: httpx.URL, target: httpx.URL) -
         return "not an http(s) URL"
     if here.scheme == "https" and target.scheme == "http":
         return "https to http downgrade (the signed URL and the data would travel in the clear)"
-    if not target_allowed(target.host, registry.host):
-        return "a private or link-local address the registry does not live on"
-    return None
+    return refusal(target.host, registry.host)
 
 
 async def _discard(response: httpx.Response) -> None:

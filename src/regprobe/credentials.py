@@ -36,7 +36,7 @@ class Credentials:
     identity_token: str | None = field(default=None, repr=False)
 
 
-def lookup(host: str, path: Path | None = None) -> Credentials | None:
+async def lookup(host: str, path: Path | None = None) -> Credentials | None:
     """Credentials for ``host`` as docker finds them in config.json, or None when it holds none:
     ``credHelpers[host]``, else ``credsStore``, else ``auths`` (also where a helper knows nothing)."""
     path = path or config_path()
@@ -61,7 +61,7 @@ def lookup(host: str, path: Path | None = None) -> Credentials | None:
     if helper:
         if not isinstance(helper, str):
             raise ConfigError(f"{path}: {where}: must be a helper name")
-        found = credhelper.get(helper, _server_url(host), f"{path}: {where}")
+        found = await credhelper.get(helper, _server_url(host), f"{path}: {where}")
         if found is not None:
             return _credentials(*found)
     for key in _keys(host):

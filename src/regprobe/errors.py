@@ -10,6 +10,7 @@
         ├── AuthError        401/403: an access problem, never a finding
         ├── PaginationError  a listing that cannot be read to its end (a Link to nowhere, a cycle)
         ├── RedirectError    a redirect regprobe will not follow (downgrade, internal address, loop)
+        ├── BlockedAddressError a host the registry named resolves where it may not send us
         ├── RateLimitError   the registry's rate limit is (nearly) spent: the run stops, incomplete
         └── NotRegistryError an answer that is not the registry API (an HTML page): never a finding
 
@@ -64,8 +65,18 @@ class PaginationError(RegistryError):
 
 
 class RedirectError(RegistryError):
-    """A redirect refused: https to http, to a private or link-local address the registry does not live
-    on, a loop or too long a chain. Nothing was learnt about the object, so never a finding."""
+    """A redirect refused: https to http, to a private, loopback or link-local address the registry does
+    not live on, a loop or too long a chain. Nothing was learnt about the object, so never a finding."""
+
+
+class BlockedAddressError(RegistryError):
+    """A connection not made: the host a registry named (a token realm, a redirect target) resolves to a
+    private, loopback or link-local address the registry does not live on. The client reports it as the
+    refused realm or redirect it is."""
+
+    def __init__(self, message: str, *, host: str) -> None:
+        super().__init__(message)
+        self.host = host
 
 
 class RateLimitError(RegistryError):

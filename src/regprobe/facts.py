@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from .digest import Digest
+from .errorbody import ErrorBody
 from .model import Kind, Problem, SkipReason
 
 BlobMode = Literal["head", "range", "digest"]
@@ -29,6 +30,8 @@ class Reply:
     code: str | None = None  # registry error code (MANIFEST_UNKNOWN, BLOB_UNKNOWN, ...)
     #: An error answer's body as received (bounded), for what :attr:`code` alone does not say.
     error_body: bytes = b""
+    #: What an error body said (code, message, detail), bounded and sanitised.
+    said: ErrorBody | None = None
     content_type: str | None = None
     content_length: int | None = None
     #: The complete length from `Content-Range: bytes a-b/TOTAL` (206 or 416).
@@ -105,6 +108,9 @@ class Node:
     status: int | None = None
     detail: str = ""
     children: tuple[Key, ...] = ()
+    #: An index's children's platforms (``linux/arm64``), in the order of ``children``: what a finding
+    #: under a child is named with. Empty for an image.
+    platforms: tuple[str | None, ...] = ()
     #: An index child a pull-through cache has not fetched: expected, not a finding.
     absent: bool = False
     #: Why the object could not be judged (credentials refused, token service down): an access
@@ -112,6 +118,8 @@ class Node:
     error: str | None = None
     #: Which structural bound the object broke, when ``problem`` is ``invalid`` for that reason.
     bound: Bound | None = None
+    #: What the registry said in its error answer (a ``server_error``'s code, message and detail).
+    said: ErrorBody | None = None
     #: Why the registry would not let it be judged on purpose (a pull policy): neither a finding nor
     #: an error; the tags reaching it are reported as skipped.
     skipped: SkipReason | None = None
@@ -138,3 +146,5 @@ class TagRoot:
     error: str | None = None
     #: The tag was not judged on purpose (see :attr:`Node.skipped`); ``detail`` says why.
     skipped: SkipReason | None = None
+    #: What the registry said in its error answer (see :attr:`Node.said`).
+    said: ErrorBody | None = None

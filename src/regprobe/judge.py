@@ -9,6 +9,7 @@ from .digest import Digest
 from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
 from .model import KIND_ORDER, Finding, Kind, Problem, Skipped, SkipReason
+from .tagorder import sorted_tags
 
 Verdict = tuple[Problem, str] | None
 
@@ -19,8 +20,12 @@ def _status_problem(reply: Reply, method: str) -> Verdict:
         return Problem.UNREACHABLE, reply.describe(method)
     if reply.status in (404, 410):
         return Problem.MISSING, reply.describe(method)
+    if reply.status >= 500:
+        # On every try (5xx is retried): the registry fails on this object. A finding only once the
+        # registry is seen answering the rest (see judgement's ``unavailable``; issue 21).
+        return Problem.SERVER_ERROR, reply.describe(method)
     if reply.status >= 400:
-        # 5xx after retries, or a 4xx that no pull could get past.
+        # A 4xx that no pull could get past.
         return Problem.UNREACHABLE, reply.describe(method)
     if reply.truncated:
         return Problem.TRUNCATED, reply.describe(method)
@@ -59,33 +64,39 @@ def manifest_reply(reply: Reply, expected: Descriptor | None, pinned: Digest | N
 
 def blob_reply(reply: Reply, expected: Descriptor, mode: BlobMode) -> Verdict:
     method = "HEAD" if mode == "head" or (mode == "range" and expected.size == 0) else "GET"
+    size = expected.size
     if reply.status == 416 and not reply.failed:
-        # `bytes=0-0` is unsatisfiable only for an empty object (REGISTRY-QUIRKS.md D7).
-        if expected.size == 0:
+        # The last byte (`bytes=N-1-N-1`) is unsatisfiable only when the object holds fewer bytes: an empty
+        # descriptor's is never asked for, and is served (REGISTRY-QUIRKS.md D7).
+        if size == 0:
             return None
         if reply.range_total is None:
-            # S3 answers an emptied object so, without Content-Range (verified with moto, tests/test_s3.py).
+            # S3 answers so without Content-Range (verified with moto, tests/test_s3.py).
             return (
                 Problem.TRUNCATED,
-                f"{reply.describe(method)}: not even byte 0 exists, the stored object is empty;"
-                f" the descriptor says {expected.size} bytes",
+                f"{reply.describe(method)}: byte {size - 1} does not exist, the stored object is shorter than"
+                f" the descriptor's {size} bytes",
             )
-        if reply.range_total != expected.size:
-            return Problem.SIZE_MISMATCH, f"registry holds {reply.range_total} bytes, descriptor says {expected.size}"
+        if reply.range_total != size:
+            return Problem.SIZE_MISMATCH, f"registry holds {reply.range_total} bytes, descriptor says {size}"
     verdict = _status_problem(reply, method)
     if verdict:
+        if verdict[0] is Problem.TRUNCATED and mode == "range":
+            # Headers from the descriptor cache, then nothing: the data is cut short or gone (REGISTRY-FACTS.md).
+            return Problem.TRUNCATED, f"{verdict[1]}; the last byte ({size - 1}) is not there"
         return verdict
-    size = expected.size
     if method == "HEAD":
         if reply.content_length is not None and reply.content_length != size:
             return Problem.SIZE_MISMATCH, f"HEAD Content-Length {reply.content_length}, descriptor says {size}"
         return None
     if mode == "range":
+        # 206: the total in Content-Range; 200 (Range ignored, the whole blob coming): its length.
         total = reply.range_total if reply.status == 206 else reply.content_length
         if total is not None and total != size:
             return Problem.SIZE_MISMATCH, f"GET {reply.status} reports {total} bytes, descriptor says {size}"
         if reply.received == 0:
-            return Problem.TRUNCATED, f"GET {reply.status} with Range: bytes=0-0 delivered no body bytes"
+            last = size - 1
+            return Problem.TRUNCATED, f"GET {reply.status} to Range: bytes={last}-{last} delivered no body bytes"
         return None
     if reply.received != size:
         if reply.content_length is not None and reply.received < reply.content_length:
@@ -103,6 +114,7 @@ def blob_reply(reply: Reply, expected: Descriptor, mode: BlobMode) -> Verdict:
 class _Hit:
     tags: set[str] = field(default_factory=set)
     parent: Digest | None = None
+    platforms: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,19 +128,27 @@ class Judgement:
     #: One per tag not judged on purpose: skipped itself, or reaching a skipped object.
     skipped: list[Skipped]
     #: Tags whose walk met something it could not look at (its own manifest, or an object it reaches):
-    #: without a finding, such a tag has no fresh verdict (regprobe.tally).
+    #: without a finding, such a tag has no fresh verdict (regprobe.carryover, regprobe.tally).
     blocked: frozenset[str] = frozenset()
 
 
-def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node]) -> Judgement:
-    """Judge the repository's graph in one pass over every tag's walk."""
+def judgement(
+    repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key, Node], unavailable: str | None = None
+) -> Judgement:
+    """Judge the repository's graph in one pass over every tag's walk.
+
+    ``unavailable``: why the registry is not known to answer the rest of this repository (it failed the
+    check made after a ``server_error``, or was never asked). A ``server_error`` is then an error of the
+    run, not a finding: a registry that fails everything is an availability problem (exit 3), never a
+    storm of broken images (issue 21).
+    """
     hits: dict[Key, _Hit] = {}
     blocked: dict[Key, set[str]] = {}
     findings: list[Finding] = []
     errors: list[str] = []
     skipped: list[Skipped] = []
     blocked_tags: set[str] = set()
-    for tag in sorted(roots):
+    for tag in sorted_tags(roots):
         root = roots[tag]
         if root.error is not None:  # not looked at (refused, rate limited): an error of the run, never a finding
             errors.append(f"{repository}: tag {tag}: {root.error}")
@@ -139,15 +159,25 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
             continue
         if root.key is None:
             problem = root.problem or Problem.UNREACHABLE
+            if problem is Problem.SERVER_ERROR and unavailable is not None:
+                errors.append(f"{repository}: {root.detail}; {unavailable}")
+                blocked_tags.add(tag)
+                continue
+            said = root.said if problem is Problem.SERVER_ERROR else None
             findings.append(
-                Finding(repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail)
+                Finding(
+                    repository, root.hint, Kind.MANIFEST, problem, root.status, (tag,), None, root.detail, None, said
+                )
             )
             continue
         skipped_below: tuple[Key, Node] | None = None
-        for key, parent in reachable(root.key, nodes):
+        for key, parent, platform in reachable(root.key, nodes):
             node = nodes[key]
             if node.problem is not None:
-                hits.setdefault(key, _Hit(parent=parent)).tags.add(tag)
+                hit = hits.setdefault(key, _Hit(parent=parent))
+                hit.tags.add(tag)
+                if platform is not None:
+                    hit.platforms.add(platform)
             if node.error is not None:
                 blocked.setdefault(key, set()).add(tag)
             if node.skipped is not None and skipped_below is None:
@@ -159,32 +189,47 @@ def judgement(repository: str, roots: Mapping[str, TagRoot], nodes: Mapping[Key,
     for key, hit in hits.items():
         node = nodes[key]
         assert node.problem is not None
-        tags = tuple(sorted(hit.tags))
+        tags = tuple(sorted_tags(hit.tags))
+        if node.problem is Problem.SERVER_ERROR and unavailable is not None:
+            errors.append(
+                f"{repository}: {node.kind.value} {key[1]}: {node.detail}; {unavailable} (tags: {', '.join(tags)})"
+            )
+            blocked_tags.update(tags)  # not judged: no fresh verdict either way
+            continue
+        platform = ", ".join(sorted(hit.platforms)) or None
+        said = node.said if node.problem is Problem.SERVER_ERROR else None
         findings.append(
-            Finding(repository, key[1], node.kind, node.problem, node.status, tags, hit.parent, node.detail)
+            Finding(
+                repository, key[1], node.kind, node.problem, node.status, tags, hit.parent, node.detail, platform, said
+            )
         )
     findings.sort(key=_order)
     for key in sorted(blocked, key=lambda k: (KIND_ORDER[nodes[k].kind], str(k[1]))):
-        tags_text = ", ".join(sorted(blocked[key]))
+        tags_text = ", ".join(sorted_tags(blocked[key]))
         errors.append(f"{repository}: {nodes[key].kind.value} {key[1]}: {nodes[key].error} (tags: {tags_text})")
         blocked_tags.update(blocked[key])
     return Judgement(findings, errors, skipped, frozenset(blocked_tags))
 
 
-def reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None]]:
-    """Depth-first, each node once, in descriptor order; yields (key, the digest it was reached from)."""
-    seen = {start}
-    stack: list[tuple[Key, Digest | None]] = [(start, None)]
+def reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None, str | None]]:
+    """Depth-first in descriptor order; yields (key, the digest it was reached from, the platform of the
+    index child it is or is under). Each node once per platform it is reached under: a layer shared by
+    the amd64 and arm64 children is under both."""
+    seen: set[tuple[Key, str | None]] = {(start, None)}
+    stack: list[tuple[Key, Digest | None, str | None]] = [(start, None, None)]
     while stack:
-        key, parent = stack.pop()
+        key, parent, platform = stack.pop()
         node = nodes.get(key)
         if node is None:  # not walked (deadline): nothing to say about it
             continue
-        yield key, parent
-        for child in reversed(node.children):
-            if child not in seen:
-                seen.add(child)
-                stack.append((child, key[1]))
+        yield key, parent, platform
+        for i in reversed(range(len(node.children))):
+            child = node.children[i]
+            # The innermost index's descriptor names the platform (a nested index may name none).
+            below = (node.platforms[i] if i < len(node.platforms) else None) or platform
+            if (child, below) not in seen:
+                seen.add((child, below))
+                stack.append((child, key[1], below))
 
 
 def _order(f: Finding) -> tuple[str, int, str, str]:

@@ -7,6 +7,7 @@ escapes, so a hostile body becomes an ``invalid`` finding rather than a crash.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ class Descriptor:
     digest: Digest
     size: int
     urls: tuple[str, ...] = ()
+    #: ``os/architecture[/variant]`` of an index child (``linux/arm/v7``), when its descriptor says.
+    platform: str | None = None
 
     @property
     def foreign(self) -> bool:
@@ -46,7 +49,24 @@ class Descriptor:
         urls = raw.get("urls") or ()
         if not isinstance(urls, list | tuple) or not all(isinstance(u, str) for u in urls):
             raise ManifestError(f"{where}.urls is not a list of strings")
-        return cls(media_type, digest, size, tuple(urls))
+        return cls(media_type, digest, size, tuple(urls), _platform(raw.get("platform")))
+
+
+#: One part of a platform as it is shown: a hostile index must not put arbitrary text into reports.
+_PLATFORM_PART = re.compile(r"[A-Za-z0-9_.+-]{1,32}")
+
+
+def _platform(raw: object) -> str | None:
+    """``os/architecture[/variant]`` from a descriptor's ``platform``; None when it has none or an odd one
+    (no reason to refuse a manifest that clients pull by digest all the same)."""
+    if not isinstance(raw, Mapping):
+        return None
+    parts = [raw.get("os"), raw.get("architecture")]
+    if raw.get("variant"):
+        parts.append(raw.get("variant"))
+    if not all(isinstance(part, str) and _PLATFORM_PART.fullmatch(part) for part in parts):
+        return None
+    return "/".join(str(part) for part in parts)
 
 
 @dataclass(frozen=True, slots=True)

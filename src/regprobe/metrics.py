@@ -1,43 +1,33 @@
-"""Turns run results into the contract's metrics and pushes them to a Prometheus pushgateway.
-
-Push semantics, chosen so the alerts stay truthful:
-
-* A run that completed is pushed with **PUT**: the group (job, registry) is replaced whole, so the
-  ``regprobe_image_broken`` series of an image fixed since the last run disappear, and
-  ``regprobe_last_success_timestamp_seconds`` advances.
-* A run that did not complete is pushed with **POST**, which replaces only the metric names it carries.
-  It carries the run's status (catalog, completeness, last run, duration, requests) but never
-  ``last_success``, so the previous success time stays and the stale alert can fire. It carries the
-  integrity metrics only when it found something: a run that could not look must not report a broken
-  registry as healed.
-
-Each registry gets a fresh ``CollectorRegistry`` (never the process-global one).
+"""Turns a registry's run into the contract's metric families: pushed by regprobe.pushgateway, served by
+``regprobe serve`` (regprobe.serve.state). Both publish the same families with the same semantics: a
+completed run replaces everything; an incomplete one never claims a success and clears only the broken
+images it looked at again (regprobe.carryover).
 """
 
 from __future__ import annotations
 
-import base64
-import logging
-import ssl
-import urllib.request
-from collections.abc import Callable, Iterable, Sequence
-from urllib.parse import urlsplit
+from collections.abc import Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import default_handler, push_to_gateway, pushadd_to_gateway
 from prometheus_client.registry import Collector
 
-from .config import Config, Pushgateway
-from .model import OUTCOMES, SKIP_REASONS, Kind, PushOutcome, RegistryResult
+from .carryover import BrokenImages, carry
+from .model import OUTCOMES, SKIP_REASONS, Kind, RegistryResult
 
-log = logging.getLogger(__name__)
+#: For a registry configured with ``repositories.list`` nothing is listed: the names are given, and the
+#: run asks the registry's ``GET /v2/`` first - 0 then means the registry did not answer (issue 21).
+CATALOG_HELP = (
+    "1 if the repositories could be listed this run (GET /v2/_catalog; with repositories.list, "
+    "the registry answered GET /v2/), else 0"
+)
 
 
-def families(result: RegistryResult, max_broken_series: int) -> list[Metric]:
-    """The contract's metric families for one registry's run, labelled ``registry``. What a run carries
-    follows the push semantics above: ``last_success`` only when it completed, the integrity families
-    only when it completed or found something. Pushed by ``push``, served by ``regprobe serve``."""
+def families(result: RegistryResult, max_broken_series: int, verdict: BrokenImages | None) -> list[Metric]:
+    """The contract's metric families for one registry's run, labelled ``registry``. ``last_success`` only
+    when the run completed; the integrity families from ``verdict`` (regprobe.carryover: the run's own, or
+    merged with the earlier one for an incomplete run), none when it is None. Pushed by
+    regprobe.pushgateway, served by ``regprobe serve``."""
     name = result.name
     out: list[Metric] = []
 
@@ -46,9 +36,7 @@ def families(result: RegistryResult, max_broken_series: int) -> list[Metric]:
         out.append(family)
         return family
 
-    gauge("regprobe_catalog_accessible", "1 if the repositories could be listed this run").add_metric(
-        [name], int(result.catalog_accessible)
-    )
+    gauge("regprobe_catalog_accessible", CATALOG_HELP).add_metric([name], int(result.catalog_accessible))
     gauge("regprobe_run_complete", "1 if every selected tag was walked").add_metric([name], int(result.complete))
     gauge("regprobe_last_run_timestamp_seconds", "Unix time of this run").add_metric([name], result.started_at)
     if result.complete:
@@ -63,20 +51,16 @@ def families(result: RegistryResult, max_broken_series: int) -> list[Metric]:
     requests = gauge("regprobe_requests", "Requests this run by outcome", ["outcome"])
     for outcome in OUTCOMES:
         requests.add_metric([name, outcome], result.requests.get(outcome, 0))
-    known = result.known_broken
-    if known is not None or result.complete or result.findings:
-        # With a ledger, its broken set: a tag broken at the last look stays broken until a run looks again.
-        broken = list(known.images) if known is not None else result.broken_images
-        counts = known.objects if known is not None else result.broken_objects()
+    if verdict is not None:
         gauge("regprobe_broken_images", "(repository, tag) pairs with at least one finding").add_metric(
-            [name], len(broken)
+            [name], verdict.count
         )
         objects = gauge("regprobe_broken_objects", "Distinct broken objects by kind", ["kind"])
         for kind in Kind:
-            objects.add_metric([name, kind.value], counts.get(kind, 0))
+            objects.add_metric([name, kind.value], verdict.objects.get(kind, 0))
         image = gauge("regprobe_image_broken", "1 per broken tag (capped)", ["repository", "tag"])
         # Bounded cardinality: a registry-wide outage must not explode Prometheus' series count.
-        for repository, tag in broken[:max_broken_series]:
+        for repository, tag in verdict.sorted()[:max_broken_series]:
             image.add_metric([name, repository, tag], 1)
     out.extend(coverage_families(result))
     return out
@@ -127,109 +111,10 @@ class Families(Collector):
 
 
 def build(result: RegistryResult, max_broken_series: int) -> CollectorRegistry:
+    """The run's own families (its verdict alone, as ``carry`` gives it without an earlier one)."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(Families(families(result, max_broken_series)))
+    registry.register(Families(families(result, max_broken_series, carry(None, result))))
     return registry
 
 
-def grouping_key(result: RegistryResult) -> dict[str, str]:
-    grouping = {"registry": result.name}
-    if result.shard is not None:
-        # One group per shard: shards must not overwrite each other. The alerts aggregate over them.
-        grouping["shard"] = result.shard.split("/", 1)[0]
-    return grouping
-
-
-def push(gateway: Pushgateway, result: RegistryResult, max_broken_series: int, timeout: float = 30.0) -> None:
-    registry = build(result, max_broken_series)
-    send = push_to_gateway if result.complete else pushadd_to_gateway
-    send(
-        gateway.url,
-        job=gateway.job,
-        registry=registry,
-        grouping_key=grouping_key(result),
-        timeout=timeout,
-        handler=handler(gateway),
-    )
-
-
-def exposition(config: Config, results: Sequence[RegistryResult], job: str) -> str:
-    """What a push sends, group by group, in the text format (``run --format metrics``), like
-    blackbox_exporter's debug output: a probe that can show exactly what it reports."""
-    out = []
-    for result in results:
-        method = "PUT, replacing the group" if result.complete else "POST, replacing only these names"
-        labels = ", ".join(f'{k}="{v}"' for k, v in {"job": job, **grouping_key(result)}.items())
-        out.append(f"# pushgateway group {{{labels}}} ({method})\n")
-        out.append(generate_latest(build(result, config.max_broken_series)).decode())
-    return "".join(out)
-
-
-Handler = Callable[[str, str, float | None, list[tuple[str, str]], bytes], Callable[[], None]]
-
-
-def handler(gateway: Pushgateway) -> Handler:
-    """prometheus-client's push handler, with the gateway's Basic credentials and TLS trust when set."""
-    authorization = None
-    if gateway.auth is not None and gateway.auth.password is not None:
-        pair = f"{gateway.auth.username}:{gateway.auth.password.get_secret_value()}".encode()
-        authorization = "Basic " + base64.b64encode(pair).decode()
-    tls = gateway.tls
-    context = None
-    if urlsplit(gateway.url).scheme == "https" and (tls.ca_file or tls.cert_file or tls.insecure_skip_verify):
-        context = ssl.create_default_context(cafile=tls.ca_file)
-        if tls.cert_file:
-            context.load_cert_chain(tls.cert_file, tls.key_file)
-        if tls.insecure_skip_verify:
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-
-    def handle(
-        url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
-    ) -> Callable[[], None]:
-        if authorization is not None:
-            headers = [*headers, ("Authorization", authorization)]
-        if context is None:
-            return default_handler(url, method, timeout, headers, data)
-
-        def send() -> None:
-            # default_handler's own request, through an opener that trusts the configured CA.
-            request = urllib.request.Request(url, data=data, method=method, headers=dict(headers))  # noqa: S310 - https only
-            opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
-            with opener.open(request, timeout=timeout):  # raises HTTPError on 4xx/5xx
-                pass
-
-        return send
-
-    return handle
-
-
-def push_all(config: Config, results: Sequence[RegistryResult], timeout: float | None = None) -> bool:
-    """Push every registry's group, recording each outcome in ``result.push``; False (after logging
-    which and why) if any push failed. ``timeout`` overrides the config's, e.g. to push within a grace
-    period."""
-    gateway = config.pushgateway
-    assert gateway is not None
-    ok = True
-    for result in results:
-        try:
-            push(gateway, result, config.max_broken_series, timeout=timeout or config.timeout)
-            result.push = PushOutcome(ok=True)
-        except Exception as exc:  # urllib raises URLError, HTTPError, OSError, ValueError...
-            ok = False
-            result.push = PushOutcome(ok=False, error=f"pushgateway {_safe(gateway.url)}: {_reason(exc)}")
-            log.error("pushgateway %s: push for registry %s failed: %s", _safe(gateway.url), result.name, _reason(exc))
-    return ok
-
-
-def _safe(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
-
-
-def _reason(exc: Exception) -> str:
-    reason = getattr(exc, "reason", None) or exc
-    status = getattr(exc, "code", None)  # urllib's HTTPError: the status the gateway (or its proxy) answered
-    return f"{type(exc).__name__}: {f'{status} ' if isinstance(status, int) else ''}{str(reason)[:200]}"
-
-
-__all__ = ["Families", "Kind", "build", "exposition", "families", "handler", "push", "push_all"]
+__all__ = ["CATALOG_HELP", "Families", "build", "families"]

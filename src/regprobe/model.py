@@ -10,6 +10,8 @@ from enum import StrEnum
 from typing import Literal
 
 from .digest import Digest
+from .errorbody import ErrorBody
+from .tagorder import NaturalKey, natural_key
 
 
 class Kind(StrEnum):
@@ -28,7 +30,9 @@ class Problem(StrEnum):
     SIZE_MISMATCH = "size_mismatch"  # length differs from the descriptor
     DIGEST_MISMATCH = "digest_mismatch"  # content hashes to another digest
     INVALID = "invalid"  # unparseable, unsupported, over a bound
-    UNREACHABLE = "unreachable"  # 5xx or timeouts that outlast the retries
+    #: 5xx on every try for this object while the registry answers the rest: stored data likely corrupt.
+    SERVER_ERROR = "server_error"
+    UNREACHABLE = "unreachable"  # timeouts and connection failures that outlast the retries; other 4xx
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +45,26 @@ class Finding:
     tags: tuple[str, ...]
     parent: Digest | None
     detail: str
+    #: The platform of the index child it is (or is under), from the index's descriptor: ``linux/arm64``;
+    #: several, comma-separated, for a blob shared by children of several platforms. None when it is
+    #: under no index child.
+    platform: str | None = None
+    #: What the registry said about a ``server_error`` (code, message, detail), bounded and sanitised.
+    registry_error: ErrorBody | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             **object_json(self.repository, self.digest, self.kind, self.problem),
             "status": self.status,
             "tags": list(self.tags),
             "parent": str(self.parent) if self.parent else None,
             "detail": self.detail,
         }
+        if self.platform is not None:
+            out["platform"] = self.platform
+        if self.registry_error is not None:
+            out["registry_error"] = self.registry_error.to_json()
+        return out
 
     @property
     def sort_key(self) -> tuple[str, int, str, tuple[str, ...]]:
@@ -83,6 +98,10 @@ class Skipped:
 
     def to_json(self) -> dict[str, object]:
         return {"repository": self.repository, "tag": self.tag, "reason": self.reason, "detail": self.detail}
+
+    def order(self) -> tuple[str, NaturalKey]:
+        """Report order: by repository, then tag (naturally)."""
+        return self.repository, natural_key(self.tag)
 
 
 #: `regprobe_images_skipped{reason}`: each has a series, 0 when nothing was skipped for it.
@@ -200,11 +219,15 @@ class RegistryResult:
     scrub: Scrubbed | None = None
     #: The ledger's broken set; None without a ledger (then the metrics publish this run's findings).
     known_broken: KnownBroken | None = None
+    #: Repositories whose tags this run listed, each with the listed tags that got no fresh verdict (walk
+    #: cut off, an object not looked at, skipped). What an incomplete run may clear (regprobe.carryover).
+    reached: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
     def broken_images(self) -> list[tuple[str, str]]:
         """(repository, tag) pairs with at least one finding, sorted."""
-        return sorted({(f.repository, tag) for f in self.findings for tag in f.tags})
+        pairs = {(f.repository, tag) for f in self.findings for tag in f.tags}
+        return sorted(pairs, key=lambda pair: (pair[0], natural_key(pair[1])))
 
     def broken_objects(self) -> Counter[Kind]:
         counts: Counter[Kind] = Counter({kind: 0 for kind in Kind})
@@ -224,7 +247,7 @@ class RegistryResult:
             "duration_seconds": round(self.duration_seconds, 3),
             "requests": {outcome: self.requests.get(outcome, 0) for outcome in OUTCOMES},
             "shard": self.shard,
-            "skipped": [s.to_json() for s in sorted(self.skipped, key=lambda s: (s.repository, s.tag))],
+            "skipped": [s.to_json() for s in sorted(self.skipped, key=Skipped.order)],
             "push": self.push.to_json() if self.push else None,
             "stopped": self.stopped,
             "coverage": self.coverage.to_json() if self.coverage else None,

@@ -20,21 +20,24 @@ import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlsplit
 
 from .budget import Budget
 from .cache import ManifestCache
 from .client import RegistryClient
+from .config import RegistryConfig
 from .counters import Counters, ProbeProgress
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
 from .model import Finding, Image, Problem, RegistryResult, Scrubbed
 from .plan import Clock, Plan, RotationPlan
 from .pullthrough import upstream_outage
-from .reference import validate_repository
+from .reference import hub_repository, validate_repository
 from .scrub import Scrubber, ScrubOutcome
 from .shard import Shard
 from .stop import StopRequest
+from .tagorder import sorted_tags
 from .tally import tally
 from .walk import RepositoryWalk, WalkPolicy
 
@@ -53,6 +56,19 @@ class Selection:
     #: Explicit names: the catalog is not read (Docker Hub, GHCR have none to read).
     names: tuple[str, ...] = ()
     shard: Shard | None = None
+    _listed: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_listed", frozenset(self.names))
+
+    @classmethod
+    def configured(cls, registry: RegistryConfig, shard: Shard | None = None) -> Selection:
+        """What a configured registry selects. ``run`` and ``serve``'s ``/probe`` both take it from here, so
+        both read a ``repositories.list`` name the same way: on Docker Hub ``nginx`` is ``library/nginx``."""
+        repos = registry.repositories
+        host = urlsplit(registry.url).hostname or ""
+        names = tuple(hub_repository(host, name) for name in repos.list_)
+        return cls(tuple(repos.include), tuple(repos.exclude), names, shard)
 
     def included(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, p) for p in self.include)
@@ -61,6 +77,10 @@ class Selection:
         return any(fnmatch.fnmatchcase(name, p) for p in self.exclude)
 
     def wants(self, name: str) -> bool:
+        """Whether ``name`` is one of the repositories this selection probes (with explicit names, only
+        those: a ``list`` entry never claims the rest of its host)."""
+        if self._listed and name not in self._listed:
+            return False
         return self.included(name) and not self.excluded(name) and (self.shard is None or self.shard.owns(name))
 
 
@@ -176,6 +196,9 @@ class RegistryProbe:
         #: Why no more tags are taken, once that is so.
         self._halt: str | None = None
         self._listing_complete = False
+        #: Without a ledger: per listed repository, its tags still without a fresh verdict - what an
+        #: incomplete run may not clear (regprobe.carryover). A ledger keeps that itself.
+        self._unsettled: dict[str, set[str]] | None = None if plan.persistent else {}
         #: Work left undone once the client stopped the run (rate limit): tags, and repositories not listed.
         self._skipped_tags = 0
         self._skipped_repositories = 0
@@ -234,6 +257,8 @@ class RegistryProbe:
                 result.findings.extend(self._scrubbed.findings)
                 result.errors.extend(self._scrubbed.errors)
             result.findings = _merged(result.findings)
+            if self._unsettled is not None:
+                result.reached = {repository: frozenset(tags) for repository, tags in self._unsettled.items()}
             result.requests.update(self.client.requests)
             result.duration_seconds = time.monotonic() - started
             self._summarise()
@@ -315,7 +340,10 @@ class RegistryProbe:
             return
         # A selection that selects nothing is a typo until proven otherwise: never a green run. (A shard
         # owning none of the selected repositories is normal, so the shard is not counted here.)
-        if included == 0:
+        if seen == 0:
+            # Nothing to match: no include is to blame (issue 21). repositories.list is never empty.
+            result.errors.append("the catalog lists no repositories (an empty registry, or none these credentials see)")
+        elif included == 0:
             result.errors.append(f"repositories.include matched none of {seen} repositories in {source}")
         elif selected == 0:
             result.errors.append(
@@ -434,6 +462,8 @@ class RegistryProbe:
             unit = units.get(image.repository) or units.setdefault(image.repository, self._unit(image.repository))
             self._put(1, unit, image)
         await self._queue.join()
+        # Pinned images are judged together at the end (run's finally); first, what a server_error needs.
+        await asyncio.gather(*(unit.walk.settle() for unit in units.values()))
 
     # -- the workers ----------------------------------------------------------------------------------
 
@@ -482,6 +512,8 @@ class RegistryProbe:
                 tags = sorted(set(await self._list_tags(unit.walk)))
                 self.progress.listed(len(tags))
                 self.plan.listed(repo_name, tags)
+                if self._unsettled is not None:
+                    self._unsettled[repo_name] = set(tags)
             elif not self._spent():
                 self._walking += 1
                 try:
@@ -515,8 +547,15 @@ class RegistryProbe:
         self.result.stopped = "error"
 
     async def _settle(self, unit: _Unit) -> None:
-        """A unit whose tags are done: drop the tags deleted since the listing, then judge and record it."""
+        """A unit whose tags are done: ask the registry what a server_error needs
+        (:meth:`RepositoryWalk.settle`), drop the tags deleted since the listing, then judge and record it.
+        The task holds its queue item until then, so the run waits."""
         walk = unit.walk
+        try:
+            await walk.settle()
+        except Exception as exc:  # a bug must cost one repository, not the run
+            log.exception("internal error while settling %s", walk.repository)
+            self.result.errors.append(f"{walk.repository}: internal error {type(exc).__name__}; see the log")
         try:
             missing = [
                 tag
@@ -541,6 +580,8 @@ class RegistryProbe:
             for tag in gone:
                 walk.forget(tag)
             self.plan.forget(walk.repository, gone)
+            if self._unsettled is not None:
+                self._unsettled.get(walk.repository, set()).difference_update(gone)
 
     def _finish(self, unit: _Unit) -> None:
         """Fold one unit's walk into the result, record it in the plan, and free its place in flight."""
@@ -559,6 +600,9 @@ class RegistryProbe:
         self.result.skipped.extend(judged.skipped)
         self.result.images_checked += walk.walked
         tags, objects = tally(walk.repository, walk.roots, walk.nodes, judged, walk.finished)
+        if self._unsettled is not None:
+            fresh = {t.tag for t in tags if t.verdict != "skipped"}
+            self._unsettled.get(walk.repository, set()).difference_update(fresh)
         try:
             self.plan.record(walk.repository, tags, objects)
         except sqlite3.Error as exc:
@@ -576,7 +620,7 @@ def _merged(findings: Iterable[Finding]) -> list[Finding]:
         if earlier is None:
             merged[key] = finding
         else:
-            merged[key] = replace(earlier, tags=tuple(sorted(set(earlier.tags) | set(finding.tags))))
+            merged[key] = replace(earlier, tags=tuple(sorted_tags(set(earlier.tags) | set(finding.tags))))
     return sorted(merged.values(), key=lambda f: f.sort_key)
 
 

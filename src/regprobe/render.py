@@ -19,13 +19,23 @@ def painter(colour: bool) -> Paint:
     return paint
 
 
-def state(broken: bool, complete: bool, paint: Paint) -> str:
-    """BROKEN wins over INCOMPLETE, as exit code 1 wins over 3: what was found is found."""
+def verdict(broken: bool, complete: bool) -> str:
+    """The one word a person reads first. BROKEN wins over INCOMPLETE, as exit code 1 wins over 3: what
+    was found is found."""
     if broken:
-        return paint("BROKEN", RED + BOLD)
+        return "BROKEN"
     if not complete:
-        return paint("INCOMPLETE", YELLOW + BOLD)
-    return paint("OK", GREEN + BOLD)
+        return "INCOMPLETE"
+    return "OK"
+
+
+_COLOURS = {"BROKEN": RED + BOLD, "INCOMPLETE": YELLOW + BOLD, "OK": GREEN + BOLD}
+
+
+def state(broken: bool, complete: bool, paint: Paint) -> str:
+    """:func:`verdict` in its colour."""
+    word = verdict(broken, complete)
+    return paint(word, _COLOURS[word])
 
 
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:

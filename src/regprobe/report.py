@@ -6,8 +6,9 @@ import json
 from collections.abc import Sequence
 from itertools import groupby
 
-from .model import Finding, RegistryResult
+from .model import Finding, RegistryResult, Skipped
 from .render import BOLD, DIM, RED, YELLOW, Paint, painter, plural, state
+from .tagorder import sorted_tags
 
 
 def to_json(results: Sequence[RegistryResult]) -> str:
@@ -37,10 +38,10 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bo
         lines.append(summary)
         for repository, group in groupby(result.findings, key=lambda f: f.repository):
             findings = list(group)
-            tags = sorted({t for f in findings for t in f.tags})
+            tags = sorted_tags({t for f in findings for t in f.tags})
             lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
             lines.extend(_finding_lines(f, paint, show_tags=len(findings) > 1) for f in findings)
-        for skip in sorted(result.skipped, key=lambda s: (s.repository, s.tag)):
+        for skip in sorted(result.skipped, key=Skipped.order):
             lines.append(f"  skipped {skip.repository}:{skip.tag} ({skip.reason})")
             lines.append(paint(f"      {skip.detail}", DIM))
         for error in result.errors:
@@ -54,8 +55,13 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bo
 def _finding_lines(f: Finding, paint: Paint, show_tags: bool) -> str:
     digest = f.digest.short if f.digest else "(tag unresolved)"
     text = f"    {f.kind.value:<8} {digest:<19} {paint(f.problem.value, RED)}"
+    if f.platform:
+        text += f"  {f.platform}"
     if f.parent:
         text += f"  under {f.parent.short}"
     if show_tags:
         text += f"  tags: {', '.join(f.tags)}"
-    return text + "\n" + paint(f"      {f.detail}", DIM)
+    text += "\n" + paint(f"      {f.detail}", DIM)
+    if f.registry_error is not None:
+        text += "\n" + paint(f"      the registry says: {f.registry_error}", DIM)
+    return text

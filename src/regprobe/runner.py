@@ -13,12 +13,11 @@ import functools
 import logging
 import ssl
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
-from . import credentials, shard
+from . import credentials, outcome, shard
 from .auth import RegistryAuth
 from .budget import Budget
 from .cache import ManifestCache
@@ -32,9 +31,8 @@ from .model import RegistryResult
 from .plan import Clock, LedgerPlan, Plan, RotationPlan
 from .probe import Pinned, Selection, probe_registry
 from .pullthrough import CacheStorage
-from .reference import hub_repository
 from .scrub import Scrubber, scrub
-from .stop import StopRequest
+from .stop import Stopped, StopRequest, unless_stopped
 from .walk import WalkPolicy
 
 log = logging.getLogger("regprobe")
@@ -73,23 +71,37 @@ def open_cache(cfg: Config, path: str) -> ManifestCache | None:
         raise ConfigError(f"{path}: cache_dir: cannot create {cfg.cache_dir}: {exc.strerror}") from None
 
 
+#: What becomes of one registry's result as soon as its walk ends: ``run`` pushes it, ``serve`` holds it.
+Publish = Callable[[RegistryResult], Awaitable[object]]
+
+
 async def run_config(
     cfg: Config,
     cache: ManifestCache | None = None,
     selected_shard: shard.Shard | None = None,
     stop: StopRequest | None = None,
     counters: Sequence[Counters] | None = None,
+    publish: Publish | None = None,
     now: float | None = None,
 ) -> list[RegistryResult]:
     """Probe every registry of ``cfg`` at once; ``counters`` (one per registry, in order) follow them.
-    ``now`` is the run's start in unix time (default: the clock's; tests turn the rotation with it)."""
+    Each registry's result is published and its outcome logged as soon as its own walk ends: a registry
+    that never answers must not hold back the others' (issue 21). ``now`` is the run's start in unix
+    time (default: the clock's; tests turn the rotation with it)."""
     deadline = time.monotonic() + cfg.deadline
     counters = counters or [Counters(r.name) for r in cfg.registries]
-    probes = (
-        probe_configured(cfg, r, deadline, cache, selected_shard, stop, c, now)
-        for r, c in zip(cfg.registries, counters, strict=True)
-    )
-    return list(await asyncio.gather(*probes))
+
+    async def probe(registry: RegistryConfig, counter: Counters) -> RegistryResult:
+        result = await probe_configured(cfg, registry, deadline, cache, selected_shard, stop, counter, now)
+        if publish is not None:
+            try:
+                await publish(result)
+            except Exception:  # a bug in publishing one registry must not lose the others
+                log.exception("internal error publishing the result of %s", registry.name)
+        outcome.report(result)
+        return result
+
+    return list(await asyncio.gather(*(probe(r, c) for r, c in zip(cfg.registries, counters, strict=True))))
 
 
 async def probe_configured(
@@ -103,24 +115,17 @@ async def probe_configured(
     now: float | None = None,
 ) -> RegistryResult:
     clock = Clock(now)
-    try:
-        # In a thread: a credential helper may take seconds (a cloud API, a keyring) - other registries go on.
-        settings = await asyncio.to_thread(configured_settings, cfg, registry)
-    except NotProbed as exc:
-        log.error("registry %s: %s", registry.name, exc)
-        return not_probed(registry.name, registry.url, str(exc), clock.start)
     policy = walk_policy(cfg, registry)
-    repos = registry.repositories
-    host = urlsplit(registry.url).hostname or ""
-    names = tuple(hub_repository(host, name) for name in repos.list_)
-    selection = Selection(tuple(repos.include), tuple(repos.exclude), names, selected_shard)
+    selection = Selection.configured(registry, selected_shard)
     try:
         with verification(cfg, registry, selected_shard, clock) as (plan, scrubber):
+            settings = configured_settings(cfg, registry)
             budget = Budget.of(
-                deadline, cfg.deadline, settings.timeout, cfg.budget.requests, scrub=scrubber is not None
+                deadline, cfg.deadline, cfg.timeout_for(registry), cfg.budget.requests, scrub=scrubber is not None
             )
             return await guarded(
                 registry.name,
+                registry.url,
                 settings,
                 policy,
                 deadline,
@@ -169,28 +174,42 @@ def walk_policy(cfg: Config, registry: RegistryConfig, blob_check: BlobCheck | N
     )
 
 
-def configured_settings(cfg: Config, registry: RegistryConfig) -> ClientSettings:
+async def configured_settings(cfg: Config, registry: RegistryConfig) -> ClientSettings:
     """How to talk to a configured registry: its URL, limits, TLS and credentials. Raises
     :class:`NotProbed` when the registry cannot be reached as configured right now."""
     auth = registry.auth
     if auth is not None and auth.unavailable is not None:
         raise NotProbed(auth.unavailable)  # a secret not mounted (yet): this registry, not the others
+    tls = registry.tls
     try:
-        if auth is not None and auth.password is not None:
-            credentials_ = RegistryAuth(auth.username, auth.password.get_secret_value())
-        else:
-            credentials_ = docker_auth(registry.url)
-        tls = registry.tls
         verify = ssl_context(tls.ca_file, tls.cert_file, tls.key_file, tls.insecure_skip_verify)
-    except CredentialHelperError as exc:
-        raise NotProbed(str(exc)) from None
     except (OSError, ssl.SSLError) as exc:  # checked at load; a file replaced since is this registry's problem
         raise NotProbed(f"tls: cannot load: {exc}") from None
+    login = None
+    if auth is not None and auth.password is not None:
+        login = (auth.username, auth.password.get_secret_value())
+    return await client_settings(registry.url, cfg.concurrency_for(registry), cfg.timeout_for(registry), verify, login)
+
+
+async def client_settings(
+    url: str, concurrency: int, request_timeout: float, verify: ssl.SSLContext | bool, login: tuple[str, str] | None
+) -> ClientSettings:
+    """How to talk to the registry at ``url``, for ``run``, ``check`` and ``serve`` alike: with ``login``
+    (user, password) when given, else with what docker's config.json keeps for its host - maybe from a
+    credential helper program, which is why this is a coroutine: cancelled, it kills the helper. Raises
+    :class:`NotProbed` when the helper fails."""
+    if login is not None:
+        auth = RegistryAuth(*login)
+    else:
+        try:
+            auth = await docker_auth(url)
+        except CredentialHelperError as exc:
+            raise NotProbed(str(exc)) from None
     return ClientSettings(
-        url=registry.url,
-        concurrency=cfg.concurrency_for(registry),
-        timeout=cfg.timeout_for(registry),
-        auth=credentials_,
+        url=url,
+        concurrency=concurrency,
+        timeout=request_timeout,
+        auth=auth,
         verify=verify,
         user_agent=f"regprobe/{user_agent_version()}",
     )
@@ -202,10 +221,10 @@ def not_probed(name: str, url: str, error: str, started_at: float | None = None)
     return RegistryResult(name=name, url=url, errors=[error], started_at=started, stopped="error")
 
 
-def docker_auth(host_or_url: str) -> RegistryAuth:
+async def docker_auth(host_or_url: str) -> RegistryAuth:
     """Credentials for a host from docker's config.json, the fallback when the config gives none;
     anonymous (which still fetches anonymous pull tokens) when it has none."""
-    found = credentials.lookup(host_or_url.split("://", 1)[-1])
+    found = await credentials.lookup(host_or_url.split("://", 1)[-1])
     if found is None:
         return RegistryAuth()
     return RegistryAuth(found.username, found.password, identity_token=found.identity_token)
@@ -213,7 +232,8 @@ def docker_auth(host_or_url: str) -> RegistryAuth:
 
 async def guarded(
     name: str,
-    settings: ClientSettings,
+    url: str,
+    settings: Awaitable[ClientSettings],
     policy: WalkPolicy,
     deadline: float,
     *,
@@ -227,9 +247,18 @@ async def guarded(
     clock: Clock | None = None,
     scrubber: Scrubber | None = None,
 ) -> RegistryResult:
-    """One registry's probe; whatever goes wrong in it, the others are still probed and reported."""
+    """One registry's probe, from finding how to reach it (``settings``, e.g. :func:`configured_settings`)
+    to its result; whatever goes wrong in it, the others are still probed and reported. A stop cuts it
+    short at any point - a credential helper still running is killed (issue 22)."""
     try:
-        async with RegistryClient(settings) as client:
+        ready = await unless_stopped(stop, settings)
+    except NotProbed as exc:
+        log.error("registry %s: %s", name, exc)
+        return not_probed(name, url, str(exc))
+    except Stopped as exc:
+        return not_probed(name, url, f"stopped by {exc.reason} before it was probed; the run is incomplete")
+    try:
+        async with RegistryClient(ready) as client:
             if counters is not None:
                 counters.requests = client.requests
             return await probe_registry(
@@ -249,9 +278,4 @@ async def guarded(
             )
     except Exception as exc:
         log.exception("internal error probing %s", name)
-        return not_probed(name, settings.url, f"internal error {type(exc).__name__}; see the log")
-
-
-async def done(result: RegistryResult) -> RegistryResult:
-    """An already known result, where a list of probes to gather is expected."""
-    return result
+        return not_probed(name, url, f"internal error {type(exc).__name__}; see the log")

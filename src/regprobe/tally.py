@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .digest import Digest
 from .facts import Key, Node, TagRoot
 from .judge import Judgement, reachable
 from .ledger import ObjectVerdict, Problem, TagVerdict, Verdict
@@ -47,7 +48,7 @@ def tally(
             verdict = "ok"
         else:
             continue
-        reaches = tuple(str(key[1]) for key, _ in reachable(root.key, nodes)) if root.key else ()
+        reaches = tuple(dict.fromkeys(str(key[1]) for key, _, _ in reachable(root.key, nodes))) if root.key else ()
         tags.append(
             TagVerdict(
                 repository,
@@ -59,14 +60,17 @@ def tally(
                 tuple(_problem(f) for f in found or ()),
             )
         )
-    return tags, _objects(repository, nodes)
+    judged_broken = {f.digest for f in judged.findings}
+    return tags, _objects(repository, nodes, judged_broken)
 
 
-def _objects(repository: str, nodes: Mapping[Key, Node]) -> list[ObjectVerdict]:
+def _objects(repository: str, nodes: Mapping[Key, Node], judged_broken: set[Digest | None]) -> list[ObjectVerdict]:
     out = []
     for (_, digest), node in nodes.items():
         if node.error is not None or node.absent:
             continue  # not looked at
+        if node.problem is not None and digest not in judged_broken:
+            continue  # not judged (a server_error while the registry failed the rest too)
         verdict: Verdict = "skipped" if node.skipped else "broken" if node.problem else "ok"
         out.append(ObjectVerdict(repository, str(digest), node.kind.value, verdict, node.size, node.hashed))
     return out

@@ -5,32 +5,64 @@ microsecond of client CPU is taken from the registry (docs/performance.md). http
 (httpcore) costs several times the CPU per request that aiohttp's does, so httpx-aiohttp's transport
 runs underneath. Its general-purpose request path re-parses and re-quotes each URL, builds a timeout
 object and consults a cookie jar per request; for bodyless GET and HEAD this subclass skips all three.
+
+Every name it connects to is resolved through the registry's :class:`~regprobe.addresses.Guard`, so a
+token realm or redirect target that resolves to an internal address is never connected to.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 
 import aiohttp
 import httpx
 import yarl
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
 from httpx_aiohttp import AiohttpTransport
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
+
+from .addresses import Guard
 
 _Timeouts = tuple[float | None, float | None, float | None]
 
 
+class GuardedResolver(AbstractResolver):
+    """aiohttp's resolver, with each answer judged by the registry's guard before anything connects: the
+    check sees the addresses the connection will use, however the name reached them (DNS, a hosts file,
+    a numeric spelling only the system's resolver reads)."""
+
+    def __init__(self, guard: Guard) -> None:
+        self._guard = guard
+        self._resolver = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        resolved = await self._resolver.resolve(host, port, family)
+        self._guard.admit(host, [entry["host"] for entry in resolved])  # raises BlockedAddressError
+        return resolved
+
+    async def close(self) -> None:
+        await self._resolver.close()
+
+
 class RegistryTransport(AiohttpTransport):
-    def __init__(self, verify: ssl.SSLContext | bool, limits: httpx.Limits) -> None:
+    def __init__(self, verify: ssl.SSLContext | bool, limits: httpx.Limits, guard: Guard) -> None:
         super().__init__(verify=verify, limits=limits, trust_env=False)
         self._timeouts: dict[_Timeouts, aiohttp.ClientTimeout] = {}
+        self._guard = guard
+        self._resolver: GuardedResolver | None = None
 
     def get_client(self) -> aiohttp.ClientSession:
+        self._resolver = GuardedResolver(self._guard)
         connector = aiohttp.TCPConnector(
             limit=self.limits.max_connections or 0,
             keepalive_timeout=self.limits.keepalive_expiry,
             ssl=self.ssl_context,
+            resolver=self._resolver,
         )
         # No cookie jar: docker and containerd keep no cookies either, so a registry that needs one
         # would fail their pulls too - and the jar is consulted on every request.
@@ -74,6 +106,11 @@ class RegistryTransport(AiohttpTransport):
             extensions={"http_version": b"HTTP/1.1"},
         )
 
+    async def aclose(self) -> None:
+        await super().aclose()
+        if self._resolver is not None:  # a resolver handed to a connector is not closed by it
+            await self._resolver.close()
+
     def _timeout(self, timeout: dict[str, float | None]) -> aiohttp.ClientTimeout:
         key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
         cached = self._timeouts.get(key)
@@ -116,8 +153,9 @@ class _NoCookies(httpx.Cookies):
 _NO_COOKIES = _NoCookies()
 
 
-def transport(verify: ssl.SSLContext | bool, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    """REGPROBE_HTTP_TRANSPORT=httpx selects httpx's own transport, for comparison in bench/."""
+def transport(verify: ssl.SSLContext | bool, limits: httpx.Limits, guard: Guard) -> httpx.AsyncBaseTransport:
+    """REGPROBE_HTTP_TRANSPORT=httpx selects httpx's own transport, for comparison in bench/ (without the
+    connect-time guard: only address literals are judged there)."""
     if os.environ.get("REGPROBE_HTTP_TRANSPORT") == "httpx":
         return httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-    return RegistryTransport(verify, limits)
+    return RegistryTransport(verify, limits, guard)

@@ -53,15 +53,18 @@ class RepositoryWalk:
         self.roots: dict[str, TagRoot] = {}
         #: Tags whose walk finished; a tag cut off by the deadline is not counted as checked.
         self.walked = 0
-        #: Which tags those are (by tag or label): only they can be verified intact.
+        #: Which tags those are (by tag or label): only they can be verified intact (regprobe.carryover,
+        #: regprobe.tally).
         self.finished: set[str] = set()
         self._pending: dict[Key, asyncio.Future[None]] = {}
         self._holdings: asyncio.Future[Holdings] | None = None
+        #: Why the registry is not known to answer the rest of the repository, until :meth:`settle` asks.
+        self._unavailable: str | None = _NOT_ASKED
 
     def judgement(self) -> judge.Judgement:
         """Findings, objects that could not be looked at (an access problem of the run, never a finding),
         and tags not judged on purpose (a pull policy, a tag gone since the listing)."""
-        judged = judge.judgement(self.repository, self.roots, self.nodes)
+        judged = judge.judgement(self.repository, self.roots, self.nodes, self._unavailable)
         unread = self._unread_storage()
         return replace(judged, errors=judged.errors + unread) if unread else judged
 
@@ -79,6 +82,30 @@ class RepositoryWalk:
         if self._holdings is None:
             self._holdings = asyncio.ensure_future(asyncio.to_thread(storage.holdings, self.repository))
         return await asyncio.shield(self._holdings)
+
+    async def settle(self) -> None:
+        """Once the walk is done: if the registry answered 5xx on every try for some object, ask it for this
+        repository's tag list - one cheap request to the same storage. Answered (the list, or a 4xx but
+        429): the registry answers the rest, so each such object is a ``server_error`` finding (its
+        stored data is likely corrupt). Not answered: an outage, and those objects are errors of the
+        run (issue 21). Asked after the failures, so an outage that began mid-run is not mistaken for
+        broken objects."""
+        seen = [n.problem for n in self.nodes.values()] + [r.problem for r in self.roots.values()]
+        if Problem.SERVER_ERROR not in seen:
+            self._unavailable = None
+            return
+        pages = self.client.pages(f"/v2/{self.repository}/tags/list", "tags", page_size=1)
+        try:
+            await anext(pages, None)
+        except RegistryError as exc:
+            # A 4xx (no such repository, no access) is an answer; 5xx, no answer, 429 or an HTML page is not.
+            answered = exc.status is not None and 400 <= exc.status < 500 and exc.status != 429
+            if not answered:
+                self._unavailable = f"the registry failed this repository's tag list as well ({exc}): not judged"
+                return
+        finally:
+            await pages.aclose()
+        self._unavailable = None
 
     def findings(self) -> list[Finding]:
         return self.judgement().findings
@@ -105,7 +132,9 @@ class RepositoryWalk:
         verdict = judge.manifest_reply(reply, expected=None, pinned=None)
         if verdict is not None or reply.digest is None:
             problem, detail = verdict or (Problem.INVALID, "manifest body could not be read")
-            self.roots[tag] = TagRoot(None, problem, reply.status, f"tag {tag}: {detail}", _hint(reply))
+            self.roots[tag] = TagRoot(
+                None, problem, reply.status, f"tag {tag}: {detail}", _hint(reply), said=reply.said
+            )
         else:
             key: Key = ("manifest", reply.digest)
             self.roots[tag] = TagRoot(key)
@@ -171,10 +200,15 @@ class RepositoryWalk:
                         return Reply(
                             head.url, "HEAD", head.status, content_type=head.content_type, body=body, digest=digest
                         )
-                elif head.status not in (405, 412) and not (head.status == 404 and pinned is None):
+                elif (
+                    head.status not in (405, 412)
+                    and not _server_error(head)
+                    and not (head.status == 404 and pinned is None)
+                ):
                     # The verdict a GET would get, without spending a GET. But 405 is no manifest HEAD on
                     # this registry, and a HEAD's 412, or 404 for a tag, has no body to carry the code
-                    # that makes it no finding (PROJECTPOLICYVIOLATION, TAG_EXPIRED): a GET tells.
+                    # that makes it no finding (PROJECTPOLICYVIOLATION, TAG_EXPIRED), nor a 5xx the
+                    # registry's words about a server_error: a GET tells.
                     return head
         reply = await self.client.manifest(self.repository, reference, self.policy.max_manifest_bytes)
         cacheable = reply.ok and not reply.over_limit and reply.digest is not None
@@ -205,7 +239,7 @@ class RepositoryWalk:
             return
         verdict = judge.manifest_reply(reply, expected=expected, pinned=digest)
         if verdict is not None:
-            self.nodes[key] = Node(Kind.MANIFEST, verdict[0], reply.status, verdict[1])
+            self.nodes[key] = Node(Kind.MANIFEST, verdict[0], reply.status, verdict[1], said=reply.said)
             return
         await self._manifest_body(key, reply, depth, ancestors)
 
@@ -231,6 +265,7 @@ class RepositoryWalk:
                 node.detail = f"index refers back to {loops[0].digest} (a loop)"
                 return
             checks = [(("manifest", c.digest), self._child_manifest(c, depth + 1, ancestors)) for c in parsed.children]
+            node.platforms = tuple(c.platform for c in parsed.children)
         else:
             blobs = [(parsed.config, Kind.CONFIG)]
             blobs += [(layer, Kind.LAYER) for layer in parsed.layers if not layer.foreign]
@@ -263,7 +298,7 @@ class RepositoryWalk:
             verdict = judge.blob_reply(reply, descriptor, mode)
             node = Node(kind, status=reply.status, size=descriptor.size, hashed=mode == "digest")
             if verdict is not None:
-                node.problem, node.detail = verdict
+                node.problem, node.detail, node.said = verdict[0], verdict[1], reply.said
             self.nodes[key] = node
 
         return check
@@ -271,6 +306,14 @@ class RepositoryWalk:
     async def _held(self, key: Key) -> bool:
         """Whether the object may be asked for: anywhere, unless this is a cache that does not hold it."""
         return self.policy.pull_through is None or (await self.holdings()).serves(key)
+
+
+#: Why a server_error stays an error of the run when the registry was never asked about the rest.
+_NOT_ASKED = "the run ended before the registry could be asked whether it answers the rest: not judged"
+
+
+def _server_error(reply: Reply) -> bool:
+    return reply.status is not None and reply.status >= 500
 
 
 def _hint(reply: Reply) -> Digest | None:

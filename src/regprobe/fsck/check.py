@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from .. import manifest as manifest_mod
 from ..digest import Digest
 from ..model import KIND_ORDER, Kind, Problem, object_json
+from ..tagorder import sorted_tags
 from .storage import Body, Data, RepositoryFacts, content_lost, data_path, emptied
 
 
@@ -83,7 +84,8 @@ def judge(facts: RepositoryFacts, *, index_children: bool = True) -> Judgement:
     children, blobs = _references(usable)
     reached = _tags_reaching(facts, usable)
     tag_targets: dict[Digest, list[str]] = {}
-    for tag, tag_link in sorted(facts.tags.items()):
+    for tag in sorted_tags(facts.tags):
+        tag_link = facts.tags[tag]
         if tag_link.target is not None:
             tag_targets.setdefault(tag_link.target, []).append(tag)
 
@@ -104,7 +106,7 @@ def judge(facts: RepositoryFacts, *, index_children: bool = True) -> Judgement:
         if key not in out:
             tag_set = set(tags) | (reached.get(digest, set()) if digest is not None else set())
             finding = FsckFinding(
-                facts.name, digest, kind, problem, parent, path, detail, tuple(sorted(tag_set)), repair
+                facts.name, digest, kind, problem, parent, path, detail, tuple(sorted_tags(tag_set)), repair
             )
             out[key] = finding
 
@@ -263,7 +265,9 @@ def _manifest_verdict(digest: Digest, body: Body, expected: manifest_mod.Descrip
     if body.error is not None and data.actual is None:
         return Problem.INVALID, body.error, True
     if data.actual != digest:
-        return Problem.DIGEST_MISMATCH, f"manifest data hashes to {data.actual}", True
+        # Unparseable as well: the registry answers 500 for it on every pull (the HTTP walk's server_error).
+        unusable = f"; {body.error}" if body.error is not None else ""
+        return Problem.DIGEST_MISMATCH, f"manifest data hashes to {data.actual}{unusable}", True
     if body.error is not None:
         return Problem.INVALID, body.error, True
     if expected is not None and expected.size != data.size:

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Protocol, TextIO
 
 from ..render import BOLD, DIM, RED, YELLOW, painter, state
+from ..tagorder import sorted_tags
 from .check import FsckFinding
 
 
@@ -81,7 +82,7 @@ class TextOutput:
     def repository(self, name: str, findings: Sequence[FsckFinding]) -> None:
         if not findings:
             return
-        tags = sorted({t for f in findings for t in f.tags})
+        tags = sorted_tags({t for f in findings for t in f.tags})
         lines = [f"  {self._paint(name, BOLD)}  " + (f"tags: {', '.join(tags)}" if tags else "(no tags affected)")]
         for f in findings:
             digest = f.digest.short if f.digest else "(no digest)"

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from itertools import groupby
 
 from ..render import BOLD, DIM, GREEN, RED, YELLOW, painter
+from ..tagorder import sorted_tags
 from .plan import Plan
 from .predict import GcFinding, Reason
 
@@ -66,7 +67,7 @@ def to_text(result: Result, *, colour: bool) -> str:
     ]
     for repository, group in groupby(result.findings, key=lambda f: f.repository):
         findings = list(group)
-        tags = sorted({t for f in findings for t in f.tags})
+        tags = sorted_tags({t for f in findings for t in f.tags})
         lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
         for f in findings:
             head = f"    {f.kind.value:<8} {f.digest.short:<19} {paint(f.reason.value, RED)}"

@@ -21,6 +21,7 @@ from .. import manifest as manifest_mod
 from ..digest import Digest
 from ..fsck.storage import RepositoryFacts
 from ..model import KIND_ORDER, Kind
+from ..tagorder import sorted_tags
 from .plan import Plan
 
 
@@ -90,7 +91,8 @@ def judge(facts: RepositoryFacts, plan: Plan) -> list[GcFinding]:
         if parsed.subject is not None:
             referrers.setdefault(parsed.subject, []).append(digest)
     by_target: dict[Digest, list[str]] = {}
-    for tag, link in sorted(facts.tags.items()):
+    for tag in sorted_tags(facts.tags):
+        link = facts.tags[tag]
         if link.target is not None:
             by_target.setdefault(link.target, []).append(tag)
 
@@ -106,7 +108,13 @@ def judge(facts: RepositoryFacts, plan: Plan) -> list[GcFinding]:
         shown = min(seen, key=_Sighting.rank)
         findings.append(
             GcFinding(
-                facts.name, digest, shown.kind, tuple(sorted(tags[digest])), shown.parent, shown.reason, shown.detail
+                facts.name,
+                digest,
+                shown.kind,
+                tuple(sorted_tags(tags[digest])),
+                shown.parent,
+                shown.reason,
+                shown.detail,
             )
         )
     findings.sort(key=order)

@@ -14,9 +14,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder, generate_latest
 
+from .. import outcome
 from ..cache import ManifestCache
 from ..config import Config
 from ..errors import ConfigError
+from ..model import RegistryResult
 from ..report import to_text
 from ..runner import run_config
 from . import ondemand, page
@@ -61,17 +63,14 @@ class Server:
             started = time.monotonic()
             self.runs.running_since = time.time()
             try:
-                results = await run_config(self.cfg, self.cache)
+                # Each registry's results are served as soon as its own walk ends (issue 21).
+                await run_config(self.cfg, self.cache, publish=self.record)
+                if self.cache is not None:
+                    await asyncio.to_thread(self.cache.prune)
             except Exception:  # a bug must not end the schedule; the stale alert sees missing successes
                 log.exception("internal error in a scheduled run")
-                results = []
             finally:
                 self.runs.running_since = None
-            for result in results:
-                self.held.record(result)
-                self.runs.record(result)
-            if self.cache is not None:
-                await asyncio.to_thread(self.cache.prune)
             self.finished.inc()
             elapsed = time.monotonic() - started
             if elapsed > self.interval:
@@ -80,6 +79,17 @@ class Server:
                     "a run took %.0fs, longer than the interval of %.0fs; the next starts now", elapsed, self.interval
                 )
             await asyncio.sleep(max(0.0, self.interval - elapsed))
+
+    def start_schedule(self) -> asyncio.Task[None]:
+        """The schedule as a task of its own; /healthz reports whether it is still alive."""
+        self._scheduler = asyncio.create_task(self.schedule())
+        return self._scheduler
+
+    async def record(self, result: RegistryResult) -> None:
+        """Serve one registry's result: its metrics, and its place on the status page."""
+        verdict = self.held.record(result)
+        self.runs.record(result, verdict)
+        outcome.kept(result, verdict)
 
     # --- HTTP ----------------------------------------------------------------------------------------
 
@@ -146,7 +156,7 @@ class Server:
                 raise ConfigError(f"{source}: cannot listen: {exc.strerror or exc}") from None
             where = f"{host or 'every interface'}, port {port}"
             print(f"regprobe: serving on {where}, a run every {self.interval:g}s", file=sys.stderr, flush=True)
-            self._scheduler = asyncio.create_task(self.schedule())
+            self.start_schedule()
             await stop.wait()
         finally:
             if self._scheduler is not None:

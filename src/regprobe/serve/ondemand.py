@@ -7,7 +7,6 @@ port must not be able to turn the prober into a proxy, or make it send credentia
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from dataclasses import replace
@@ -16,12 +15,13 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from ..client import ClientSettings
 from ..config import BlobCheck, Config, RegistryConfig
 from ..errors import ParseError
 from ..model import OUTCOMES, RegistryResult
 from ..probe import Pinned, Selection
 from ..reference import Reference
-from ..runner import NotProbed, configured_settings, guarded, not_probed, walk_policy
+from ..runner import configured_settings, guarded, walk_policy
 
 #: Prometheus' default scrape_timeout, for callers that do not send X-Prometheus-Scrape-Timeout-Seconds.
 DEFAULT_BUDGET = 10.0
@@ -74,33 +74,27 @@ def resolve(cfg: Config, target: str, blob_check: str | None) -> tuple[RegistryC
         raise TargetError(f"target: host {ref.host[:100]!r} is not one of the configured registries")
     # Several entries may share a host (different repositories, different credentials): take the one
     # whose repository selection covers the image.
-    registry = next((r for r in matches if _selects(r, ref.repository)), matches[0])
+    registry = next((r for r in matches if Selection.configured(r).wants(ref.repository)), matches[0])
     check = blob_check or registry.blob_check
     if check not in BLOB_CHECKS:
         raise TargetError(f"blob_check: must be one of {', '.join(BLOB_CHECKS)}")
     return registry, ref, cast(BlobCheck, check)
 
 
-def _selects(registry: RegistryConfig, repository: str) -> bool:
-    repos = registry.repositories
-    if repos.list_:
-        return repository in repos.list_
-    return Selection(tuple(repos.include), tuple(repos.exclude)).wants(repository)
-
-
 async def walk(
     cfg: Config, registry: RegistryConfig, ref: Reference, check: BlobCheck, seconds: float
 ) -> RegistryResult:
-    try:
-        # In a thread, as for a scheduled run: a credential helper may take seconds.
-        settings = await asyncio.to_thread(configured_settings, cfg, registry)
-    except NotProbed as exc:  # the registry's problem right now: this probe fails, naming it
-        return not_probed(registry.name, registry.url, str(exc))
-    settings = replace(settings, timeout=min(settings.timeout, seconds))
     policy = walk_policy(cfg, registry, check)
     deadline = time.monotonic() + seconds
     pinned = [Pinned(ref.repository, ref.tag, ref.digest)]
-    return await guarded(registry.name, settings, policy, deadline, pinned=pinned)
+    return await guarded(
+        registry.name, registry.url, _settings(cfg, registry, seconds), policy, deadline, pinned=pinned
+    )
+
+
+async def _settings(cfg: Config, registry: RegistryConfig, seconds: float) -> ClientSettings:
+    settings = await configured_settings(cfg, registry)
+    return replace(settings, timeout=min(settings.timeout, seconds))
 
 
 def exposition(result: RegistryResult) -> CollectorRegistry:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from html import escape
 
-from ..model import RegistryResult
+from ..model import Finding
+from ..render import verdict
 from .state import RegistryHistory, RunLog
 
 #: Findings listed per registry; the rest are counted. Keeps the page small when a whole registry breaks.
@@ -24,12 +25,8 @@ def _when(unix: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix))
 
 
-def _state(result: RegistryResult) -> tuple[str, str]:
-    if result.findings:
-        return "BROKEN", "broken"
-    if not result.complete:
-        return "INCOMPLETE", "incomplete"
-    return "OK", "ok"
+def _platform(finding: Finding) -> str:
+    return f" ({escape(finding.platform)})" if finding.platform else ""
 
 
 def render(log: RunLog, configured: list[tuple[str, str]], interval: float) -> str:
@@ -60,16 +57,18 @@ def render(log: RunLog, configured: list[tuple[str, str]], interval: float) -> s
 
 def _registry(history: RegistryHistory) -> list[str]:
     result = history.last
-    label, css = _state(result)
+    # The published verdict: an incomplete run keeps earlier broken images it did not re-check.
+    published = history.verdict.count if history.verdict else len(result.broken_images)
+    label = verdict(bool(result.findings) or published > 0, result.complete)
     out = [
-        f'<p class="{css}"><strong>{label}</strong></p>',
+        f'<p class="{label.lower()}"><strong>{label}</strong></p>',
         "<table>",
         f"<tr><th>last run</th><td>{_when(result.started_at)}</td></tr>",
         f"<tr><th>duration</th><td>{result.duration_seconds:.1f}s</td></tr>",
         f"<tr><th>complete</th><td>{'yes' if result.complete else 'no'}</td></tr>",
         f"<tr><th>catalog accessible</th><td>{'yes' if result.catalog_accessible else 'no'}</td></tr>",
         f"<tr><th>tags walked</th><td>{result.images_checked}</td></tr>",
-        f"<tr><th>broken images</th><td>{len(result.broken_images)}</td></tr>",
+        f"<tr><th>broken images</th><td>{published}</td></tr>",
         "</table>",
     ]
     if result.errors:
@@ -83,7 +82,7 @@ def _registry(history: RegistryHistory) -> list[str]:
             digest = str(finding.digest) if finding.digest else "(tag unresolved)"
             out.append(
                 f"<tr><td>{escape(finding.repository)}</td><td>{escape(', '.join(finding.tags))}</td>"
-                f"<td>{finding.kind.value} <code>{escape(digest)}</code></td>"
+                f"<td>{finding.kind.value} <code>{escape(digest)}</code>{_platform(finding)}</td>"
                 f"<td>{finding.problem.value}</td><td>{escape(finding.detail)}</td></tr>"
             )
         out.append("</table>")
@@ -92,6 +91,7 @@ def _registry(history: RegistryHistory) -> list[str]:
                 f"<p>{len(result.findings) - MAX_FINDINGS} more not listed here; "
                 "<code>regprobe run --no-push --format json</code> lists them all.</p>"
             )
+    out.extend(_kept(history))
     out.append("<h3>Recent runs</h3>")
     out.append(
         "<table><tr><th>started</th><th>duration</th><th>complete</th><th>tags walked</th><th>broken images</th></tr>"
@@ -103,3 +103,15 @@ def _registry(history: RegistryHistory) -> list[str]:
         )
     out.append("</table>")
     return out
+
+
+def _kept(history: RegistryHistory) -> list[str]:
+    if history.verdict is None or not history.verdict.kept:
+        return []
+    kept = sorted(history.verdict.named - set(history.last.broken_images))
+    names = ", ".join(f"<code>{escape(f'{repository}:{tag}')}</code>" for repository, tag in kept[:MAX_FINDINGS])
+    more = f" and {len(kept) - MAX_FINDINGS} more" if len(kept) > MAX_FINDINGS else ""
+    return [
+        "<h3>Broken at an earlier run, not re-checked by this one</h3>",
+        f"<p>This run did not reach them, so their earlier verdict stands: {names}{more}.</p>",
+    ]

@@ -10,26 +10,35 @@ from dataclasses import dataclass
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from ..carryover import BrokenImages, carry
 from ..metrics import families
 from ..model import RegistryResult
 
 
 class HeldMetrics(Collector):
-    """The contract's families for every registry, merged run after run the way the pushgateway merges
-    ``regprobe run``'s pushes (metrics.py): a completed run replaces its registry's families whole, an
-    incomplete one replaces only the families it carries. So a failed run keeps the last success time
-    and the last verdict on broken images, and the alerts read scraped series exactly as pushed ones."""
+    """The contract's families for every registry, merged run after run the way the pushgateway holds
+    ``regprobe run``'s pushes (regprobe.pushgateway): a completed run replaces its registry's families
+    whole; an incomplete one replaces the families it carries, never ``last_success``, and its broken
+    images are merged with the verdict held from earlier runs (regprobe.carryover) - it clears only what
+    it looked at again. So the alerts read scraped series exactly as pushed ones."""
 
     def __init__(self, max_broken_series: int) -> None:
         self._max = max_broken_series
         self._held: dict[str, dict[str, Metric]] = {}
+        #: Per registry, the verdict on its images as last published (every broken tag by name).
+        self.verdicts: dict[str, BrokenImages] = {}
 
-    def record(self, result: RegistryResult) -> None:
-        carried = {family.name: family for family in families(result, self._max)}
+    def record(self, result: RegistryResult) -> BrokenImages | None:
+        """Hold ``result``'s families; the verdict published for it (None: none yet)."""
+        verdict = carry(self.verdicts.get(result.name), result)
+        if verdict is not None:
+            self.verdicts[result.name] = verdict
+        carried = {family.name: family for family in families(result, self._max, verdict)}
         if result.complete:
             self._held[result.name] = carried
         else:
             self._held.setdefault(result.name, {}).update(carried)
+        return verdict
 
     def collect(self) -> Iterable[Metric]:
         # One family per name across registries: exposition allows a name's HELP/TYPE only once.
@@ -57,6 +66,8 @@ class RunSummary:
 class RegistryHistory:
     last: RegistryResult
     runs: deque[RunSummary]
+    #: The verdict published after ``last``: with an incomplete run, earlier verdicts it kept.
+    verdict: BrokenImages | None = None
 
 
 class RunLog:
@@ -68,7 +79,7 @@ class RunLog:
         #: Unix time the run in progress started, None between runs.
         self.running_since: float | None = None
 
-    def record(self, result: RegistryResult) -> None:
+    def record(self, result: RegistryResult, verdict: BrokenImages | None = None) -> None:
         summary = RunSummary(
             started_at=result.started_at,
             duration_seconds=result.duration_seconds,
@@ -81,5 +92,5 @@ class RunLog:
         history = self.registries.get(result.name)
         if history is None:
             history = self.registries[result.name] = RegistryHistory(result, deque(maxlen=self._keep))
-        history.last = result
+        history.last, history.verdict = result, verdict
         history.runs.appendleft(summary)
