@@ -5,8 +5,9 @@ which the work in flight finishes, less the scrub's share when the scrub is on -
 ``budget.requests``. A run takes a tag only while both allow; what it has started it finishes (the
 deadline itself still cuts what is not done by then, and such a tag records nothing).
 
-The request bound is kept by forecast: a tag costs what tags have cost so far in this run, so the
-tags in flight are counted before they spend, and the run stops taking tags when one more would go over.
+The request bound is kept by forecast: a tag costs what tags have cost so far in this run (the tags in
+flight counted as half walked), the tags in flight are counted as if they had spent nothing yet, and the
+run stops taking tags when one more would go over.
 The listing (catalog, tag lists) is not counted: every run needs all of it, whatever its budget.
 """
 
@@ -68,8 +69,11 @@ class Budget:
             return "time"
         if self.requests:
             used = self.used
-            per_tag = used / self._tags_done if self._tags_done else 0.0
-            if used + per_tag * (in_flight + 1) > self.requests or used >= self.requests:
+            # What has been sent covers the tags done and, about half, those in flight.
+            walked = self._tags_done + in_flight / 2
+            per_tag = used / walked if walked else 0.0
+            # Those in flight may have spent little yet: counted whole, so the bound is kept, not overshot.
+            if used >= self.requests or used + per_tag * (in_flight + 1) > self.requests:
                 return "requests"
         return None
 
