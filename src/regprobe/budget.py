@@ -80,7 +80,7 @@ class Budget:
     def describe(self, why: Spent) -> str:
         if why == "requests":
             return f"budget.requests spent ({self.used} of {self.requests})"
-        return "its time spent (the deadline, less the margin for work in flight)"
+        return "deadline reached (less the margin left for the tags in flight to finish)"
 
 
 def _sent(counts: Counter[str]) -> int:

@@ -339,8 +339,8 @@ class Ledger(_Reader):
 
     def plan(self, listed_since: float) -> Iterator[tuple[str, str]]:
         """Tags listed by this run (``listed_at >= listed_since``) in verification order: broken at the
-        last look, then never verified, then the least recently verified. Ties by name, so two runs
-        over one state plan alike, and tags verified together (a repository's, one commit) stay together.
+        last look, then never verified, then the least recently verified. Ties by name, so two runs over
+        one state plan alike, and tags verified together (a repository's, in one commit) stay together.
 
         The order is a snapshot taken now (a temporary table), read a page at a time: the verdicts the run
         records while it walks the plan do not reorder what is still to come."""

@@ -124,10 +124,10 @@ class PushOutcome:
         return {"ok": self.ok, "error": self.error}
 
 
-#: Why a run stopped walking: ``done`` the plan ran out; ``budget`` it stopped taking tags because its
-#: time (the deadline, less what work in flight needs to finish) or ``budget.requests`` was spent, and
-#: finished the work in flight; ``deadline`` the deadline cut work in flight; ``signal`` SIGTERM/SIGINT;
-#: ``error`` something made it stop early (a rate limit spent, the ledger failing, the registry not probed).
+#: Why a run stopped walking: ``done`` it took every tag it planned; ``budget`` ``budget.requests`` was
+#: spent; ``deadline`` its time was (it stops taking tags a margin before the deadline, for the work in
+#: flight to finish; what the deadline still cuts records nothing); ``signal`` SIGTERM/SIGINT; ``error``
+#: something made it stop early (a rate limit spent, the ledger failing, the registry not probed).
 Stopped = Literal["done", "budget", "deadline", "signal", "error"]
 
 Image = tuple[str, str]

@@ -5,10 +5,10 @@ A run has two phases (docs/design/continuous-verification.md). It first lists ev
 the catalog and every selected repository's tags, the cheap part - into its plan (regprobe.plan): the
 ledger, or without one this run's own list. The catalog is read no further ahead than the tag lists: at
 most ``max(2, concurrency)`` repositories are queued or being listed at once. It then walks the plan's
-tags in order, a window at a time, grouped by repository: each group is a unit of work with its own
-walk, judged and recorded (and its graph dropped) as soon as its last tag is done - memory follows the
-units in flight, not the size of the registry. It takes a tag only while its budget allows
-(regprobe.budget), and finishes what it has started.
+tags in order: tags of one repository next to each other in the plan are a unit of work with one walk,
+judged and recorded (and its graph dropped) as soon as its last tag is done - memory follows the units
+in flight, not the size of the registry. It takes a tag only while its budget allows (regprobe.budget),
+and finishes what it has started.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .config import RegistryConfig
 from .counters import Counters, ProbeProgress
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
-from .model import Finding, Image, Problem, RegistryResult, Scrubbed
+from .model import Finding, Problem, RegistryResult, Scrubbed, Stopped
 from .plan import Clock, Plan, RotationPlan
 from .pullthrough import upstream_outage
 from .reference import hub_repository, validate_repository
@@ -43,10 +43,10 @@ from .walk import RepositoryWalk, WalkPolicy
 
 log = logging.getLogger(__name__)
 
-#: Plan tags taken at a time and grouped by repository: tags of one repository that sit close in the plan
-#: share one walk (objects they share are checked once). Bigger windows share more; the budget is still
-#: kept tag by tag.
-WINDOW = 1000
+#: Most tags in one unit. A unit is tags of one repository next to each other in the plan - with a ledger,
+#: those verified together last time, or new ones: they share one walk, so what they share is checked
+#: once - and its graph is held until its last tag is done.
+MAX_UNIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +193,9 @@ class RegistryProbe:
         self._idle = 0
         #: Tags being walked right now (the budget forecasts what they will spend).
         self._walking = 0
-        #: Why no more tags are taken, once that is so.
-        self._halt: str | None = None
+        #: Why no more tags are taken, once that is so: the stop it makes, and in words.
+        self._halt: Stopped | None = None
+        self._halt_reason = ""
         self._listing_complete = False
         #: Without a ledger: per listed repository, its tags still without a fresh verdict - what an
         #: incomplete run may not clear (regprobe.carryover). A ledger keeps that itself.
@@ -399,18 +400,25 @@ class RegistryProbe:
         suspects = self.plan.suspects()
         if suspects:
             self.policy = replace(self.policy, hash_always=suspects)
-        window: list[tuple[int, Image]] = []
-        for position, image in enumerate(self.plan.order()):
-            window.append((position, image))
-            if len(window) >= WINDOW:
-                if not await self._take(window):
+        repository, tags = "", list[tuple[int, str]]()
+        for position, (next_repository, tag) in enumerate(self.plan.order()):
+            if next_repository != repository or len(tags) >= MAX_UNIT:
+                if tags and not await self._take(repository, tags):
                     break
-                window = []
+                repository, tags = next_repository, []
+            tags.append((position, tag))
         else:
-            await self._take(window)
+            if tags:
+                await self._take(repository, tags)
         await self._queue.join()
         if self.result.stopped == "done" and self._halt is not None:
-            self.result.stopped = "budget"
+            self.result.stopped = self._halt
+            if not self.plan.persistent:
+                # Only a ledger proves coverage across runs: without one, a run cut short is incomplete.
+                self.result.errors.append(
+                    f"stopped taking tags: {self._halt_reason}; the run is incomplete (with state_dir, a run"
+                    " that spends its budget is a step of continuous verification)"
+                )
 
     async def _scrub(self) -> None:
         """After verification, unless the run is stopping for a reason other than its budget."""
@@ -419,22 +427,18 @@ class RegistryProbe:
         self._scrubbed = ScrubOutcome()
         await self.scrubber(self.client, self._scrubbed)
 
-    async def _take(self, window: Sequence[tuple[int, Image]]) -> bool:
-        """Queue the window's tags as one unit per repository, each in the order of its first tag;
-        False once the budget says stop."""
-        groups: dict[str, list[tuple[int, str]]] = {}
-        for position, (repository, tag) in window:
-            groups.setdefault(repository, []).append((position, tag))
-        for repository, tags in groups.items():
-            if self._spent():
-                return False
-            await self._places.acquire()
-            unit = self._unit(repository)
-            unit.places += 1
-            unit.outstanding = len(tags)
-            unit.queued = True
-            for position, tag in tags:
-                self._put(position, unit, tag)
+    async def _take(self, repository: str, tags: Sequence[tuple[int, str]]) -> bool:
+        """Queue ``tags`` (of ``repository``, next to each other in the plan) as one unit; False once the
+        budget says stop."""
+        if self._spent():
+            return False
+        await self._places.acquire()
+        unit = self._unit(repository)
+        unit.places += 1
+        unit.outstanding = len(tags)
+        unit.queued = True
+        for position, tag in tags:
+            self._put(position, unit, tag)
         return True
 
     def _spent(self) -> bool:
@@ -442,8 +446,9 @@ class RegistryProbe:
         if self._halt is None:
             why = self.budget.spent(self._walking)
             if why is not None:
-                self._halt = self.budget.describe(why)
-                log.info("%s: no more tags taken: %s", self.result.name, self._halt)
+                self._halt = "budget" if why == "requests" else "deadline"
+                self._halt_reason = self.budget.describe(why)
+                log.info("%s: no more tags taken: %s", self.result.name, self._halt_reason)
         return self._halt is not None
 
     async def _walk_pinned(self, pinned: Sequence[Pinned]) -> None:
@@ -541,9 +546,9 @@ class RegistryProbe:
             await self._settle(unit)
 
     def _ledger_failed(self, exc: sqlite3.Error) -> None:
-        if self._halt is None or not self._halt.startswith("ledger"):
+        if self._halt != "error":
             self.result.errors.append(f"ledger: cannot write: {exc}; no more tags taken")
-        self._halt = "ledger failing"
+        self._halt, self._halt_reason = "error", "the ledger failing"
         self.result.stopped = "error"
 
     async def _settle(self, unit: _Unit) -> None:
