@@ -129,7 +129,7 @@ def _stamp(when: float) -> str:
 
 def _age(seconds: object) -> str:
     assert isinstance(seconds, int | float)
-    total = int(seconds)
+    total = max(0, int(seconds))  # a clock set back since
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
