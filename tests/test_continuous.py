@@ -269,6 +269,9 @@ def test_a_listing_that_fails_deletes_nothing_and_the_ledger_keeps_what_it_did_n
     metrics = regprobe("run", "-c", config("a", "typo"), "--no-push", "--format", "metrics").out
     assert f'regprobe_image_broken{{registry="{ns}",repository="{ns}/b",tag="v1"}} 1.0' in metrics
     assert f'regprobe_broken_images{{registry="{ns}"}} 1.0' in metrics
+    text = regprobe("run", "-c", config("a", "typo")).out.splitlines()
+    assert text[0].endswith("  BROKEN") and text[2].startswith("  coverage: 1 verified by this run (done), 3 of 3 ")
+    assert text[2].endswith("; 1 tag broken at the last look not reached (`regprobe ledger --broken`)")
 
     # A listing that completes forgets what it no longer lists.
     code, complete, _, _ = run(regprobe, config("a"))

@@ -423,5 +423,4 @@ def _emit(results: Sequence[RegistryResult], fmt: str, catalog: bool = True) -> 
 def exit_code(results: Sequence[RegistryResult], pushed: bool) -> int:
     complete = pushed and all(r.complete and r.catalog_accessible for r in results)
     # With a ledger, a tag broken at the last look is broken until a run looks again, reached or not.
-    broken = any(r.findings or (r.known_broken is not None and r.known_broken.images) for r in results)
-    return exitcodes.verdict(broken, complete)
+    return exitcodes.verdict(any(r.broken for r in results), complete)

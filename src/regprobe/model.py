@@ -224,6 +224,11 @@ class RegistryResult:
     reached: dict[str, frozenset[str]] = field(default_factory=dict)
 
     @property
+    def broken(self) -> bool:
+        """Integrity findings: this run's, or with a ledger tags broken at the last look it did not reach."""
+        return bool(self.findings) or (self.known_broken is not None and bool(self.known_broken.images))
+
+    @property
     def broken_images(self) -> list[tuple[str, str]]:
         """(repository, tag) pairs with at least one finding, sorted."""
         pairs = {(f.repository, tag) for f in self.findings for tag in f.tags}
