@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,9 +27,10 @@ from bench.gen_storage import Plan, Writer, generate
 
 from regprobe import config as config_mod
 from regprobe.client import ClientSettings, RegistryClient
-from regprobe.ledger import Ledger, LedgerError, LedgerView, ledger_path
+from regprobe.ledger import Ledger, LedgerError, LedgerView, ObjectVerdict, TagVerdict, ledger_path
 from regprobe.model import RegistryResult
-from regprobe.plan import Clock, RotationPlan
+from regprobe.plan import Clock, LedgerPlan, RotationPlan
+from regprobe.plan import Plan as Plan_
 from regprobe.probe import Selection, probe_registry
 from regprobe.runner import run_config
 from regprobe.walk import WalkPolicy
@@ -269,6 +271,7 @@ def test_a_listing_that_fails_deletes_nothing_and_the_ledger_keeps_what_it_did_n
     metrics = regprobe("run", "-c", config("a", "typo"), "--no-push", "--format", "metrics").out
     assert f'regprobe_image_broken{{registry="{ns}",repository="{ns}/b",tag="v1"}} 1.0' in metrics
     assert f'regprobe_broken_images{{registry="{ns}"}} 1.0' in metrics
+    assert f'regprobe_broken_objects{{kind="layer",registry="{ns}"}} 1.0' in metrics
     text = regprobe("run", "-c", config("a", "typo")).out.splitlines()
     assert text[0].endswith("  BROKEN") and text[2].startswith("  coverage: 1 verified by this run (done), 3 of 3 ")
     assert text[2].endswith("; 1 tag broken at the last look not reached (`regprobe ledger --broken`)")
@@ -302,6 +305,7 @@ def test_the_scrub_finds_a_corrupt_blob_and_every_run_after_hashes_it_until_it_i
     assert (finding["problem"], finding["kind"], finding["tags"]) == ("digest_mismatch", "layer", ["v1", "v2"])
     assert finding["detail"].startswith("found by the digest scrub: content hashes to sha256:")
     assert first["scrub"]["blobs"] == 5 and first["scrub"]["bytes"] >= 3000  # the config all three share, 4 layers
+    assert [t["tag"] for t in ledger(regprobe, cfg, "--broken")["tags"]] == ["v1", "v2"]
     metrics = regprobe("run", "-c", cfg, "--no-push", "--format", "metrics").out
     assert f'regprobe_scrub_oldest_age_seconds{{registry="{ns}"}}' in metrics
 
@@ -310,29 +314,50 @@ def test_the_scrub_finds_a_corrupt_blob_and_every_run_after_hashes_it_until_it_i
     finding = only(second["findings"])
     assert code == 1 and finding["tags"] == ["v1", "v2"] and finding["detail"].startswith("content hashes to")
     registry.restore_blob_data(layer, shared)
-    code, healed, _, _ = run(regprobe, cfg)
-    assert (code, healed["findings"]) == (0, [])
+    # Without the scrub this time: the walk's own hashing says the blob is whole again.
+    unscrubbed = probe_config(
+        {"name": ns, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}, state_dir=str(tmp_path / "state")
+    )
+    code, healed, _, _ = run(regprobe, unscrubbed)
+    assert (code, healed["findings"], healed["scrub"]) == (0, [], None)
     assert ledger(regprobe, cfg, "--broken")["tags"] == []
+    with LedgerView.open(ledger_path(tmp_path / "state", ns)) as view:
+        assert view.suspects() == frozenset()
 
 
-def test_a_tag_deleted_between_the_listing_and_its_walk_is_no_broken_image(registry: Registry, ns: str) -> None:
+@pytest.mark.parametrize("kept", [False, True], ids=["no-ledger", "ledger"])
+def test_a_tag_deleted_between_the_listing_and_its_walk_is_no_broken_image(
+    registry: Registry, ns: str, tmp_path: Path, kept: bool
+) -> None:
     """The listing comes first, so a tag may be deleted before the run walks it (a whole run later, not a
     moment): 404 by tag, the repository is listed again, and a tag no longer there is dropped."""
     registry.push_image(f"{ns}/app", "v1")
 
-    class Listed(RotationPlan):
-        def listed(self, repository: str, tags: Sequence[str]) -> None:
-            super().listed(repository, [*tags, "deleted-since"])
+    def listed_with_a_ghost(plan: Plan_) -> Plan_:
+        listed = plan.listed
+        plan.listed = lambda repository, tags: listed(repository, [*tags, "deleted-since"])  # type: ignore[method-assign]
+        return plan
 
-    async def go() -> RegistryResult:
+    async def go(ledger: Ledger | None) -> RegistryResult:
         async with RegistryClient(ClientSettings(url=registry.url, concurrency=2)) as client:
-            plan = Listed(Clock(), 86400.0)
+            clock = Clock()
+            plan: Plan_ = LedgerPlan(ledger, clock, 86400.0) if ledger else RotationPlan(clock, 86400.0)
             selection = Selection(names=(f"{ns}/app",))
             return await probe_registry(
-                "r", client, WalkPolicy(), selection=selection, deadline=time.monotonic() + 60, plan=plan
+                "r",
+                client,
+                WalkPolicy(),
+                selection=selection,
+                deadline=time.monotonic() + 60,
+                plan=listed_with_a_ghost(plan),
             )
 
-    result = asyncio.run(go())
+    if kept:
+        with Ledger.open(ledger_path(tmp_path, "r"), identity="r") as ledger:
+            result = asyncio.run(go(ledger))
+            assert [t.tag for t in ledger.tags()] == ["v1"]  # the ghost is forgotten
+    else:
+        result = asyncio.run(go(None))
     assert (result.complete, result.findings, result.images_checked, result.errors) == (True, [], 1, [])
     assert result.coverage is not None and (result.coverage.known, result.coverage.verified) == (1, 1)
 
@@ -354,3 +379,69 @@ def test_a_deadline_that_cuts_the_walk_is_a_spent_budget_only_with_a_ledger(
     else:
         assert (code, entry["complete"]) == (3, False)
         assert entry["errors"] == ["deadline reached after 1s; the run is incomplete"]
+
+
+def test_a_corrupt_blob_no_known_tag_reaches_is_forgotten_not_reported(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    kept = registry.push_image(f"{ns}/app", "v1", layers=[os.urandom(200)])
+    dropped = registry.push_image(f"{ns}/app", "v2", layers=[os.urandom(200)])
+    entry = {"name": ns, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
+    state = str(tmp_path / "state")
+    assert run(regprobe, probe_config(entry, state_dir=state))[0] == 0
+    registry.storage.remove_tree(f"repositories/{ns}/app/_manifests/tags/v2")  # the tag goes, its blobs stay
+    registry.corrupt_blob(dropped.layers[0])
+    code, scrubbed, _, _ = run(regprobe, probe_config(entry, state_dir=state, scrub={"bytes_per_run": "1MiB"}))
+    assert (code, scrubbed["findings"], scrubbed["scrub"]["blobs"]) == (0, [], 3)  # a config, two layers
+    with LedgerView.open(ledger_path(state, ns)) as view:
+        assert view.oldest_scrub_age(time.time()) is not None
+        assert [t.tag for t in view.tags()] == ["v1"] and kept.layers[0] != dropped.layers[0]
+    code, again, _, _ = run(regprobe, probe_config(entry, state_dir=state, scrub={"bytes_per_run": "1MiB"}))
+    assert (code, again["scrub"]["blobs"]) == (0, 2)  # the forgotten blob is not read again
+
+
+def test_one_finding_per_object_though_its_tags_were_walked_in_separate_units(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    """Tags of one repository apart in the plan are walked in separate units; a broken object they share
+    is still one finding naming them all."""
+    shared = os.urandom(500)
+    registry.push_image(f"{ns}/a", "v1", layers=[shared, os.urandom(10)])
+    state = str(tmp_path / "state")
+
+    def config(*names: str) -> str:
+        selection = {"list": [f"{ns}/{n}" for n in names]}
+        return str(probe_config({"name": ns, "url": registry.url, "repositories": selection}, state_dir=state))
+
+    assert run(regprobe, config("a"))[0] == 0
+    registry.push_image(f"{ns}/a", "v2", layers=[shared, os.urandom(10)])
+    registry.push_image(f"{ns}/b", "w1")
+    registry.remove_blob_data(f"sha256:{hashlib.sha256(shared).hexdigest()}")
+    # The plan: a:v2 and b:w1 (new), then a:v1 (verified before) - a's tags in two units.
+    code, entry, _, _ = run(regprobe, config("a", "b"))
+    finding = only(entry["findings"])
+    assert (code, finding["repository"], finding["tags"]) == (1, f"{ns}/a", ["v1", "v2"])
+
+
+def test_a_ledger_that_fails_mid_run_stops_the_run_and_loses_no_finding(registry: Registry, ns: str) -> None:
+    image = registry.push_image(f"{ns}/app", "v1")
+    registry.remove_blob_data(image.layers[0])
+
+    class Failing(RotationPlan):
+        persistent = True
+
+        def record(self, repository: str, tags: Sequence[TagVerdict], objects: Sequence[ObjectVerdict]) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    async def go() -> RegistryResult:
+        async with RegistryClient(ClientSettings(url=registry.url, concurrency=2)) as client:
+            plan = Failing(Clock(), 86400.0)
+            selection = Selection(names=(f"{ns}/app",))
+            return await probe_registry(
+                "r", client, WalkPolicy(), selection=selection, deadline=time.monotonic() + 60, plan=plan
+            )
+
+    result = asyncio.run(go())
+    assert (result.complete, result.stopped) == (False, "error")
+    assert result.errors == ["ledger: cannot write: database or disk is full; no more tags taken"]
+    assert [f.tags for f in result.findings] == [("v1",)]

@@ -202,6 +202,11 @@ class _Reader:
         ).fetchone()
         return TagState(*row) if row else None
 
+    def suspects(self) -> frozenset[str]:
+        """Blobs the scrub last found broken: a walk hashes these whatever its ``blob_check``, so a tag's
+        verdict rests on fresh evidence - a one-byte read cannot see a corrupt one."""
+        return frozenset(d for (d,) in self._db.execute("SELECT digest FROM blobs WHERE scrub_verdict = 'broken'"))
+
     def oldest_scrub_age(self, now: float) -> float | None:
         """Seconds since the least recently scrubbed blob was scrubbed; None with no blob known. A blob
         never scrubbed counts from when the ledger was created."""
@@ -472,11 +477,6 @@ class Ledger(_Reader):
         """A blob no known tag reaches any more (its repository no longer links it): nothing to scrub."""
         with self._db:
             self._db.execute("DELETE FROM blobs WHERE digest = ?", (digest,))
-
-    def suspects(self) -> frozenset[str]:
-        """Blobs the scrub last found broken: a walk hashes these whatever its ``blob_check``, so a tag's
-        verdict rests on fresh evidence - a one-byte read cannot see a corrupt one."""
-        return frozenset(d for (d,) in self._db.execute("SELECT digest FROM blobs WHERE scrub_verdict = 'broken'"))
 
     def reaching(self, digest: str) -> list[tuple[str, str, list[str]]]:
         """Each (repository, kind, tags reaching it) the ledger knows for ``digest``: one scan of the
