@@ -445,3 +445,21 @@ def test_a_ledger_that_fails_mid_run_stops_the_run_and_loses_no_finding(registry
     assert (result.complete, result.stopped) == (False, "error")
     assert result.errors == ["ledger: cannot write: database or disk is full; no more tags taken"]
     assert [f.tags for f in result.findings] == [("v1",)]
+
+
+def test_a_blob_the_scrub_cannot_read_is_an_error_of_the_run_never_a_finding(
+    regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    evil = HostileRegistry().start()
+    try:
+        entry = {"name": "evil", "url": evil.url, "timeout": 1}
+        cfg = probe_config(entry, state_dir=str(tmp_path / "state"), scrub={"bytes_per_run": "1MiB"})
+        code, healthy, _, _ = run(regprobe, cfg)
+        assert (code, healthy["scrub"]["blobs"]) == (0, 2)
+        evil.mode, evil.down = "outage", True  # from now on everything answers 500
+        code, down, _, _ = run(regprobe, cfg)
+    finally:
+        evil.stop()
+    assert (code, down["findings"], down["scrub"]["blobs"]) == (3, [], 0)
+    scrub_errors = [e for e in down["errors"] if e.startswith("scrub: evil/app@sha256:")]
+    assert len(scrub_errors) == 2 and all("GET answered 500" in e for e in scrub_errors)

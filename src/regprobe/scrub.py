@@ -63,8 +63,10 @@ async def scrub(
                 outcome.errors.append(f"scrub: {repository}@{digest}: {exc}")
                 return
             verdict = judge.blob_reply(reply, Descriptor("", parsed, size), "digest")
-            if verdict is not None and verdict[0] == Problem.UNREACHABLE:
-                # No answer, or one no pull gets past (5xx): nothing learnt about the content.
+            if verdict is not None and verdict[0] in (Problem.UNREACHABLE, Problem.SERVER_ERROR):
+                # No answer, or 5xx on every try: nothing learnt about the content. (A walk makes a 5xx a
+                # server_error only once the registry answers the rest of the repository; an outage
+                # must never read as broken blobs. The walk of the tags that reach it will tell.)
                 outcome.errors.append(f"scrub: {repository}@{digest}: {verdict[1]}")
                 return
             outcome.blobs += 1
