@@ -63,7 +63,7 @@ def verified(entry: dict[str, Any]) -> set[Image]:
 
 def verification_requests(plan: Plan) -> int:
     """What walking every tag costs, the listing (catalog, tag lists) left out."""
-    return sum(1 for _, path, _ in plan.requests if "/_catalog" not in path and not path.endswith("/tags/list"))
+    return sum(1 for _, path, _ in plan.requests if "/_catalog" not in path and "/tags/list" not in path)
 
 
 def own_layer(registry: Registry, repository: str, tag: str) -> str:
@@ -181,6 +181,23 @@ def test_without_a_ledger_runs_cut_short_turn_the_ring_and_cover_everything(
     (again,) = asyncio.run(run_config(cfg, now=start))
     repeated = set(again.coverage.verified_tags or ()) if again.coverage else set()
     assert repeated <= seen[0] or seen[0] <= repeated
+
+
+def test_a_ring_that_starts_inside_a_repository_still_walks_it_as_one(registry: Registry, probe_config: Any) -> None:
+    """The run starts at the ring's third tag, inside a repository whose first two tags come last: the
+    repository's first unit is held open for them, so nothing is requested twice - exactly the minimal
+    walk, even with one unit in flight at a time (the first is done long before the plan's end)."""
+    plan = generate(registry.root, repositories=4, tags=5, prefix="wrap")
+    names = sorted({repository for repository, _ in plan.tags})
+    cfg = config_mod.load(
+        probe_config({"name": "wrap", "url": registry.url, "concurrency": 1, "repositories": {"list": names}})
+    )
+    window = cfg.coverage.window_seconds
+    origin = 1_800_000_000.0 - 1_800_000_000.0 % window
+    (result,) = asyncio.run(run_config(cfg, now=origin + window * 2.5 / 20))
+    assert (result.complete, result.images_checked, result.findings) == (True, 20, [])
+    sent = sum(count for outcome, count in result.requests.items() if outcome != "retried")
+    assert sent == 1 + len(names) + verification_requests(plan)  # GET /v2/, the tag lists, the walk
 
 
 def test_a_run_killed_mid_way_leaves_a_ledger_the_next_run_uses(
@@ -329,8 +346,11 @@ def test_a_tag_deleted_between_the_listing_and_its_walk_is_no_broken_image(
     registry: Registry, ns: str, tmp_path: Path, kept: bool
 ) -> None:
     """The listing comes first, so a tag may be deleted before the run walks it (a whole run later, not a
-    moment): 404 by tag, the repository is listed again, and a tag no longer there is dropped."""
-    registry.push_image(f"{ns}/app", "v1")
+    moment): 404 by tag, the repository is listed again, and a tag no longer there is dropped - in every
+    unit, the first one too (held open until the plan's end, in case the ring wraps round to it)."""
+    names = tuple(f"{ns}/app{i}" for i in range(3))
+    for name in names:
+        registry.push_image(name, "v1")
 
     def listed_with_a_ghost(plan: Plan_) -> Plan_:
         listed = plan.listed
@@ -338,10 +358,10 @@ def test_a_tag_deleted_between_the_listing_and_its_walk_is_no_broken_image(
         return plan
 
     async def go(ledger: Ledger | None) -> RegistryResult:
-        async with RegistryClient(ClientSettings(url=registry.url, concurrency=2)) as client:
+        async with RegistryClient(ClientSettings(url=registry.url, concurrency=1)) as client:
             clock = Clock()
             plan: Plan_ = LedgerPlan(ledger, clock, 86400.0) if ledger else RotationPlan(clock, 86400.0)
-            selection = Selection(names=(f"{ns}/app",))
+            selection = Selection(names=names)
             return await probe_registry(
                 "r",
                 client,
@@ -354,11 +374,11 @@ def test_a_tag_deleted_between_the_listing_and_its_walk_is_no_broken_image(
     if kept:
         with Ledger.open(ledger_path(tmp_path, "r"), identity="r") as ledger:
             result = asyncio.run(go(ledger))
-            assert [t.tag for t in ledger.tags()] == ["v1"]  # the ghost is forgotten
+            assert [t.tag for t in ledger.tags()] == ["v1"] * 3  # the ghosts are forgotten
     else:
         result = asyncio.run(go(None))
-    assert (result.complete, result.findings, result.images_checked, result.errors) == (True, [], 1, [])
-    assert result.coverage is not None and (result.coverage.known, result.coverage.verified) == (1, 1)
+    assert (result.complete, result.findings, result.images_checked, result.errors) == (True, [], 3, [])
+    assert result.coverage is not None and (result.coverage.known, result.coverage.verified) == (3, 3)
 
 
 @pytest.mark.parametrize("state", [True, False], ids=["ledger", "no-ledger"])

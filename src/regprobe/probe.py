@@ -19,7 +19,7 @@ import itertools
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
@@ -30,7 +30,7 @@ from .config import RegistryConfig
 from .counters import Counters, ProbeProgress
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
-from .model import Finding, Problem, RegistryResult, Scrubbed, Stopped
+from .model import Finding, Image, Problem, RegistryResult, Scrubbed, Stopped
 from .plan import Clock, Plan, RotationPlan
 from .pullthrough import upstream_outage
 from .reference import hub_repository, validate_repository
@@ -115,6 +115,8 @@ class _Unit:
     queued: bool = False
     #: Places in flight this unit holds (released when it is done).
     places: int = 0
+    #: Kept open, unjudged, after its tags are done: the plan may end with more of its repository's tags.
+    held: bool = False
 
 
 async def probe_registry(
@@ -395,21 +397,32 @@ class RegistryProbe:
     # -- phase 2: verification ------------------------------------------------------------------------
 
     async def _verify(self) -> None:
-        """Walk the plan's tags in order, a window at a time, while the budget allows."""
+        """Walk the plan's tags in order, a unit at a time, while the budget allows."""
         self.budget.start(self.client.requests)
         suspects = self.plan.suspects()
         if suspects:
             self.policy = replace(self.policy, hash_always=suspects)
-        repository, tags = "", list[tuple[int, str]]()
-        for position, (next_repository, tag) in enumerate(self.plan.order()):
-            if next_repository != repository or len(tags) >= MAX_UNIT:
-                if tags and not await self._take(repository, tags):
-                    break
-                repository, tags = next_repository, []
-            tags.append((position, tag))
-        else:
-            if tags:
-                await self._take(repository, tags)
+        runs = _runs(self.plan.order())
+        first: _Unit | None = None
+        current = next(runs, None)
+        while current is not None:
+            following = next(runs, None)
+            repository, tags = current
+            if following is None and first is not None and first.walk.repository == repository and first.held:
+                # The plan wrapped round to the repository it began with (a ring that started inside
+                # one): its first unit takes these tags too, so what they share is checked once.
+                self._extend(first, tags)
+                break
+            unit = await self._take(repository, tags)
+            if unit is None:
+                break
+            if first is None:
+                first, first.held = unit, True
+            current = following
+        if first is not None:
+            first.held = False
+            if first.outstanding == 0 and first.id in self._units:
+                await self._settle(first)
         await self._queue.join()
         if self.result.stopped == "done" and self._halt is not None:
             self.result.stopped = self._halt
@@ -427,19 +440,22 @@ class RegistryProbe:
         self._scrubbed = ScrubOutcome()
         await self.scrubber(self.client, self._scrubbed)
 
-    async def _take(self, repository: str, tags: Sequence[tuple[int, str]]) -> bool:
-        """Queue ``tags`` (of ``repository``, next to each other in the plan) as one unit; False once the
+    async def _take(self, repository: str, tags: Sequence[tuple[int, str]]) -> _Unit | None:
+        """Queue ``tags`` (of ``repository``, next to each other in the plan) as one unit; None once the
         budget says stop."""
         if self._spent():
-            return False
+            return None
         await self._places.acquire()
         unit = self._unit(repository)
         unit.places += 1
-        unit.outstanding = len(tags)
         unit.queued = True
+        self._extend(unit, tags)
+        return unit
+
+    def _extend(self, unit: _Unit, tags: Sequence[tuple[int, str]]) -> None:
+        unit.outstanding += len(tags)
         for position, tag in tags:
             self._put(position, unit, tag)
-        return True
 
     def _spent(self) -> bool:
         """Whether the run takes no more tags: its budget is spent, or something stopped it."""
@@ -541,9 +557,18 @@ class RegistryProbe:
                 unit.outstanding -= 1
             else:
                 self.progress.tag_done()
-        # Pinned images are judged together at the end; a unit as soon as its last tag is.
+        # Pinned images are judged together at the end; a unit as soon as its last tag is (a unit held
+        # open for tags the plan has at its end, once those are done: it frees its place meanwhile).
         if unit.queued and unit.outstanding == 0:
-            await self._settle(unit)
+            if not unit.held:
+                await self._settle(unit)
+            else:
+                self._release(unit)
+
+    def _release(self, unit: _Unit) -> None:
+        for _ in range(unit.places):
+            self._places.release()
+        unit.places = 0
 
     def _ledger_failed(self, exc: sqlite3.Error) -> None:
         if self._halt != "error":
@@ -593,9 +618,7 @@ class RegistryProbe:
         walk = unit.walk
         if self._units.pop(unit.id, None) is None:
             return
-        for _ in range(unit.places):
-            self._places.release()
-        unit.places = 0
+        self._release(unit)
         if not walk.roots:
             return  # a listing, or tags never taken
         judged = walk.judgement()
@@ -612,6 +635,20 @@ class RegistryProbe:
             self.plan.record(walk.repository, tags, objects)
         except sqlite3.Error as exc:
             self._ledger_failed(exc)
+
+
+def _runs(order: Iterable[Image]) -> Iterator[tuple[str, list[tuple[int, str]]]]:
+    """The plan as units: (repository, [(position, tag)]) for each run of one repository's tags next to
+    each other, at most MAX_UNIT long."""
+    repository, tags = "", list[tuple[int, str]]()
+    for position, (next_repository, tag) in enumerate(order):
+        if tags and (next_repository != repository or len(tags) >= MAX_UNIT):
+            yield repository, tags
+            tags = []
+        repository = next_repository
+        tags.append((position, tag))
+    if tags:
+        yield repository, tags
 
 
 def _merged(findings: Iterable[Finding]) -> list[Finding]:
