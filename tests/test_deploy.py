@@ -186,7 +186,12 @@ def test_prometheusrule_structure() -> None:
                 alerts.add(rule["alert"])
                 assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), rule["alert"]
                 assert "severity" in rule["labels"], rule["alert"]
-    assert {"RegistryManifestIntegrityFailure", "RegistryIntegrityProbeStale", "RegistryCatalogInaccessible"} <= alerts
+    assert {
+        "RegistryManifestIntegrityFailure",
+        "RegistryIntegrityProbeStale",
+        "RegistryCatalogInaccessible",
+        "RegistryVerificationCoverageLow",
+    } <= alerts
 
 
 def test_prometheusrule_spec_passes_promtool(tmp_path: Path) -> None:
