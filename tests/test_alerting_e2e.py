@@ -309,7 +309,8 @@ def test_coverage_lapse_pages_through_alertmanager(
     rule["for"] = "2s"
     short = tmp_path / "regprobe.rules.yml"
     short.write_text(yaml.safe_dump(rules))
-    gateway = Pushgateway(tmp_path / "gateway").start()
+    gateway = Pushgateway(tmp_path / "gateway")
+    gateway.start()
     prometheus = Prometheus(
         tmp_path / "prometheus", f"127.0.0.1:{gateway.port}", [short], alertmanager=f"127.0.0.1:{alertmanager.port}"
     )

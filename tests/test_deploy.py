@@ -605,7 +605,7 @@ def _mounted_at(container: dict[str, Any], path: str) -> str:
     """The name of the volume mounted at ``path``."""
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert path in mounts, f"nothing is mounted at {path}"
-    return mounts[path]
+    return str(mounts[path])
 
 
 def test_continuous_overlay(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ unsharded run finds."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -166,14 +167,15 @@ def test_serve_replicas_walk_their_shard_and_label_their_series(
     broken = {f["repository"] for f in whole["findings"]}
     assert len(broken) == 3
 
-    servers = []
+    servers: list[RegprobeServe] = []
     try:
         for ordinal in range(2):
-            server = RegprobeServe(tmp_path / f"regprobe-{ordinal}", cfg)
-            server.env = statefulset_pod(ordinal, 2)
-            servers.append(server.start())
-        for server in servers:
-            wait_for(lambda s=server: s.value("regprobe_last_run_timestamp_seconds", registry=ns), "a run")
+            replica = RegprobeServe(tmp_path / f"regprobe-{ordinal}", cfg)
+            replica.env = statefulset_pod(ordinal, 2)
+            replica.start()
+            servers.append(replica)
+        for replica in servers:
+            wait_for(partial(replica.value, "regprobe_last_run_timestamp_seconds", registry=ns), "a run")
         checked = {i: s.value("regprobe_images_checked", registry=ns, shard=str(i)) for i, s in enumerate(servers)}
         assert all(checked.values()), checked  # each walked a non-empty share, under its own shard label
         assert sum(v or 0 for v in checked.values()) == whole["images_checked"] == 8
@@ -187,9 +189,9 @@ def test_serve_replicas_walk_their_shard_and_label_their_series(
             for s in servers
         ]
         assert found[0] | found[1] == broken and not found[0] & found[1]
-        for i, server in enumerate(servers):
-            contract = [ls for (name, ls) in server.samples() if not name.startswith("regprobe_serve_")]
+        for i, replica in enumerate(servers):
+            contract = [ls for (name, ls) in replica.samples() if not name.startswith("regprobe_serve_")]
             assert {dict(ls).get("shard") for ls in contract} == {str(i)}, "every series carries its shard"
     finally:
-        for server in servers:
-            server.stop()
+        for replica in servers:
+            replica.stop()
