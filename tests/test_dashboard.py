@@ -29,6 +29,9 @@ CONTRACT_METRICS = {
     "regprobe_images_checked",
     "regprobe_requests",
     "regprobe_duration_seconds",
+    "regprobe_images_known",
+    "regprobe_images_verified_within_window",
+    "regprobe_oldest_verification_age_seconds",
 }
 METRIC_NAME = re.compile(r"regprobe_[a-z_]+")
 DATASOURCE = "${datasource}"
@@ -127,6 +130,19 @@ for _labels, _run, _success, _broken, _catalog, _complete, _duration, _checked, 
         ("regprobe_broken_objects", {**_labels, "kind": "layer"}, _broken),
     ]
     _SERIES += [("regprobe_image_broken", {**_labels, "repository": r, "tag": t}, 1) for r, t in _tags]
+# Continuous verification: (known, verified within the window, oldest verification age). The replaced
+# pod's lapse and its older age must not show; the shards' counts add up and the oldest shard's age wins.
+for _labels, _known, _verified, _age in [
+    (_PRIVATE_OLD, 100, 50, 200000),
+    (_PRIVATE_NEW, 100, 90, 90000),
+    (_SHARD0, 30, 30, 3600),
+    (_SHARD1, 20, 10, 100000),
+]:
+    _SERIES += [
+        ("regprobe_images_known", _labels, _known),
+        ("regprobe_images_verified_within_window", _labels, _verified),
+        ("regprobe_oldest_verification_age_seconds", _labels, _age),
+    ]
 
 #: What each panel shows at 5m (time() = 300): the newest instance of each group, shards combined.
 _EXPECTED: dict[str, list[tuple[dict[str, str], float]]] = {
@@ -144,6 +160,8 @@ _EXPECTED: dict[str, list[tuple[dict[str, str], float]]] = {
         ({"registry": "private", "kind": "layer"}, 2),
         ({"registry": "hub", "kind": "layer"}, 3),
     ],
+    "Verification coverage": [({"registry": "private"}, 0.9), ({"registry": "hub"}, 0.8)],
+    "Oldest verification": [({"registry": "private"}, 90000), ({"registry": "hub"}, 100000)],
     "Broken images (repository:tag)": [
         ({"registry": "private", "repository": "a", "tag": "v1"}, 1),
         ({"registry": "private", "repository": "b", "tag": "v1"}, 1),

@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from ..carryover import BrokenImages, carry
 from ..metrics import families
 from ..model import RegistryResult
+from ..pushgateway import grouping_key
 
 
 class HeldMetrics(Collector):
@@ -33,7 +34,7 @@ class HeldMetrics(Collector):
         verdict = carry(self.verdicts.get(result.name), result)
         if verdict is not None:
             self.verdicts[result.name] = verdict
-        carried = {family.name: family for family in families(result, self._max, verdict)}
+        carried = {family.name: _grouped(family, result) for family in families(result, self._max, verdict)}
         if result.complete:
             self._held[result.name] = carried
         else:
@@ -49,6 +50,18 @@ class HeldMetrics(Collector):
                     merged[name] = Metric(family.name, family.documentation, family.type)
                 merged[name].samples.extend(family.samples)
         return list(merged.values())
+
+
+def _grouped(family: Metric, result: RegistryResult) -> Metric:
+    """The family with the labels a push of ``result`` is grouped by, beyond ``registry``: ``shard`` for a
+    sharded run. The alerts take each (job, registry, shard) group's newest instance, so the replicas of
+    a sharded StatefulSet must carry their shard, or they would look like one pod replacing another."""
+    extra = {k: v for k, v in grouping_key(result).items() if k != "registry"}
+    if not extra:
+        return family
+    out = Metric(family.name, family.documentation, family.type)
+    out.samples = [sample._replace(labels={**sample.labels, **extra}) for sample in family.samples]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
