@@ -1,0 +1,110 @@
+"""One repository's re-check: what its events touched, verified again the way a run verifies it.
+
+The repository's tags are listed first (one request): a tag an event names that is no longer there is
+gone, not broken, and a re-check of the whole repository learns which tags went. Then the tags to verify
+are walked as ``/probe`` walks an image (regprobe.probe with pinned tags, the registry's credentials,
+policy and the manifest cache), and what was found becomes an :class:`Amendment`.
+
+Which tags: those pushed; those held broken by an object a push brought back; for a deleted digest (a
+manifest or a blob - distribution's events cannot tell), every tag that reaches it - which only a
+record of every tag's objects can tell, so without one, every tag of the repository.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...cache import ManifestCache
+from ...client import RegistryClient
+from ...config import Config, RegistryConfig
+from ...digest import Digest
+from ...errors import AuthError, RegistryError
+from ...outcome import reason
+from ...probe import Pinned, probe_registry
+from ...runner import NotProbed, configured_settings, walk_policy
+from ..amend import Amendment, ObjectKey, behind
+from .pending import Batch
+
+#: The tags of ``repository`` known to reach ``digest``; None when that is not known.
+Reach = Callable[[str, Digest], frozenset[str] | None]
+
+
+def unknown_reach(repository: str, digest: Digest) -> frozenset[str] | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rechecked:
+    amendment: Amendment
+    #: Tags walked (a verdict in ``amendment.verdicts`` for each, unless ``error``).
+    walked: frozenset[str]
+    #: Why the re-check could not verify what it meant to: those tags keep their verdicts.
+    error: str | None = None
+
+
+async def recheck(
+    cfg: Config, registry: RegistryConfig, batch: Batch, cache: ManifestCache | None, reach: Reach = unknown_reach
+) -> Rechecked:
+    repository = batch.repository
+    checked_at = time.time()
+    verify, whole = set(batch.verify), batch.whole
+    for digest in sorted(batch.digests):
+        tags = reach(repository, digest)
+        if tags is None:
+            whole = True
+            break
+        verify |= tags
+    gone = frozenset(batch.deleted)
+
+    def amendment(
+        verdicts: dict[str, frozenset[ObjectKey]] | None = None,
+        vanished: frozenset[str] = frozenset(),
+        listed: frozenset[str] | None = None,
+    ) -> Amendment:
+        return Amendment(repository, checked_at, verdicts or {}, gone | vanished, listed, batch.repository_gone)
+
+    if not whole and not verify:
+        return Rechecked(amendment(), frozenset())
+    try:
+        settings = await configured_settings(cfg, registry)
+        async with RegistryClient(settings) as client:
+            listed = await _tags(client, repository)
+            wanted = listed if whole else frozenset(verify) & listed
+            vanished = frozenset() if whole else frozenset(verify) - listed
+            if not wanted:
+                return Rechecked(amendment(vanished=vanished, listed=listed if whole else None), frozenset())
+            result = await probe_registry(
+                registry.name,
+                client,
+                walk_policy(cfg, registry),
+                pinned=[Pinned(repository, tag, None) for tag in sorted(wanted)],
+                deadline=time.monotonic() + cfg.deadline,
+                cache=cache,
+            )
+    except (NotProbed, RegistryError) as exc:
+        return Rechecked(amendment(), frozenset(), str(exc))
+    found = {tag: keys for (repo, tag), keys in behind(result.findings).items() if repo == repository}
+    skipped = {s.tag for s in result.skipped}
+    if result.complete:
+        verdicts = {tag: found.get(tag, frozenset()) for tag in wanted - skipped}
+        error = None
+    else:
+        # Cut short: only what it found broken is certain (regprobe.carryover's rule for a run).
+        verdicts = {tag: keys for tag, keys in found.items() if tag in wanted}
+        error = reason(result)
+    return Rechecked(amendment(verdicts, vanished, listed if whole else None), wanted, error)
+
+
+async def _tags(client: RegistryClient, repository: str) -> frozenset[str]:
+    """The repository's tags now; none when the registry does not know it (every tag deleted)."""
+    tags: set[str] = set()
+    try:
+        async for page in client.pages(f"/v2/{repository}/tags/list", "tags"):
+            tags.update(page)
+    except RegistryError as exc:
+        if exc.status != 404 or isinstance(exc, AuthError):
+            raise
+        return frozenset()
+    return frozenset(tags)
