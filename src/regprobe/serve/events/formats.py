@@ -240,8 +240,10 @@ def _event_grid(kind: str, data: Any) -> Parsed:
 
 
 def _quay(doc: dict[str, Any]) -> Parsed:
-    """``repo_push``: the tags pushed, by name only (Quay sends no delete event)."""
-    tags = _list(doc, "updated_tags", required=False)
+    """``repo_push``: the tags pushed, by name only (Quay sends no delete event). Early Quay sent
+    ``updated_tags`` as a mapping of tag to image id: its keys are the tags."""
+    updated = doc.get("updated_tags")
+    tags = list(updated) if isinstance(updated, dict) else _list(doc, "updated_tags", required=False)
     if not tags:
         return Parsed(ignored=[("quay", "other")])
     repository = _repository(_text(doc, "repository"))
@@ -368,6 +370,7 @@ def _url_host(url: str | None) -> str | None:
     if url is None:
         return None
     try:
-        return _host(urlsplit(url).netloc or None)
+        netloc = urlsplit(url).netloc
     except ValueError:
         raise ParseError(f"target url {url[:80]!r} is not a URL") from None
+    return _host(netloc or None)

@@ -77,16 +77,18 @@ class Batch:
             self.records.append(record)
         else:
             self.more += 1
-        if event.action is Action.PUSH:
-            for tag in ([event.tag] if event.tag else []) + mended:
-                self.verify.add(tag)
-                self.deleted.discard(tag)
-        elif event.tag is None and event.digest is None:
+        if event.tag is None and event.digest is None and event.action is Action.DELETE:
             self.repository_gone = True
+            self.whole = False
             self.verify.clear()
             self.deleted.clear()
             self.digests.clear()
-            self.whole = False
+        elif self.whole:
+            pass  # every tag is re-verified, and listing the repository tells which are gone
+        elif event.action is Action.PUSH:
+            for tag in ([event.tag] if event.tag else []) + mended:
+                self.verify.add(tag)
+                self.deleted.discard(tag)
         else:
             if event.tag is not None:
                 self.deleted.add(event.tag)
@@ -94,7 +96,6 @@ class Batch:
             if event.digest is not None:
                 self.digests.add(event.digest)
         if len(self.verify) + len(self.deleted) > MAX_TAGS or len(self.digests) > MAX_TAGS:
-            # Listing the repository clears what was deleted and walking it verifies the rest.
             self.whole = True
             self.verify.clear()
             self.deleted.clear()
@@ -115,6 +116,10 @@ class Pending:
     @property
     def depth(self) -> int:
         return len(self._waiting)
+
+    def waiting(self, registry: str, repository: str) -> Batch | None:
+        """The batch of this repository waiting for its re-check, if any."""
+        return self._waiting.get((registry, repository))
 
     def batch_for(self, registry: str, repository: str) -> Batch | None:
         """The batch an event of this repository joins: the one waiting, or a new one while there is room;

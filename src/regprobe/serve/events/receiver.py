@@ -90,10 +90,10 @@ class EventReceiver:
 
     def _take(self, event: Event, named: str | None) -> str:
         """Queue one event for its repository's re-check; what became of it."""
-        found = self._registry(event, named)
+        found, detail = self._registry(event, named)
         if isinstance(found, str):
-            return self._refused(event, found, named or event.host or "none")
-        registry, repository = found
+            return self._refused(event, found, detail)
+        registry, repository = found, detail
         seen = f"{event.source}:{event.key}"[:300]
         if seen in self._seen:
             return self._refused(event, "duplicate", registry.name)
@@ -117,26 +117,29 @@ class EventReceiver:
         self.metrics.received.labels(registry.name, event.source, event.action.value).inc()
         return "accepted"
 
-    def _registry(self, event: Event, named: str | None) -> tuple[RegistryConfig, str] | Reason:
-        """The configured registry the event is for, and its repository there; else why not."""
+    def _registry(self, event: Event, named: str | None) -> tuple[RegistryConfig, str] | tuple[Reason, str]:
+        """The configured registry the event is for and its repository there; else why not, and whom
+        the refusal names (quoted when the sender chose it: it reaches the log and the page)."""
         if named is not None:
             candidates = [r for r in self.cfg.registries if r.name == named]
+            asked = f"?registry={named[:60]!r}"
         else:
             candidates = serving(self.cfg, event.host) if event.host else []
+            asked = repr(event.host[:80]) if event.host else "named by neither the event nor ?registry="
         if not candidates:
-            return "unknown_registry"
+            return "unknown_registry", asked
         repository = hub_repository(event.host or "", event.repository)
         registry = next((r for r in candidates if self._selections[r.name].wants(repository)), None)
         if registry is None:
-            return "unselected"
+            return "unselected", ", ".join(r.name for r in candidates)
         if registry.pull_through:
             # A cache holds what was pulled; its own walks verify it without making it fetch upstream.
-            return "pull_through"
+            return "pull_through", registry.name
         return registry, repository
 
     def _refused(self, event: Event, reason: Reason, where: str) -> str:
         why = {
-            "unknown_registry": f"no configured registry is {where} (see ?registry=NAME in docs/operator-guide.md)",
+            "unknown_registry": f"no configured registry is {where} (docs/operator-guide.md, Events)",
             "unselected": f"{event.repository} is not selected by the repositories of {where}",
             "pull_through": f"{where} is a pull-through cache: its walks verify it",
             "duplicate": "already taken (the sender delivered it again)",

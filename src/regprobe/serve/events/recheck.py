@@ -12,8 +12,10 @@ record of every tag's objects can tell, so without one, every tag of the reposit
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from ...cache import ManifestCache
@@ -44,8 +46,58 @@ class Rechecked:
     error: str | None = None
 
 
+class Clients:
+    """One client per registry for its re-checks, as a run has: they share its connections, its tokens
+    and its ``concurrency``. Made again after :data:`MAX_AGE` seconds (credentials from a helper expire)
+    and once a rate limit stopped it; the one it replaces is closed when its last re-check is done."""
+
+    MAX_AGE = 300.0
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._current: dict[str, tuple[RegistryClient, float]] = {}
+        self._users: dict[RegistryClient, int] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def use(self, registry: RegistryConfig) -> AsyncIterator[RegistryClient]:
+        """Raises :class:`NotProbed` when the registry cannot be reached as configured right now."""
+        async with self._locks.setdefault(registry.name, asyncio.Lock()):
+            held = self._current.get(registry.name)
+            if held is None or held[0].stopped is not None or time.monotonic() - held[1] >= self.MAX_AGE:
+                if held is not None:
+                    await self._release(held[0])
+                held = self._current[registry.name] = (
+                    RegistryClient(await configured_settings(self.cfg, registry)),
+                    time.monotonic(),
+                )
+                self._users[held[0]] = 1  # the registry's own hold, until it is replaced
+        client = held[0]
+        self._users[client] += 1
+        try:
+            yield client
+        finally:
+            await self._release(client)
+
+    async def _release(self, client: RegistryClient) -> None:
+        self._users[client] -= 1
+        if self._users[client] == 0:
+            del self._users[client]
+            await client.aclose()
+
+    async def close(self) -> None:
+        for client, _ in self._current.values():
+            await self._release(client)
+        self._current.clear()
+
+
 async def recheck(
-    cfg: Config, registry: RegistryConfig, batch: Batch, cache: ManifestCache | None, reach: Reach = unknown_reach
+    cfg: Config,
+    registry: RegistryConfig,
+    batch: Batch,
+    clients: Clients,
+    cache: ManifestCache | None,
+    reach: Reach = unknown_reach,
 ) -> Rechecked:
     repository = batch.repository
     checked_at = time.time()
@@ -68,8 +120,7 @@ async def recheck(
     if not whole and not verify:
         return Rechecked(amendment(), frozenset())
     try:
-        settings = await configured_settings(cfg, registry)
-        async with RegistryClient(settings) as client:
+        async with clients.use(registry) as client:
             listed = await _tags(client, repository)
             wanted = listed if whole else frozenset(verify) & listed
             vanished = frozenset() if whole else frozenset(verify) - listed

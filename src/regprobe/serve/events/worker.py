@@ -13,7 +13,7 @@ from ...config import Config, RegistryConfig
 from ...outcome import log as outcome_log
 from .metrics import EventMetrics
 from .pending import Batch, Pending
-from .recheck import Reach, Rechecked, recheck, unknown_reach
+from .recheck import Clients, Reach, Rechecked, recheck, unknown_reach
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class Rechecker:
         self.publish = publish
         self.reach = reach
         self._registries = {r.name: r for r in cfg.registries}
+        self._clients = Clients(cfg)
 
     async def run(self) -> None:
         """Until cancelled; re-checks in flight are cancelled with it."""
@@ -65,11 +66,12 @@ class Rechecker:
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
+            await self._clients.close()
 
     async def _one(self, batch: Batch) -> None:
         registry = self._registries[batch.registry]
         try:
-            rechecked = await recheck(self.cfg, registry, batch, self.cache, self.reach)
+            rechecked = await recheck(self.cfg, registry, batch, self._clients, self.cache, self.reach)
             self.publish(registry, rechecked)
         except Exception as exc:  # a bug must cost this re-check, never the receiver
             log.exception("internal error re-checking %s of %s", batch.repository, batch.registry)
