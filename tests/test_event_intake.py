@@ -368,6 +368,7 @@ def test_a_batch_stays_bounded_and_keeps_the_order_of_its_events() -> None:
         add(b, Action.PUSH, f"t{i}")
     assert b.whole and not b.verify  # beyond the bound: every tag, by listing the repository
     assert len(b.records) == MAX_RECORDS and b.events == MAX_TAGS + 6
+    assert b.records[-1].description == f"push team/api:t{MAX_TAGS}"  # the newest kept: they are on the page
     add(b, Action.DELETE, "t1")
     add(b, Action.DELETE, digest=H)
     assert not (b.verify or b.deleted or b.digests)  # all covered by the whole repository's re-check

@@ -7,8 +7,8 @@ a burst. Waiting ``settle`` seconds after the first event turns the burst into o
 how long any event waits (a later event never pushes the re-check back).
 
 Memory is bounded whatever arrives: at most ``max_pending`` repositories wait, and each remembers at most
-:data:`MAX_TAGS` tags and digests (beyond, it re-checks the whole repository instead) and
-:data:`MAX_RECORDS` events for the log and the status page (beyond, it counts them).
+:data:`MAX_TAGS` tags and digests (beyond, it re-checks the whole repository instead) and the last
+:data:`MAX_RECORDS` events for the log and the status page (the earlier ones it counts).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from ...digest import Digest
@@ -23,8 +24,9 @@ from .event import Action, Event
 
 #: Tags (and, apart, digests) one repository's re-check remembers; beyond, it re-checks every tag.
 MAX_TAGS = 1000
-#: Events one re-check keeps for its log lines and the status page; beyond, it counts them.
-MAX_RECORDS = 20
+#: Events one re-check keeps for its log lines and the status page, the newest; the earlier ones it
+#: counts. As many as the status page lists: every event listed there gets its outcome.
+MAX_RECORDS = 50
 
 Key = tuple[str, str]
 
@@ -49,8 +51,8 @@ class Batch:
     #: ``time.monotonic()`` of the first event, and when the re-check may start.
     first: float
     due: float
-    records: list[Record] = field(default_factory=list)
-    #: Events beyond MAX_RECORDS.
+    records: deque[Record] = field(default_factory=lambda: deque(maxlen=MAX_RECORDS))
+    #: Earlier events than those in ``records``.
     more: int = 0
     #: Tags to verify.
     verify: set[str] = field(default_factory=set)
@@ -73,10 +75,9 @@ class Batch:
 
     def add(self, event: Event, record: Record, mended: list[str]) -> None:
         """Fold one event in; ``mended``: tags held broken by the object a tagless push brings back."""
-        if len(self.records) < MAX_RECORDS:
-            self.records.append(record)
-        else:
+        if len(self.records) == MAX_RECORDS:
             self.more += 1
+        self.records.append(record)
         if event.tag is None and event.digest is None and event.action is Action.DELETE:
             self.repository_gone = True
             self.whole = False

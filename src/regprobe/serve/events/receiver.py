@@ -26,7 +26,7 @@ from .auth import CHALLENGE, SecretFile
 from .event import Action, Event, ParseError
 from .formats import parse
 from .metrics import EventMetrics, Reason
-from .pending import Pending, Record
+from .pending import MAX_RECORDS, Pending, Record
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
 #: Event ids remembered to drop a re-delivery (distribution retries what it thinks was not delivered).
 MAX_SEEN = 10_000
-#: Events listed on the status page.
-MAX_RECENT = 50
+#: Events listed on the status page (each re-check keeps as many of its own: every one listed gets its
+#: outcome).
+MAX_RECENT = MAX_RECORDS
 #: A refusal of each kind is logged at most this often (with the count since): a flood of bad requests
 #: must not flood the log.
 LOG_EVERY = 60.0

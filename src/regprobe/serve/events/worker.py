@@ -90,7 +90,7 @@ class Rechecker:
             )
         if batch.more:
             outcome_log.log(
-                level, "registry %s: %d more events of %s -> the same", batch.registry, batch.more, batch.repository
+                level, "registry %s: %d earlier events of %s -> the same", batch.registry, batch.more, batch.repository
             )
 
 
