@@ -45,9 +45,9 @@ def test_only_what_was_looked_at_again_changes() -> None:
     # Deleted tags go; a whole listing clears every tag beyond it; a deleted repository clears all of it.
     assert set(apply(earlier, Amendment("a", 10.0, {}, gone=frozenset({"v2"}))) or {}) == {("a", "v1"), ("b", "v1")}
     assert set(apply(earlier, Amendment("a", 10.0, {}, listed=frozenset({"v1"}))) or {}) == {("a", "v1"), ("b", "v1")}
-    assert set(apply(earlier, Amendment("a", 10.0, {}, repository_gone=True)) or {}) == {("b", "v1")}
-    # Deleted, then pushed again broken, in one re-check.
-    again = Amendment("a", 10.0, keys(manifest("a", M2, "v9")), repository_gone=True)
+    assert set(apply(earlier, Amendment("a", 10.0, {}, listed=frozenset())) or {}) == {("b", "v1")}
+    # Deleted, then pushed again broken: listed with one tag, found broken.
+    again = Amendment("a", 10.0, keys(manifest("a", M2, "v9")), listed=frozenset({"v9"}))
     assert set(apply(earlier, again) or {}) == {("a", "v9"), ("b", "v1")}
     # Nothing published yet: a re-check finding nothing broken claims nothing.
     assert apply(None, Amendment("a", 10.0, {"v1": frozenset()})) is None

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import generate_latest
 
@@ -330,7 +329,7 @@ def test_the_queue_is_bounded_and_drops_are_counted(tmp_path: Path) -> None:
                 }
                 for i in range(start, start + 2_500)
             ]
-            status, text = await post(client, {"events": events})
+            status, _ = await post(client, {"events": events})
             assert status in (200, 202)
         assert metric(server, "regprobe_event_queue_depth") == 100
         assert metric(server, "regprobe_events_rejected_total", reason="queue_full") == 9_900

@@ -2,9 +2,8 @@
 
 The rule of regprobe.carryover for a run cut short, applied to a re-check, which looks at one
 repository: a tag re-verified gets its fresh verdict (broken with the objects that break it, or intact);
-a tag deleted, or no longer listed when the re-check listed the repository, is cleared; every other tag
-keeps its verdict. A re-check that could not look (the registry refused, a walk cut off) changes nothing
-but the tags it found broken.
+a tag its listing no longer has is cleared; every other tag keeps its verdict. A re-check that could
+not look (the registry refused, a walk cut off) changes nothing but the tags it found broken.
 
 ``regprobe_broken_objects`` needs the objects behind each broken tag: serve keeps them per tag
 (:data:`Behind`), from each run's findings and each re-check's, so the count stays exact as tags come and
@@ -46,20 +45,18 @@ class Amendment:
     checked_at: float
     #: Fresh verdicts: each tag re-verified, with the broken objects it reaches (empty: intact).
     verdicts: Mapping[str, frozenset[ObjectKey]]
-    #: Tags deleted (an event said so, or the listing no longer has them).
+    #: Tags an event named that the repository's listing no longer has.
     gone: frozenset[str] = frozenset()
     #: The repository's whole tag list when the re-check read it: every tag beyond it is gone. Empty:
     #: the repository has no tags any more.
     listed: frozenset[str] | None = None
-    #: The repository itself was deleted before what else this re-check saw.
-    repository_gone: bool = False
 
     def settles(self, image: Image) -> bool:
         """Whether this re-check replaces ``image``'s verdict (fresh, or gone)."""
         repository, tag = image
         if repository != self.repository:
             return False
-        if self.repository_gone or tag in self.gone or tag in self.verdicts:
+        if tag in self.gone or tag in self.verdicts:
             return True
         return self.listed is not None and tag not in self.listed
 

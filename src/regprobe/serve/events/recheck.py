@@ -26,7 +26,7 @@ from ...errors import AuthError, RegistryError
 from ...outcome import reason
 from ...probe import Pinned, probe_registry
 from ...runner import NotProbed, configured_settings, walk_policy
-from ..amend import Amendment, ObjectKey, behind
+from ..amend import Amendment, behind
 from .pending import Batch
 
 #: The tags of ``repository`` known to reach ``digest``; None when that is not known.
@@ -101,31 +101,26 @@ async def recheck(
 ) -> Rechecked:
     repository = batch.repository
     checked_at = time.time()
-    verify, whole = set(batch.verify), batch.whole
+    # A deleted repository may have been pushed to again since: listing it tells.
+    named, whole = batch.verify | batch.deleted, batch.whole or batch.repository_gone
     for digest in sorted(batch.digests):
         tags = reach(repository, digest)
         if tags is None:
             whole = True
             break
-        verify |= tags
-    gone = frozenset(batch.deleted)
-
-    def amendment(
-        verdicts: dict[str, frozenset[ObjectKey]] | None = None,
-        vanished: frozenset[str] = frozenset(),
-        listed: frozenset[str] | None = None,
-    ) -> Amendment:
-        return Amendment(repository, checked_at, verdicts or {}, gone | vanished, listed, batch.repository_gone)
-
-    if not whole and not verify:
-        return Rechecked(amendment(), frozenset())
+        named |= tags
+    if not whole and not named:
+        return Rechecked(Amendment(repository, checked_at, {}), frozenset())
     try:
         async with clients.use(registry) as client:
+            # An event says a tag went; the listing says whether it is still gone (events arrive out of
+            # order, a tag is pushed again): a tag still listed is verified, never dropped.
             listed = await _tags(client, repository)
-            wanted = listed if whole else frozenset(verify) & listed
-            vanished = frozenset() if whole else frozenset(verify) - listed
+            wanted = listed if whole else frozenset(named) & listed
+            gone = frozenset(named) - listed
+            scope = listed if whole else None
             if not wanted:
-                return Rechecked(amendment(vanished=vanished, listed=listed if whole else None), frozenset())
+                return Rechecked(Amendment(repository, checked_at, {}, gone, scope), frozenset())
             result = await probe_registry(
                 registry.name,
                 client,
@@ -135,7 +130,8 @@ async def recheck(
                 cache=cache,
             )
     except (NotProbed, RegistryError) as exc:
-        return Rechecked(amendment(), frozenset(), str(exc))
+        # Not even listed: nothing is dropped on an event's word alone; the next run decides.
+        return Rechecked(Amendment(repository, checked_at, {}), frozenset(), str(exc))
     found = {tag: keys for (repo, tag), keys in behind(result.findings).items() if repo == repository}
     skipped = {s.tag for s in result.skipped}
     if result.complete:
@@ -145,7 +141,7 @@ async def recheck(
         # Cut short: only what it found broken is certain (regprobe.carryover's rule for a run).
         verdicts = {tag: keys for tag, keys in found.items() if tag in wanted}
         error = reason(result)
-    return Rechecked(amendment(verdicts, vanished, listed if whole else None), wanted, error)
+    return Rechecked(Amendment(repository, checked_at, verdicts, gone, scope), wanted, error)
 
 
 async def _tags(client: RegistryClient, repository: str) -> frozenset[str]:

@@ -98,8 +98,8 @@ def outcome(rechecked: Rechecked) -> tuple[str, bool]:
     """What a re-check changed, for people; and whether it is bad news (broken, or not verified)."""
     amendment = rechecked.amendment
     parts = []
-    if amendment.repository_gone:
-        parts.append("repository deleted: its series dropped")
+    if amendment.listed is not None and not amendment.listed:
+        parts.append("the repository has no tags: its series dropped")
     if amendment.gone:
         parts.append(f"gone, series dropped: {_named(amendment.gone)}")
     broken = [tag for tag, objects in amendment.verdicts.items() if objects]
