@@ -196,10 +196,11 @@ def test_only_the_secret_gets_in_and_a_rotated_one_replaces_it(tmp_path: Path) -
         assert (await post(client, envelope, {"Authorization": "Bearer rotated"}))[0] == 200  # a duplicate now
         secret.unlink()  # gone: every sender refused, never the last secret read
         assert (await post(client, envelope, {"Authorization": "Bearer rotated"}))[0] == 401
-        secret.write_text("")
-        assert (await post(client, envelope, {"Authorization": "Bearer "}))[0] == 401
         secret.write_text("back\n")
         assert (await post(client, envelope, {"Authorization": "Bearer back"}))[0] == 200
+        secret.write_text("")  # emptied: refused too, the last secret read is not kept
+        assert (await post(client, envelope, {"Authorization": "Bearer back"}))[0] == 401
+        assert (await post(client, envelope, {"Authorization": "Bearer "}))[0] == 401
 
     serving(server, test)
 

@@ -227,3 +227,29 @@ def test_the_alert_fires_in_prometheus_from_an_event(wired: Wired, ns: str, tmp_
         assert f"Broken: {repository}:v1." in alert["annotations"]["description"]
     finally:
         prometheus.stop()
+
+
+def test_a_delete_is_believed_only_when_the_registry_agrees(wired: Wired, ns: str) -> None:
+    """Events arrive out of order, tags are pushed again, and whoever holds the secret could forge one:
+    a tag an event says is deleted is dropped only once the registry's listing no longer has it; still
+    listed, it is verified; when the listing cannot be read, nothing changes."""
+    w, repository = wired, f"{ns}/app"
+    index = w.registry.push_index(repository, "v1", attestations=False)
+    settled(w, 1)
+    assert w.registry.http.delete(f"/v2/{repository}/manifests/{index.children[0].digest}").status_code == 202
+    wait_for(lambda: w.broken(repository, "v1") == 1, "v1 broken")
+
+    def forged(event_id: str) -> None:
+        body = {"events": [{"id": event_id, "action": "delete", "target": {"repository": repository, "tag": "v1"}}]}
+        headers = {"Authorization": f"Bearer {SECRET}"}
+        answer = httpx.post(f"{w.server.url}/events?registry={w.name}", json=body, headers=headers, timeout=5)
+        assert answer.status_code == 202, answer.text
+
+    with w.registry.unlistable_tags(repository):
+        forged("forged-1")
+        wait_for(lambda: "not verified" in w.outcomes(), "the re-check that could not list")
+    assert w.broken(repository, "v1") == 1
+    forged("forged-2")
+    wait_for(lambda: w.outcomes().count("BROKEN: v1") >= 2, "the deleted-but-listed tag verified")
+    assert w.broken(repository, "v1") == 1
+    assert "gone, series dropped" not in w.outcomes()
