@@ -1,4 +1,4 @@
-"""The pinned Go peers (distribution v3, crane, oras, helm, kubeconform) that scripts/install-peers.sh
+"""The pinned Go peers (distribution v3, crane, oras, helm, kubeconform, kustomize) that scripts/install-peers.sh
 builds into ``PEERS``. Without Go a test that needs one is skipped, saying why; CI sets
 ``REGPROBE_REQUIRE_PEERS=1`` so a missing peer fails instead."""
 
@@ -16,7 +16,7 @@ def peer(name: str) -> str:
     path = PEERS / name
     if os.access(path, os.X_OK):
         return str(path)
-    why = f"{name} is not in {PEERS}: scripts/install-peers.sh builds the pinned peers (it needs go)"
+    why = f"peer {name!r} is not in {PEERS}: scripts/install-peers.sh builds the pinned peers (it needs go)"
     if os.environ.get("REGPROBE_REQUIRE_PEERS") == "1":
         pytest.fail(why)
     pytest.skip(why)
