@@ -103,6 +103,38 @@ def _volume(mount_path: str) -> dict[str, Any]:
     return volume
 
 
+def test_serve_with_events(tmp_path: Path) -> None:
+    """The events component, in an overlay of the serve overlay: the registries that send events (pods
+    labelled regprobe.io/events-sender) reach the port, from any namespace; Prometheus still scrapes;
+    nobody else gets in."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (for its built-in kustomize) is not on PATH")
+    serve = os.path.relpath(K8S.parent / "overlays" / "serve", tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [serve], "components": [f"{serve}/events"]}), encoding="utf-8"
+    )
+    proc = subprocess.run(
+        [kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, _show(proc)
+    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    assert {p["metadata"]["name"] for p in policies} == {"regprobe-serve", "regprobe-serve-events"}
+    pod = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]
+    sender = {"app.kubernetes.io/name": "registry", "regprobe.io/events-sender": "true"}
+    for namespace in ("registry", "monitoring"):
+        assert _ingress_admits(policies, pod, sender, namespace, "http-metrics"), namespace
+        assert _ingress_admits(policies, pod, PROMETHEUS, namespace, "http-metrics"), namespace
+        assert not _ingress_admits(policies, pod, {"app.kubernetes.io/name": "registry"}, namespace, "http-metrics")
+    # The Secret the Deployment mounts is where the documented secret_file lives.
+    mounts = {m["name"]: m["mountPath"] for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    (name,) = [n for n, v in volumes.items() if v.get("secret", {}).get("secretName") == "regprobe-credentials"]
+    assert mounts[name] == "/var/run/secrets/regprobe"  # secret_file: /var/run/secrets/regprobe/events
+    _assert_schema_valid(objects, tmp_path)
+
+
 def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("gen_prometheusrule", GENERATOR)
     assert spec is not None and spec.loader is not None

@@ -142,13 +142,14 @@ def test_helm_lint() -> None:
 
 
 PODMONITOR = {"serviceMonitor.enabled": "false", "podMonitor.enabled": "true"}
+EVENTS = {"serve.events.networkPolicy.enabled": "true"}
 RENDERS = {
     "defaults": {},
     "serve": {"mode": "serve"},
     "serve-podmonitor": {"mode": "serve", **PODMONITOR},
     "sharded": {"shards": "4"},
     "cronjob-everything": EVERYTHING,
-    "serve-everything": {**EVERYTHING, "mode": "serve", **PODMONITOR},
+    "serve-everything": {**EVERYTHING, "mode": "serve", **PODMONITOR, **EVENTS},
     "without-operator": {"mode": "serve", "serviceMonitor.enabled": "false", "prometheusRule.enabled": "false"},
 }
 
@@ -306,6 +307,14 @@ def test_podmonitor_render_is_the_serve_overlay_with_its_podmonitor_component(tm
         yaml.safe_dump({"resources": [serve], "components": [f"{serve}/podmonitor"]}), encoding="utf-8"
     )
     _assert_same(_render({"mode": "serve", **PODMONITOR}), kustomize_build(tmp_path))
+
+
+def test_events_render_is_the_serve_overlay_with_its_events_component(tmp_path: Path) -> None:
+    serve = os.path.relpath(OVERLAYS / "serve", tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [serve], "components": [f"{serve}/events"]}), encoding="utf-8"
+    )
+    _assert_same(_render({"mode": "serve", **EVENTS}), kustomize_build(tmp_path))
 
 
 @pytest.mark.parametrize("mode", ["cronjob", "serve"])

@@ -208,12 +208,43 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 
+#: Longest settle time: a re-check waits this long at most after the first event of its repository.
+MAX_SETTLE = 60.0
+
+
+class Events(_Strict):
+    """``POST /events`` (registry webhooks, docs/design/events.md): off unless this section is given."""
+
+    #: The shared secret senders present (``Authorization: Bearer``), read from this file and re-read
+    #: when it changes.
+    secret_file: Annotated[str, Field(min_length=1)]
+    #: Seconds (or "2s") a repository's re-check waits after its first event, so an index pushed before
+    #: its children are readable, and a burst of deletes, become one re-check.
+    settle: float | str = 2.0
+    #: Repositories waiting for a re-check at most; events for more are dropped and counted.
+    max_pending: Annotated[int, Field(ge=1, le=100_000)] = 1000
+
+    @field_validator("settle")
+    @classmethod
+    def _settle(cls, value: float | str) -> float:
+        seconds = parse_duration(value) if isinstance(value, str) else float(value)
+        if not 0 <= seconds <= MAX_SETTLE:
+            raise ValueError(f"must be between 0 and {MAX_SETTLE:g} seconds")
+        return seconds
+
+    @property
+    def settle_seconds(self) -> float:
+        assert isinstance(self.settle, float)
+        return self.settle
+
+
 class Serve(_Strict):
     """``regprobe serve``: the command line's --listen and --interval win over these."""
 
     listen: str = ":9839"
     #: Seconds, or a duration string ("15m"). The alerts assume 15 minutes.
     interval: float | str = 900.0
+    events: Events | None = None
 
     @field_validator("interval")
     @classmethod
@@ -425,6 +456,17 @@ def parse(data: object, source: str) -> Config:
     except ValidationError as exc:
         raise ConfigError(_format(source, exc)) from None
     config = _resolve_secrets(config, source)
+    if config.serve.events is not None:
+        # Checked now, so a missing Secret stops serve at start (exit 2); serve re-reads it as it changes.
+        secret_file = config.serve.events.secret_file
+        try:
+            read_secret_file(secret_file)
+        except OSError as exc:
+            raise ConfigError(
+                f"{source}: serve.events.secret_file: cannot read {secret_file}: {exc.strerror}"
+            ) from None
+        except ValueError as exc:
+            raise ConfigError(f"{source}: serve.events.secret_file: {exc}") from None
     if config.pushgateway is not None:
         config = config.model_copy(update={"pushgateway": _resolve_pushgateway(config.pushgateway, source)})
     return config
@@ -471,14 +513,11 @@ def _read_secret(auth: Auth, where: str) -> str:
     would end as a 401 - exit 3, which CI treats as a warning - and an unset CI secret would pass."""
     if auth.password_file is not None:
         try:
-            secret = Path(auth.password_file).read_text(encoding="utf-8").rstrip("\r\n")
+            return read_secret_file(auth.password_file)
         except OSError as exc:
             raise _UnreadableSecretError(f"cannot read {auth.password_file}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"{where}.password_file: {auth.password_file} is not UTF-8 text") from None
-        if not secret:
-            raise ConfigError(f"{where}.password_file: {auth.password_file} is empty")
-        return secret
+        except ValueError as exc:
+            raise ConfigError(f"{where}.password_file: {exc}") from None
     assert auth.password_env is not None
     env = os.environ.get(auth.password_env)
     if env is None:
@@ -486,6 +525,18 @@ def _read_secret(auth: Auth, where: str) -> str:
     if not env:
         raise ConfigError(f"{where}.password_env: environment variable {auth.password_env} is empty")
     return env
+
+
+def read_secret_file(path: str) -> str:
+    """A secret kept in a file (a mounted Kubernetes Secret), without its trailing line end. OSError when
+    the file cannot be read; ValueError, naming the file, when it is not UTF-8 text or is empty."""
+    try:
+        secret = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    if not secret:
+        raise ValueError(f"{path} is empty")
+    return secret
 
 
 def _check_tls_files(tls: TLS, where: str) -> None:

@@ -1,5 +1,6 @@
 """The long-running server: a scheduled probe of the configured registries, and the aiohttp application
-serving its results (``/metrics``, ``/``), on-demand probes (``/probe``) and ``/healthz``."""
+serving its results (``/metrics``, ``/``), on-demand probes (``/probe``), registry events (``POST
+/events``, re-checked between runs) and ``/healthz``."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from prometheus_client.exposition import choose_encoder, generate_latest
 
 from .. import outcome
 from ..cache import ManifestCache
-from ..config import Config
+from ..config import Config, RegistryConfig
 from ..errors import ConfigError
 from ..model import RegistryResult
 from ..report import to_text
 from ..runner import run_config
 from ..shard import Shard
 from . import ondemand, page
+from .events import Events
+from .events.recheck import Rechecked
 from .state import HeldMetrics, RunLog
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,11 @@ class Server:
         )
         self._probe_slots = asyncio.Semaphore(MAX_PROBES)
         self._scheduler: asyncio.Task[None] | None = None
+        self._rechecks: asyncio.Task[None] | None = None
+        settings = cfg.serve.events
+        self.events = (
+            None if settings is None else Events(cfg, settings, self.metrics, cache, self.held.broken_tags, self.amend)
+        )
 
     # --- the schedule --------------------------------------------------------------------------------
 
@@ -88,11 +96,22 @@ class Server:
         self._scheduler = asyncio.create_task(self.schedule())
         return self._scheduler
 
+    def start_rechecks(self) -> asyncio.Task[None] | None:
+        """The events' re-checks as a task of their own (none when events are off); /healthz watches it."""
+        if self.events is not None:
+            self._rechecks = asyncio.create_task(self.events.rechecker.run())
+        return self._rechecks
+
     async def record(self, result: RegistryResult) -> None:
         """Serve one registry's result: its metrics, and its place on the status page."""
         verdict = self.held.record(result)
-        self.runs.record(result, verdict)
+        self.runs.record(result, verdict, self.held.by_events.get(result.name, frozenset()))
         outcome.kept(result, verdict)
+
+    def amend(self, registry: RegistryConfig, rechecked: Rechecked) -> None:
+        """Serve what an event's re-check found: the verdict on the tags it looked at again."""
+        verdict = self.held.amend(registry.name, registry.url, rechecked.amendment)
+        self.runs.amended(registry.name, verdict, self.held.by_events.get(registry.name, frozenset()))
 
     # --- HTTP ----------------------------------------------------------------------------------------
 
@@ -102,6 +121,7 @@ class Server:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/probe", self._probe)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_post("/events", self._events)
         return app
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -110,11 +130,19 @@ class Server:
 
     async def _status(self, request: web.Request) -> web.Response:
         configured = [(r.name, r.url) for r in self.cfg.registries]
-        return web.Response(text=page.render(self.runs, configured, self.interval), content_type="text/html")
+        recent = list(self.events.receiver.recent) if self.events else None
+        return web.Response(text=page.render(self.runs, configured, self.interval, recent), content_type="text/html")
+
+    async def _events(self, request: web.Request) -> web.Response:
+        if self.events is None:
+            return web.Response(status=404, text="events are off: serve.events.secret_file is not set\n")
+        return await self.events.receiver.handle(request)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         if self._scheduler is not None and self._scheduler.done():
             return web.Response(status=503, text="the probe schedule has stopped\n")
+        if self._rechecks is not None and self._rechecks.done():
+            return web.Response(status=503, text="the events' re-checks have stopped\n")
         return web.Response(text="ok\n")
 
     async def _probe(self, request: web.Request) -> web.Response:
@@ -160,12 +188,15 @@ class Server:
             where = f"{host or 'every interface'}, port {port}"
             print(f"regprobe: serving on {where}, a run every {self.interval:g}s", file=sys.stderr, flush=True)
             self.start_schedule()
+            self.start_rechecks()
             await stop.wait()
         finally:
-            if self._scheduler is not None:
-                self._scheduler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._scheduler
+            # Events waiting for their re-check are lost: the next scheduled run covers what they touched.
+            for task in (self._scheduler, self._rechecks):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await runner.cleanup()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)

@@ -20,7 +20,7 @@ from ..config import BlobCheck, Config, RegistryConfig
 from ..errors import ParseError
 from ..model import OUTCOMES, RegistryResult
 from ..probe import Pinned, Selection
-from ..reference import Reference
+from ..reference import DOCKER_HUB_API, Reference
 from ..runner import configured_settings, guarded, walk_policy
 
 #: Prometheus' default scrape_timeout, for callers that do not send X-Prometheus-Scrape-Timeout-Seconds.
@@ -30,6 +30,8 @@ MAX_BUDGET = 300.0
 #: slow walk is a scraped regprobe_probe_success 0 rather than a failed scrape.
 MARGIN = 0.5
 BLOB_CHECKS: tuple[str, ...] = get_args(BlobCheck)
+#: Names events give Docker Hub (its web host); its API is DOCKER_HUB_API.
+_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "hub.docker.com", "registry.hub.docker.com"})
 
 
 class TargetError(ValueError):
@@ -58,6 +60,19 @@ def _host_port(netloc: str, scheme: str) -> tuple[str, int] | None:
     return parts.hostname.lower(), port or (443 if scheme == "https" else 80)
 
 
+def serving(cfg: Config, host: str) -> list[RegistryConfig]:
+    """The configured registries at ``host`` (``host[:port]``; a port left out is the scheme's default).
+    ``/probe`` and ``POST /events`` reach nothing else."""
+    if host.lower() in _HUB_ALIASES:
+        host = DOCKER_HUB_API
+    matches = []
+    for registry in cfg.registries:
+        scheme = urlsplit(registry.url).scheme
+        if _host_port(host, scheme) == _host_port(urlsplit(registry.url).netloc, scheme):
+            matches.append(registry)
+    return matches
+
+
 def resolve(cfg: Config, target: str, blob_check: str | None) -> tuple[RegistryConfig, Reference, BlobCheck]:
     """The configured registry that serves ``target``, the parsed reference and the blob check to use;
     TargetError for anything else. Makes no request."""
@@ -65,11 +80,7 @@ def resolve(cfg: Config, target: str, blob_check: str | None) -> tuple[RegistryC
         ref = Reference.parse(target)
     except ParseError as exc:
         raise TargetError(f"target: {exc}") from None
-    matches = []
-    for registry in cfg.registries:
-        scheme = urlsplit(registry.url).scheme
-        if _host_port(ref.api_host, scheme) == _host_port(urlsplit(registry.url).netloc, scheme):
-            matches.append(registry)
+    matches = serving(cfg, ref.api_host)
     if not matches:
         raise TargetError(f"target: host {ref.host[:100]!r} is not one of the configured registries")
     # Several entries may share a host (different repositories, different credentials): take the one

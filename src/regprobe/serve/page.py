@@ -7,6 +7,7 @@ from html import escape
 
 from ..model import Finding
 from ..render import verdict
+from .events.pending import Record
 from .state import RegistryHistory, RunLog
 
 #: Findings listed per registry; the rest are counted. Keeps the page small when a whole registry breaks.
@@ -29,8 +30,9 @@ def _platform(finding: Finding) -> str:
     return f" ({escape(finding.platform)})" if finding.platform else ""
 
 
-def render(log: RunLog, configured: list[tuple[str, str]], interval: float) -> str:
-    """``configured``: (name, url) of every registry, so one not yet probed still shows."""
+def render(log: RunLog, configured: list[tuple[str, str]], interval: float, events: list[Record] | None = None) -> str:
+    """``configured``: (name, url) of every registry, so one not yet probed still shows; ``events``: the
+    last events received, newest first (None: events are off)."""
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>regprobe</title>',
@@ -51,6 +53,8 @@ def render(log: RunLog, configured: list[tuple[str, str]], interval: float) -> s
             out.append("<p>Not probed yet.</p>")
             continue
         out.extend(_registry(history))
+    if events is not None:
+        out.extend(_events(events))
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -92,6 +96,7 @@ def _registry(history: RegistryHistory) -> list[str]:
                 "<code>regprobe run --no-push --format json</code> lists them all.</p>"
             )
     out.extend(_kept(history))
+    out.extend(_event_broken(history))
     out.append("<h3>Recent runs</h3>")
     out.append(
         "<table><tr><th>started</th><th>duration</th><th>complete</th><th>tags walked</th><th>broken images</th></tr>"
@@ -105,10 +110,35 @@ def _registry(history: RegistryHistory) -> list[str]:
     return out
 
 
+def _events(events: list[Record]) -> list[str]:
+    out = ["<h2>Recent events</h2>"]
+    if not events:
+        return [*out, "<p>None received since serve started.</p>"]
+    out.append("<table><tr><th>received</th><th>registry</th><th>from</th><th>event</th><th>outcome</th></tr>")
+    out.extend(
+        f"<tr><td>{_when(e.received_at)}</td><td>{escape(e.registry)}</td><td>{escape(e.source)}</td>"
+        f"<td><code>{escape(e.description)}</code></td><td>{escape(e.outcome)}</td></tr>"
+        for e in events
+    )
+    out.append("</table>")
+    return out
+
+
+def _event_broken(history: RegistryHistory) -> list[str]:
+    if history.verdict is None or not history.by_events:
+        return []
+    names = ", ".join(f"<code>{escape(f'{r}:{t}')}</code>" for r, t in sorted(history.by_events)[:MAX_FINDINGS])
+    more = len(history.by_events) - MAX_FINDINGS
+    return [
+        "<h3>Broken since, found by an event's re-check</h3>",
+        f"<p>{names}{f' and {more} more' if more > 0 else ''} (see Recent events).</p>",
+    ]
+
+
 def _kept(history: RegistryHistory) -> list[str]:
     if history.verdict is None or not history.verdict.kept:
         return []
-    kept = sorted(history.verdict.named - set(history.last.broken_images))
+    kept = sorted(history.verdict.named - set(history.last.broken_images) - history.by_events)
     names = ", ".join(f"<code>{escape(f'{repository}:{tag}')}</code>" for repository, tag in kept[:MAX_FINDINGS])
     more = f" and {len(kept) - MAX_FINDINGS} more" if len(kept) > MAX_FINDINGS else ""
     return [
