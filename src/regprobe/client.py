@@ -282,6 +282,37 @@ class RegistryClient:
 
         return await self._exchange("GET", url, {}, whole, bounded=False)
 
+    async def referrers(self, repository: str, subject: Digest, max_bytes: int, after: Reply | None = None) -> Reply:
+        """One page of OCI 1.1's ``GET /v2/<repository>/referrers/<subject>``: the first, or the one the
+        previous page ``after`` links to (``Link: rel="next"``, kept absolute in its ``next_link``) -
+        followed only on the registry's own host, as :meth:`pages` does. The answer is returned whatever
+        its status: whether the registry serves the API at all is learned from it (regprobe.referrers)."""
+        url: httpx.URL | str = f"{self._origin}/v2/{repository}/referrers/{subject}"
+        if after is not None and after.next_link:
+            try:
+                url = httpx.URL(after.next_link)
+            except (httpx.InvalidURL, ValueError):
+                why = f"GET {after.url}: referrers Link is not a URL; not followed"
+                raise PaginationError(why, url=after.url) from None
+            if _origin_key(url) != _origin_key(self.base):
+                raise PaginationError(
+                    f"GET {after.url}: referrers Link points to another host ({url.host}); not followed",
+                    url=after.url,
+                )
+
+        async def read(response: httpx.Response, reply: Reply) -> None:
+            if reply.content_length is not None and reply.content_length > max_bytes:
+                reply.over_limit = True
+                return
+            await _read_into(response, reply, limit=max_bytes, keep=True, hash_=False)
+            link = response.links.get("next", {}).get("url")
+            try:
+                reply.next_link = str(response.request.url.join(link)) if link else None
+            except (httpx.InvalidURL, ValueError):
+                reply.next_link = link  # refused when followed
+
+        return _require_api(await self._exchange("GET", url, {"Accept": mt.OCI_INDEX}, read))
+
     async def cache_upstream(self, repository: str, digest: Digest) -> Reply:
         """``GET`` a blob that no registry holds (``digest`` has no known content), through a pull-through
         cache: the cache does not hold it, so it asks its upstream, and its answer says what it heard -

@@ -26,6 +26,7 @@ from .errors import AuthError, InvalidReferenceError, RegistryError
 from .model import RegistryResult
 from .pullthrough import upstream_outage
 from .reference import hub_repository, validate_repository
+from .referrers import Support
 from .shard import Shard
 from .stop import StopRequest
 from .walk import RepositoryWalk, WalkPolicy
@@ -137,6 +138,8 @@ class RegistryProbe:
         shard = str(self.selection.shard) if self.selection.shard else None
         self.result = RegistryResult(name=name, url=str(client.base), started_at=time.time(), shard=shard)
         self._repos: dict[str, _Repo] = {}
+        #: Whether the registry serves the referrers API: learned once, for all its repositories.
+        self._referrers = Support()
         self._queue: asyncio.PriorityQueue[tuple[int, int, str, _Item]] = asyncio.PriorityQueue()
         self._order = itertools.count()
         concurrency = client.settings.concurrency
@@ -256,7 +259,8 @@ class RegistryProbe:
     def _repo(self, repo_name: str) -> _Repo:
         repo = self._repos.get(repo_name)
         if repo is None:
-            repo = self._repos[repo_name] = _Repo(RepositoryWalk(self.client, repo_name, self.policy, self.cache))
+            walk = RepositoryWalk(self.client, repo_name, self.policy, self.cache, self._referrers)
+            repo = self._repos[repo_name] = _Repo(walk)
         return repo
 
     async def _repositories(self) -> AsyncIterator[str]:
@@ -324,9 +328,10 @@ class RegistryProbe:
             elif isinstance(item, _ListTags):
                 tags = frozenset(await self._list_tags(repo.walk))
                 repo.tags = tags
-                repo.outstanding += len(tags)
-                self.progress.listed(len(tags))
-                for tag in sorted(tags):
+                images = repo.walk.listed(tags)  # fallback tags are lists of referrers, not images
+                repo.outstanding += len(images)
+                self.progress.listed(len(images))
+                for tag in sorted(images):
                     self._put(0, repo_name, tag)
             else:
                 await repo.walk.walk_tag(item)
@@ -397,6 +402,7 @@ class RegistryProbe:
         self.result.findings.extend(judged.findings)
         self.result.errors.extend(judged.errors)
         self.result.skipped.extend(judged.skipped)
+        self.result.dangling.extend(repo.walk.dangling)
         self.result.images_checked += repo.walk.walked
         if repo.tags is not None:
             unsettled = (repo.tags - repo.walk.finished) | judged.blocked | {s.tag for s in judged.skipped}
