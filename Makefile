@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint deps venv clean
+.PHONY: demo test lint deps peers venv clean
 
 $(BIN)/regprobe: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ venv: $(BIN)/regprobe
 
 deps:
 	./scripts/install-system-deps.sh
+
+## peers: distribution v3, crane, oras, helm, kubeconform at pinned versions, built with go if there is one;
+## without go the tests that need them are skipped, with the reason in pytest's summary
+peers:
+	./scripts/install-peers.sh --optional
 
 ## demo: a throwaway local registry with sample images, one broken the way the incident broke it
 demo: deps venv
@@ -28,7 +33,7 @@ lint: venv
 	$(BIN)/mypy
 
 ## test: lint, type-check, and the whole suite against real servers
-test: deps venv lint
+test: deps peers venv lint
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -5,7 +5,7 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ from hypothesis import settings
 
 from regprobe.cli import main
 
-from .registry import BASIC_PASSWORD, BASIC_USER, Registry
+from .peers import peer
+from .registry import BASIC_PASSWORD, BASIC_USER, FLAVOUR_NAMES, FLAVOURS, Registry
 from .servers import Pushgateway
 
 # Hypothesis' default 200 ms deadline per example fails properties, not code, on a loaded 2-core machine
@@ -24,19 +25,64 @@ settings.register_profile("regprobe", deadline=None)
 settings.load_profile("regprobe")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "each_registry: run the test once on each distribution the suite knows (2.8.2 and v3): the"
+        " registry fixtures it uses start that flavour",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("each_registry"):
+        metafunc.parametrize("flavour", FLAVOURS, indirect=True, ids=[FLAVOUR_NAMES[f] for f in FLAVOURS])
+
+
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+def flavour(request: pytest.FixtureRequest) -> str:
+    """Which distribution the registry fixtures run: 2.8.2, unless the test is marked ``each_registry``.
+    v3 comes from the pinned peers: without it, its half of the tests is skipped (failed in CI)."""
+    chosen: str = getattr(request, "param", "2")
+    if chosen == "3":
+        peer("registry")
+    return chosen
+
+
+class Registries:
+    """The session's shared registries, one per (flavour, variant), started when first asked for: a test
+    on 2.8.2 gets the same process whether or not it is also parametrised over v3."""
+
+    def __init__(self, tmp: pytest.TempPathFactory) -> None:
+        self.tmp = tmp
+        self.started: dict[tuple[str, str], Registry] = {}
+
+    def get(self, flavour: str, variant: str, start: Callable[[Path], Registry]) -> Registry:
+        key = (flavour, variant)
+        if key not in self.started:
+            self.started[key] = start(self.tmp.mktemp(f"{variant}-{FLAVOUR_NAMES[flavour]}"))
+        return self.started[key]
+
+    def stop(self) -> None:
+        for reg in self.started.values():
+            reg.stop()
+
+
+@pytest.fixture(scope="session")
+def registries(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registries]:
+    pool = Registries(tmp_path_factory)
+    yield pool
+    pool.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(registries: Registries, flavour: str) -> Registry:
     """The registry:2 default: in-memory blob descriptor cache."""
-    reg = Registry(tmp_path_factory.mktemp("registry")).start()
-    yield reg
-    reg.stop()
+    return registries.get(flavour, "registry", lambda work: Registry(work, flavour=flavour).start())
 
 
 @pytest.fixture(scope="session")
-def registry_nocache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    reg = Registry(tmp_path_factory.mktemp("registry-nocache"), cache=False).start()
-    yield reg
-    reg.stop()
+def registry_nocache(registries: Registries, flavour: str) -> Registry:
+    return registries.get(flavour, "nocache", lambda work: Registry(work, cache=False, flavour=flavour).start())
 
 
 @pytest.fixture(scope="session")
@@ -49,11 +95,11 @@ def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgatewa
 
 
 @pytest.fixture(scope="session")
-def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+def basic_registry(registries: Registries, flavour: str) -> Registry:
     """Behind htpasswd basic auth (BASIC_USER, BASIC_PASSWORD)."""
-    reg = Registry.with_basic_auth(tmp_path_factory.mktemp("basic"), BASIC_USER, BASIC_PASSWORD)
-    yield reg
-    reg.stop()
+    return registries.get(
+        flavour, "basic", lambda work: Registry.with_basic_auth(work, BASIC_USER, BASIC_PASSWORD, flavour=flavour)
+    )
 
 
 @pytest.fixture

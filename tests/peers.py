@@ -16,7 +16,7 @@ def peer(name: str) -> str:
     path = PEERS / name
     if os.access(path, os.X_OK):
         return str(path)
-    why = f"{name} is not in {PEERS}: scripts/install-peers.sh builds the pinned peers (it needs go)"
+    why = f"peer {name!r} is not in {PEERS}: scripts/install-peers.sh builds the pinned peers (it needs go)"
     if os.environ.get("REGPROBE_REQUIRE_PEERS") == "1":
         pytest.fail(why)
     pytest.skip(why)

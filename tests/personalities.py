@@ -63,7 +63,7 @@ class Personality:
     catalog_challenge_scope: str = "registry:catalog:*"
     #: Most entries a page holds, whatever n asks; None honours n.
     page: int | None = 2
-    #: A Link after a page of exactly n entries too (distribution v3).
+    #: A Link after a page of exactly n tags too (distribution v3's tag lists; not its catalog).
     trailing_link: bool = False
     #: All tags at once, no Link, whatever n says (GitLab's legacy repositories).
     ignores_n: bool = False
@@ -344,7 +344,8 @@ class FakeRegistry:
                     else:
                         start = items.index(cursor) + 1 if cursor in items else len(items)
                 page = items[start : start + size]
-                more = start + size < len(items) or (p.trailing_link and len(page) == size)
+                trailing = p.trailing_link and len(page) == size and path.endswith("/tags/list")
+                more = start + size < len(items) or trailing
                 if not more:
                     return page, None
                 end = start + size
@@ -595,8 +596,8 @@ PERSONALITIES = {
             empty_404=True,
             referrers_api="spec",
         ),
-        # VERIFIED in distribution v3 (catalog.go, tags.go, manifest handler): pages of n with a Link
-        # after an exact multiple, 400 for n above maxentries, OCI only for OCI-accepting clients.
+        # VERIFIED on distribution v3.1.2 (tests/test_pagination.py runs the real one): pages of n, with a
+        # Link after an exact multiple of tags, 400 for n above maxentries, OCI only for OCI-accepting clients.
         Personality(
             "distribution-v3",
             trailing_link=True,

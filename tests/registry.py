@@ -5,12 +5,15 @@ push synthetic images over the HTTP API and break them in storage the way clean-
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
 import socket
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +28,8 @@ PEERS = Path(os.environ.get("REGPROBE_PEERS", Path.home() / "go" / "bin"))
 #: The registries the suite runs against: Debian's distribution 2.8.2, and distribution v3 (``registry:3``).
 BINARIES = {"2": BINARY, "3": str(PEERS / "registry")}
 FLAVOURS = tuple(BINARIES)
+#: How test ids and messages name them.
+FLAVOUR_NAMES = {"2": "2.8.2", "3": "v3"}
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -80,6 +85,16 @@ def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
 
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def tar_layer(content: bytes) -> tuple[bytes, str]:
+    """A real layer holding one file: (its gzipped tar, the tar's digest - the config's diff_id)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("content")
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+    return gzip.compress(out.getvalue(), mtime=0), sha256(out.getvalue())
 
 
 class Storage(Protocol):
@@ -161,7 +176,8 @@ class Registry:
             "storage": storage_config,
             "http": {"addr": "127.0.0.1:0", "secret": "test-secret"},
             # Lets foreign (Windows-style) layers be pushed; distribution rejects their URLs by default.
-            "validation": {"manifests": {"urls": {"allow": ["^https://"]}}},
+            # Loopback: a test may serve one (tests/test_client_agreement.py).
+            "validation": {"manifests": {"urls": {"allow": ["^https://", r"^http://127\.0\.0\.1:"]}}},
         }
         if tls:
             config["http"]["tls"] = {"certificate": str(tls[0]), "key": str(tls[1])}
@@ -183,14 +199,16 @@ class Registry:
         return self.url.split("://", 1)[1]
 
     @classmethod
-    def with_basic_auth(cls, workdir: Path, username: str, password: str) -> Registry:
+    def with_basic_auth(cls, workdir: Path, username: str, password: str, *, flavour: str = "2") -> Registry:
         """Started behind htpasswd basic auth; the harness's own client carries the credentials."""
         import bcrypt
 
         workdir.mkdir(parents=True, exist_ok=True)
         htpasswd = workdir / "htpasswd"
         htpasswd.write_text(f"{username}:" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode() + "\n")
-        reg = cls(workdir, extra={"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}}).start()
+        reg = cls(
+            workdir, extra={"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}}, flavour=flavour
+        ).start()
         reg.http.auth = (username, password)
         return reg
 
@@ -258,14 +276,29 @@ class Registry:
         layers: list[bytes] | None = None,
         docker: bool = False,
         platform: str = "linux/amd64",
-        foreign: bool = False,
+        foreign: bool | tuple[bytes, str] = False,
         config_extra: dict[str, Any] | None = None,
+        runnable: bool = False,
     ) -> Image:
-        """A single-platform image (OCI, or Docker schema2 with ``docker``)."""
+        """A single-platform image (OCI, or Docker schema2 with ``docker``). Its layers are the bytes given,
+        unless ``runnable``: then each is a gzipped tar holding them, listed in the config's ``diff_ids``,
+        as a client that unpacks layers (``crane validate``) requires. ``foreign`` adds a last layer the
+        registry does not hold: ``(content, url)`` for one that ``url`` serves (as a layer, if runnable)."""
         layers = layers if layers is not None else [os.urandom(1500), os.urandom(2500)]
+        foreign_data, foreign_url = (
+            foreign if isinstance(foreign, tuple) else (os.urandom(64), "https://example.invalid/layer")
+        )
+        rootfs: dict[str, Any] = {"type": "layers"}
+        if runnable:
+            packed = [tar_layer(content) for content in layers]
+            layers = [gz for gz, _ in packed]
+            rootfs["diff_ids"] = [diff_id for _, diff_id in packed]
+            if foreign:
+                foreign_data, diff_id = tar_layer(foreign_data)
+                rootfs["diff_ids"].append(diff_id)
         os_name, arch = platform.split("/")[:2]
         config = json.dumps(
-            {"architecture": arch, "os": os_name, "rootfs": {"type": "layers"}, **(config_extra or {})},
+            {"architecture": arch, "os": os_name, "rootfs": rootfs, **(config_extra or {})},
             sort_keys=True,
         ).encode()
         config_digest = self.push_blob(repository, config)
@@ -280,13 +313,12 @@ class Registry:
             )
         if foreign:
             # A Windows base layer: served from `urls`, never from this registry.
-            fake = os.urandom(64)
             layer_descs.append(
                 {
                     "mediaType": DOCKER_FOREIGN,
-                    "digest": sha256(fake),
-                    "size": 64,
-                    "urls": ["https://example.invalid/layer"],
+                    "digest": sha256(foreign_data),
+                    "size": len(foreign_data),
+                    "urls": [foreign_url],
                 }
             )
         manifest = {
@@ -319,16 +351,39 @@ class Registry:
         self.push_image(f"{ns}/untagged", None)
 
     def push_attestation(self, repository: str, subject: str) -> Image:
-        """A BuildKit attestation manifest: a real manifest with real blobs."""
-        statement = json.dumps({"_type": "https://in-toto.io/Statement/v0.1", "subject": subject}).encode()
-        config = b"{}"
-        config_digest = self.push_blob(repository, config)
+        """A BuildKit attestation manifest: a real manifest with real blobs, shaped as BuildKit's
+        docs/attestations/attestation-storage.md shows it (the config lists the statement as a diff_id)."""
+        predicate = "https://slsa.dev/provenance/v0.2"
+        statement = json.dumps(
+            {
+                "_type": "https://in-toto.io/Statement/v0.1",
+                "predicateType": predicate,
+                "subject": [{"name": "_", "digest": {"sha256": subject.split(":", 1)[1]}}],
+                "predicate": {},
+            }
+        ).encode()
         layer = self.push_blob(repository, statement)
+        config = json.dumps(
+            {
+                "architecture": "unknown",
+                "os": "unknown",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [layer]},
+            }
+        ).encode()
+        config_digest = self.push_blob(repository, config)
         manifest = {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": layer, "size": len(statement)}],
+            "layers": [
+                {
+                    "mediaType": "application/vnd.in-toto+json",
+                    "digest": layer,
+                    "size": len(statement),
+                    "annotations": {"in-toto.io/predicate-type": predicate},
+                }
+            ],
         }
         body = json.dumps(manifest).encode()
         digest = self.push_manifest(repository, sha256(body), body, OCI_MANIFEST)
@@ -343,12 +398,13 @@ class Registry:
         docker: bool = False,
         attestations: bool = True,
         children: list[Image] | None = None,
+        runnable: bool = False,
     ) -> Image:
         """A multi-platform index (OCI, or a Docker manifest list), children pushed by digest."""
         kids = (
             children
             if children is not None
-            else [self.push_image(repository, None, docker=docker, platform=p) for p in platforms]
+            else [self.push_image(repository, None, docker=docker, platform=p, runnable=runnable) for p in platforms]
         )
         entries: list[dict[str, Any]] = []
         for kid, plat in zip(kids, platforms, strict=False):
@@ -411,6 +467,14 @@ class Registry:
         """A tag clean-up script or GC of "untagged" index children: data kept, link gone."""
         hexpart = digest.split(":", 1)[1]
         self.storage.remove_tree(f"repositories/{repository}/_manifests/revisions/sha256/{hexpart}")
+
+    def evict_revisions(self) -> None:
+        """Make a removed revision link show, as it does once the registry has restarted after an offline
+        clean-up or GC. distribution v3 (unlike 2.8.2) looks manifest revisions up through its blob
+        descriptor cache (registry/storage/registry.go, ``Manifests``): a link removed in storage while v3
+        runs is still served from the cache, until the cache forgets it - a restart, for ``inmemory``."""
+        if self.flavour == "3" and "cache" in self.config["storage"]:
+            self.restart()
 
     def remove_blob_data(self, digest: str) -> None:
         """GC deleted the data it believed unreferenced; layer links survive."""

@@ -94,6 +94,9 @@ class S3Storage:
                 "bucket": self.bucket,
                 "secure": False,
                 "v4auth": True,
+                # Bucket in the path, not the host name: v3 defaults to virtual-hosted URLs
+                # (registry3.127.0.0.1), which do not resolve. 2.8.2 always uses the path.
+                "forcepathstyle": True,
             }
         }
 

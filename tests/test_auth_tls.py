@@ -39,12 +39,14 @@ def tls_registry(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> It
     reg.stop()
 
 
+@pytest.mark.each_registry
 def test_basic_auth_password_file(
     basic_registry: Registry, ns: str, regprobe: Any, probe_config: Any, tmp_path: Path
 ) -> None:
     image = basic_registry.push_image(f"{ns}/app", "v1")
     basic_registry.push_image(f"{ns}/app", "v2")
     basic_registry.remove_revision_link(f"{ns}/app", image.digest)
+    basic_registry.evict_revisions()
     secret = tmp_path / "password"
     secret.write_text(PASSWORD + "\n")
     cfg = {
@@ -61,6 +63,7 @@ def test_basic_auth_password_file(
     assert PASSWORD not in result.out + result.err
 
 
+@pytest.mark.each_registry
 def test_basic_auth_env_and_refused(
     basic_registry: Registry, ns: str, regprobe: Any, probe_config: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -92,6 +95,7 @@ def test_basic_auth_env_and_refused(
     assert PASSWORD not in result.out + result.err
 
 
+@pytest.mark.each_registry
 def test_check_with_password_stdin_and_docker_config(
     basic_registry: Registry, ns: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, regprobe: Any
 ) -> None:

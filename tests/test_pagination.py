@@ -1,13 +1,14 @@
 """Listing pages (REGISTRY-QUIRKS.md A and B): Links followed as sent, listings that cannot be read to
 their end stopped with an error, odd tag entries skipped. Request tables for what registry:2 cannot be
 made to do (opaque cursors, repeated pages, Links to nowhere). distribution 2.8 sends no Link after an
-exact multiple of n (v3 does): that case is the distribution-v3 personality's, in test_personalities.py."""
+exact multiple of n, nor does v3's catalog; v3's tag lists do. The last test pages both real registries."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,8 @@ import pytest
 
 from regprobe.client import ClientSettings, RegistryClient, RetryPolicy
 from regprobe.errors import PaginationError, RegistryError
+
+from .registry import Registry
 
 HOST = "http://registry.test"
 
@@ -191,3 +194,54 @@ def test_json_labelled_text_plain_is_read() -> None:
         )
 
     assert listing(handler, "/v2/r/tags/list", "tags") == ["18", "161"]
+
+
+@pytest.mark.each_registry
+def test_real_registry_listings_are_read_to_their_end(
+    tmp_path: Path, flavour: str, regprobe: Any, probe_config: Any
+) -> None:
+    """Both registries page the catalog by `catalog.maxentries` and refuse a larger n. Tag lists differ:
+    2.8.2 ignores n and answers every tag at once; v3 clamps n to `tags.maxtags` and pages, with a Link
+    after a page of exactly n that leads to an empty page. v3's catalog, whose last page here is as full,
+    sends no such Link (registry/storage/catalog.go notices a full page only on the entry after it)."""
+    reg = Registry(
+        tmp_path / "paged",
+        extra={
+            "catalog": {"maxentries": 3},
+            "tags": {"maxtags": 3},  # v3 only; 2.8.2 ignores the key
+            "log": {"level": "error", "accesslog": {"disabled": False}},
+        },
+        flavour=flavour,
+    ).start()
+    try:
+        image = reg.push_image("paged/a", "t0", layers=[b"a"])
+        for i in range(1, 6):
+            reg.tag("paged/a", f"t{i}", image.digest)
+        for i in range(5):
+            reg.push_image(f"paged/r{i}", "v1", layers=[b"r"])
+
+        result = regprobe("run", "-c", probe_config({"name": "paged", "url": reg.url}), "--format", "json")
+
+        entry = result.report["registries"][0]
+        assert (result.code, entry["repositories"], entry["images_checked"]) == (0, 6, 11), result.out
+        asked = [
+            line.split('"GET ', 1)[1].split(" HTTP", 1)[0]
+            for line in (reg.workdir / "registry.log").read_text().splitlines()
+            if '"GET /v2/' in line
+        ]
+        # The catalog is read as repositories finish, so its pages and the tag pages interleave.
+        assert [a for a in asked if a.startswith("/v2/_catalog")] == [
+            "/v2/_catalog?n=1000",  # 400 PAGINATION_NUMBER_INVALID
+            "/v2/_catalog",
+            "/v2/_catalog?last=paged%2Fr1&n=3",
+        ]
+        assert [a for a in asked if a.startswith("/v2/paged/a/tags/list")] == {
+            "2": ["/v2/paged/a/tags/list?n=1000"],
+            "3": [
+                "/v2/paged/a/tags/list?n=1000",
+                "/v2/paged/a/tags/list?last=t2&n=3",
+                "/v2/paged/a/tags/list?last=t5&n=3",
+            ],
+        }[flavour]
+    finally:
+        reg.stop()

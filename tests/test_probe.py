@@ -63,8 +63,9 @@ def probe(registry: Registry, concurrency: int, **kwargs: Any) -> tuple[Any, Rec
     return asyncio.run(go()), recording
 
 
-def test_catalog_is_read_only_as_fast_as_repositories_finish(tmp_path: Path) -> None:
-    paged = Registry(tmp_path / "paged", extra={"catalog": {"maxentries": 5}}).start()
+@pytest.mark.each_registry
+def test_catalog_is_read_only_as_fast_as_repositories_finish(tmp_path: Path, flavour: str) -> None:
+    paged = Registry(tmp_path / "paged", extra={"catalog": {"maxentries": 5}}, flavour=flavour).start()
     try:
         for i in range(30):
             paged.push_image(f"paged/repo{i:02}", "v1", layers=[b"shared" * 10])
@@ -93,6 +94,7 @@ def test_worker_pool_follows_the_work_not_the_flag(registry: Registry, ns: str) 
     assert recording.peak_tasks < 20  # one image, not 2 x 1024 idle workers
 
 
+@pytest.mark.each_registry
 def test_findings_sorted_by_repository_kind_digest(registry_nocache: Registry, ns: str, regprobe: Any) -> None:
     a = registry_nocache.push_image(f"{ns}/a", "v1")
     b = registry_nocache.push_image(f"{ns}/b", "v1")
@@ -157,6 +159,7 @@ def test_a_shard_owning_nothing_is_not_an_empty_selection(
     assert sorted(r.report["registries"][0]["images_checked"] for r in codes) == [0, 1]
 
 
+@pytest.mark.each_registry
 def test_listed_repository_the_registry_does_not_know(
     registry: Registry, ns: str, regprobe: Any, probe_config: Any
 ) -> None:

@@ -15,6 +15,8 @@ from .tokenserver import PushAuth, TokenServer
 
 USERS = {"ci": "token-password-1", "admin": "admin-password-2"}
 
+pytestmark = pytest.mark.each_registry
+
 
 @pytest.fixture(scope="module")
 def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
@@ -24,9 +26,12 @@ def tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TokenServer]:
 
 
 @pytest.fixture(scope="module")
-def token_registry(tmp_path_factory: pytest.TempPathFactory, tokens: TokenServer) -> Iterator[Registry]:
+def token_registry(tmp_path_factory: pytest.TempPathFactory, tokens: TokenServer, flavour: str) -> Iterator[Registry]:
     reg = Registry(
-        tmp_path_factory.mktemp("token-registry"), cache=False, extra={"auth": tokens.registry_auth_config()}
+        tmp_path_factory.mktemp("token-registry"),
+        cache=False,
+        extra={"auth": tokens.registry_auth_config()},
+        flavour=flavour,
     )
     reg.http.auth = PushAuth("admin", USERS["admin"])
     reg.start()

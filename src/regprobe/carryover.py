@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .model import Kind, RegistryResult
+from .tagorder import NaturalKey, natural_key
 
 Image = tuple[str, str]
 
@@ -56,7 +57,7 @@ class BrokenImages:
         return len(self.named) + self.unnamed
 
     def sorted(self) -> list[Image]:
-        return sorted(self.named)
+        return sorted(self.named, key=_order)
 
     @classmethod
     def of(cls, result: RegistryResult) -> BrokenImages:
@@ -81,8 +82,8 @@ def carry(previous: BrokenImages | None, result: RegistryResult) -> BrokenImages
     named = fresh.named | {image for image in previous.named if _kept(image, result.reached)}
     unnamed = previous.unnamed
     if unnamed:
-        last = max(previous.named, default=None)
-        maybe_them = {image for image in fresh.named - previous.named if last is None or image > last}
+        last = max(previous.named, key=_order, default=None)
+        maybe_them = {image for image in fresh.named - previous.named if last is None or _order(image) > _order(last)}
         unnamed = max(0, unnamed - len(maybe_them))
     kept = len(named - fresh.named) + unnamed
     objects: Counter[Kind] = Counter(fresh.objects)
@@ -90,6 +91,11 @@ def carry(previous: BrokenImages | None, result: RegistryResult) -> BrokenImages
         for kind, count in previous.objects.items():
             objects[kind] = max(objects[kind], count)
     return BrokenImages(frozenset(named), unnamed, {kind: objects[kind] for kind in Kind}, kept)
+
+
+def _order(image: Image) -> tuple[str, NaturalKey]:
+    """The order the series are published in (and capped by): repository, then tag, naturally."""
+    return image[0], natural_key(image[1])
 
 
 def _kept(image: Image, reached: Mapping[str, frozenset[str]]) -> bool:

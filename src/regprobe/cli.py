@@ -186,13 +186,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _main(argv)
         finally:
             # Buffered output meets a reader that went away here, not at interpreter exit (where Python
-            # would print "Exception ignored ... BrokenPipeError"); --help's SystemExit included.
+            # would print "Exception ignored ... BrokenPipeError", or exit 120); --help's SystemExit
+            # included. stderr too: `regprobe run -v 2>&1 | head` leaves log lines in its buffer.
             sys.stdout.flush()
+            sys.stderr.flush()
     except BrokenPipeError:
         # `regprobe fsck ROOT | head`: the reader has what it wanted. Quiet, with the status a shell
-        # gives a program SIGPIPE ends; stdout goes to /dev/null so nothing is flushed into the pipe again.
+        # gives a program SIGPIPE ends; both streams go to /dev/null so nothing is flushed into the
+        # pipe again.
         with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for stream in (sys.stdout, sys.stderr):
+                os.dup2(devnull, stream.fileno())
         return exitcodes.BROKEN_PIPE
 
 

@@ -204,8 +204,8 @@ class RegistryClient:
             yield names
             next_url = reply.next_link
             if not next_url or not names:
-                # An empty page ends the listing: distribution sends a Link after a page of exactly n
-                # entries, and the page it leads to is empty.
+                # An empty page ends the listing: distribution v3 sends a Link after a tag page of
+                # exactly n entries, and the page it leads to is empty (tests/test_pagination.py).
                 return
             target = url.join(next_url)
             if (target.scheme, target.host, target.port) != (url.scheme, url.host, url.port):

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The real peers the tests compare regprobe with, built from their Go modules at pinned versions into
+# one directory ($REGPROBE_PEERS, default ~/go/bin; tests/peers.py reads the same variable):
+#   registry     distribution v3, the registry new deployments run (registry:3)
+#   crane        go-containerregistry's client: `crane validate --remote` is the check SREs script
+#   oras         pushes OCI artifacts and referrers
+#   helm         renders and lints deploy/helm/regprobe
+#   kubeconform  validates the rendered objects
+# A peer already built from its pinned module version (`go version -m` reads the version the binary was
+# built from) is left alone, so a re-run costs a second. `--optional`: without go, say what the tests
+# will skip and succeed (`make test` on a machine without Go); CI calls it without, so no go fails.
+set -euo pipefail
+
+peers=(
+  github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+  github.com/google/go-containerregistry/cmd/crane@v0.22.1
+  oras.land/oras/cmd/oras@v1.3.6
+  helm.sh/helm/v3/cmd/helm@v3.21.4
+  github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
+)
+
+dir="${REGPROBE_PEERS:-$HOME/go/bin}"
+# $GO, else go on PATH, else where the official tarball puts it.
+go="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+if [ ! -x "$go" ]; then
+  if [ "${1:-}" = "--optional" ]; then
+    echo "install-peers: no go command: distribution v3, crane, oras, helm and kubeconform are not built;" \
+      "the tests that need them are skipped (install Go to run them)"
+    exit 0
+  fi
+  echo "install-peers: no go command; install Go (https://go.dev/dl/) to build the pinned peers" >&2
+  exit 1
+fi
+
+# "PACKAGE@VERSION" the binary at $1 was built from, from its embedded build info; empty if none.
+built_from() {
+  "$go" version -m "$1" 2>/dev/null | awk '$1 == "path" { p = $2 } $1 == "mod" && !m { m = $3 } END { if (p && m) print p "@" m }'
+}
+
+mkdir -p "$dir"
+for spec in "${peers[@]}"; do
+  package="${spec%@*}"
+  name="${package##*/}"
+  if [ "$(built_from "$dir/$name")" = "$spec" ]; then
+    continue
+  fi
+  echo "install-peers: go install $spec"
+  GOBIN="$dir" "$go" install "$spec"
+  if [ "$(built_from "$dir/$name")" != "$spec" ]; then
+    echo "install-peers: $dir/$name is not $spec after go install" >&2
+    exit 1
+  fi
+done
