@@ -4,6 +4,7 @@
 #   registry     distribution v3, the registry new deployments run (registry:3)
 #   crane        go-containerregistry's client: `crane validate --remote` is the check SREs script
 #   oras         pushes OCI artifacts and referrers
+#   cosign       signs images as OCI 1.1 referrers, and verifies them (local key, no transparency log)
 #   helm         renders and lints deploy/helm/regprobe
 #   kubeconform  validates the rendered objects
 # A peer already built from its pinned module version (`go version -m` reads the version the binary was
@@ -17,6 +18,7 @@ peers=(
   oras.land/oras/cmd/oras@v1.3.6
   helm.sh/helm/v3/cmd/helm@v3.21.4
   github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
+  github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 )
 
 dir="${REGPROBE_PEERS:-$HOME/go/bin}"
@@ -24,7 +26,7 @@ dir="${REGPROBE_PEERS:-$HOME/go/bin}"
 go="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 if [ ! -x "$go" ]; then
   if [ "${1:-}" = "--optional" ]; then
-    echo "install-peers: no go command: distribution v3, crane, oras, helm and kubeconform are not built;" \
+    echo "install-peers: no go command: distribution v3, crane, oras, helm, kubeconform and cosign are not built;" \
       "the tests that need them are skipped (install Go to run them)"
     exit 0
   fi

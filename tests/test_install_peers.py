@@ -19,6 +19,7 @@ PINNED = {
     "oras": ("oras.land/oras/cmd/oras", "oras.land/oras", "v1.3.6"),
     "helm": ("helm.sh/helm/v3/cmd/helm", "helm.sh/helm/v3", "v3.21.4"),
     "kubeconform": ("github.com/yannh/kubeconform/cmd/kubeconform", "github.com/yannh/kubeconform", "v0.8.0"),
+    "cosign": ("github.com/sigstore/cosign/v2/cmd/cosign", "github.com/sigstore/cosign/v2", "v2.6.5"),
 }
 
 
@@ -95,7 +96,7 @@ def test_without_go_make_test_is_told_what_is_skipped_and_ci_fails(tmp_path: Pat
 
     assert optional.returncode == 0
     assert optional.stdout.startswith(
-        "install-peers: no go command: distribution v3, crane, oras, helm and kubeconform"
+        "install-peers: no go command: distribution v3, crane, oras, helm, kubeconform and cosign"
     )
     assert "the tests that need them are skipped" in optional.stdout
     assert required.returncode == 1 and "install Go" in required.stderr

@@ -9,6 +9,7 @@ The referrers API itself is exercised against fakes that follow the spec (tests/
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from .peers import peer
-from .registry import FLAVOURS, OCI_MANIFEST, Image, Registry, sha256
+from .registry import FLAVOURS, OCI_INDEX, OCI_MANIFEST, Image, Registry, sha256
 from .test_cache import requests
 from .util import only
 
@@ -27,6 +28,7 @@ SPDX = "application/spdx+json"
 IN_TOTO = "application/vnd.in-toto+json"
 NOTATION = "application/vnd.cncf.notary.signature"
 EMPTY = "application/vnd.oci.empty.v1+json"
+SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 
 
 @pytest.fixture(params=FLAVOURS, ids=[f"registry{f}" for f in FLAVOURS])
@@ -74,7 +76,7 @@ class Oras:
         """``oras manifest push`` of an artifact manifest naming ``subject``: oras-go, seeing no
         ``OCI-Subject`` in the answer, keeps the fallback tag's index itself."""
         subject_body = self.reg.http.get(
-            f"/v2/{repository}/manifests/{subject}", headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX_TYPE}"}
+            f"/v2/{repository}/manifests/{subject}", headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}
         )
         config = self.reg.push_blob(repository, b"{}")
         layer = self.reg.push_blob(repository, content)
@@ -92,17 +94,17 @@ class Oras:
         }
         body = json.dumps(manifest).encode()
         (self.workdir / "manifest.json").write_bytes(body)
-        pushed = self.run("manifest", "push", f"{self.reg.host}/{repository}", "manifest.json", output=("--descriptor",))
+        pushed = self.run(
+            "manifest", "push", f"{self.reg.host}/{repository}", "manifest.json", output=("--descriptor",)
+        )
         assert pushed["digest"] == sha256(body)
         return sha256(body)
 
-    def manifest(self, repository: str, digest: str) -> dict[str, Any]:
-        got = self.reg.http.get(f"/v2/{repository}/manifests/{digest}", headers={"Accept": OCI_MANIFEST})
-        assert got.status_code == 200, got.text
-        return got.json()  # type: ignore[no-any-return]
 
-
-OCI_INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
+def manifest_of(reg: Registry, repository: str, digest: str) -> dict[str, Any]:
+    got = reg.http.get(f"/v2/{repository}/manifests/{digest}", headers={"Accept": OCI_MANIFEST})
+    assert got.status_code == 200, got.text
+    return got.json()  # type: ignore[no-any-return]
 
 
 def signed_set(reg: Registry, oras: Oras) -> dict[str, Any]:
@@ -111,11 +113,13 @@ def signed_set(reg: Registry, oras: Oras) -> dict[str, Any]:
     app = reg.push_image("app", "v1")
     multi = reg.push_index("multi", "latest")  # 2 platforms + 2 BuildKit attestations
     reg.push_image("plain", "v1")
-    signature = oras.attach("app:v1", COSIGN_SIG, b"cosign signature payload", "application/vnd.dev.cosign.simplesigning.v1+json")
+    signature = oras.attach("app:v1", COSIGN_SIG, b"cosign signature payload", SIMPLESIGNING)
     sbom = oras.attach("multi:latest", SPDX, b'{"spdxVersion": "SPDX-2.3"}', SPDX)
     sbom_signature = oras.attach(f"multi@{sbom}", NOTATION, b"notation envelope", "application/jose+json")
     arm64 = multi.children[1]
-    attestation = oras.push_with_subject("multi", arm64.digest, IN_TOTO, b'{"_type": "https://in-toto.io/Statement/v1"}')
+    attestation = oras.push_with_subject(
+        "multi", arm64.digest, IN_TOTO, b'{"_type": "https://in-toto.io/Statement/v1"}'
+    )
     return {
         "app": app,
         "multi": multi,
@@ -129,7 +133,12 @@ def signed_set(reg: Registry, oras: Oras) -> dict[str, Any]:
 
 def run(regprobe: Any, probe_config: Any, reg: Registry, *, referrers: bool = True) -> Any:
     return regprobe(
-        "run", "-c", probe_config({"name": "r", "url": reg.url, "referrers": referrers}), "--no-push", "--format", "json"
+        "run",
+        "-c",
+        probe_config({"name": "r", "url": reg.url, "referrers": referrers}),
+        "--no-push",
+        "--format",
+        "json",
     )
 
 
@@ -170,7 +179,7 @@ def test_broken_referrers_are_named_on_the_subjects_tags(
     pushed = signed_set(reg, oras)
     multi: Image = pushed["multi"]
     reg.tag("multi", "stable", multi.digest)
-    signature_layer = oras.manifest("app", pushed["signature"])["layers"][0]["digest"]
+    signature_layer = manifest_of(reg, "app", pushed["signature"])["layers"][0]["digest"]
     reg.remove_blob_data(signature_layer)
     reg.remove_revision_link("multi", pushed["sbom"])
 
@@ -207,7 +216,7 @@ def test_dangling_referrers_page_no_one(reg: Registry, regprobe: Any, probe_conf
     oras = Oras(reg, tmp_path / "oras")
     app = reg.push_image("app", "v1")
     reg.push_image("app", "v2")
-    signature = oras.attach("app:v1", COSIGN_SIG, b"signature", "application/vnd.dev.cosign.simplesigning.v1+json")
+    signature = oras.attach("app:v1", COSIGN_SIG, b"signature", SIMPLESIGNING)
     assert reg.http.delete(f"/v2/app/manifests/{app.digest}").status_code == 202  # the tag goes with it
 
     result = run(regprobe, probe_config, reg)
@@ -229,7 +238,7 @@ def test_dangling_referrers_page_no_one(reg: Registry, regprobe: Any, probe_conf
 
 
 def _index_digest(reg: Registry, tag: str) -> str:
-    got = reg.http.get(f"/v2/app/manifests/{tag}", headers={"Accept": OCI_INDEX_TYPE})
+    got = reg.http.get(f"/v2/app/manifests/{tag}", headers={"Accept": OCI_INDEX})
     assert got.status_code == 200
     return sha256(got.content)
 
@@ -241,8 +250,8 @@ def test_check_walks_referrers_unless_told_not_to(
     are pulls), and ``--no-referrers`` asks nothing about referrers at all."""
     oras = Oras(reg, tmp_path / "oras")
     app = reg.push_image("app", "v1")
-    signature = oras.attach("app:v1", COSIGN_SIG, b"signature", "application/vnd.dev.cosign.simplesigning.v1+json")
-    reg.remove_blob_data(oras.manifest("app", signature)["config"]["digest"])  # the empty config {}
+    signature = oras.attach("app:v1", COSIGN_SIG, b"signature", SIMPLESIGNING)
+    reg.remove_blob_data(manifest_of(reg, "app", signature)["config"]["digest"])  # the empty config {}
 
     _, mark = requests(reg, 0)
     checked = regprobe("check", "--plain-http", "--format", "json", f"{reg.host}/app:v1")
@@ -251,9 +260,57 @@ def test_check_walks_referrers_unless_told_not_to(
     not_seen, mark = requests(reg, mark, unchecked)
 
     finding = only(checked.findings())
-    assert (checked.code, finding["kind"], finding["subject"], finding["parent"]) == (1, "referrer", app.digest, signature)
+    assert (checked.code, finding["kind"], finding["subject"], finding["parent"]) == (
+        1,
+        "referrer",
+        app.digest,
+        signature,
+    )
     assert finding["detail"].startswith("its config: ")
     # the API (404), the fallback tag: a HEAD, then its GET; the signature's own fallback tag: a HEAD (404)
     assert (seen[("GET", "referrers")], seen[("HEAD", "manifest")]) == (1, 2)
     assert unchecked.code == 0 and unchecked.findings() == []
     assert not_seen[("GET", "referrers")] == 0 and not_seen[("HEAD", "manifest")] == 0
+
+
+def test_cosign_and_regprobe_agree_on_a_signature(
+    reg: Registry, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    """cosign signs with a local key as an OCI 1.1 referrer (no transparency log): healthy, ``cosign
+    verify`` passes and regprobe finds nothing; with the signature's payload deleted, cosign verify
+    fails and regprobe names the signature on the image's tag."""
+    binary = peer("cosign")
+    env = {**os.environ, "COSIGN_PASSWORD": "", "COSIGN_EXPERIMENTAL": "1", "TUF_ROOT": str(tmp_path / "tuf")}
+
+    def cosign(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [binary, *args], cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=120
+        )
+
+    assert cosign("generate-key-pair").returncode == 0
+    app = reg.push_image("app", "v1")
+    image = f"{reg.host}/app@{app.digest}"
+    signed = cosign(
+        "sign", "--key", "cosign.key", "--tlog-upload=false", "--registry-referrers-mode=oci-1-1",
+        "--allow-http-registry", "-y", image,
+    )  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+
+    def verify() -> int:
+        flags = ("--insecure-ignore-tlog=true", "--experimental-oci11", "--allow-http-registry")
+        return cosign("verify", "--key", "cosign.pub", *flags, image).returncode
+
+    assert verify() == 0
+    healthy = run(regprobe, probe_config, reg)
+    assert healthy.code == 0 and healthy.findings() == [], healthy.out
+
+    index = reg.http.get(f"/v2/app/manifests/sha256-{app.digest[7:]}", headers={"Accept": OCI_INDEX}).json()
+    signature = only(index["manifests"])["digest"]
+    payload = manifest_of(reg, "app", signature)["layers"][0]["digest"]
+    reg.remove_blob_data(payload)
+
+    assert verify() != 0
+    broken = run(regprobe, probe_config, reg)
+    finding = only(broken.findings())
+    assert (broken.code, finding["kind"], finding["tags"], finding["digest"]) == (1, "referrer", ["v1"], payload)
+    assert (finding["artifact"], finding["subject"], finding["parent"]) == ("signature (cosign)", app.digest, signature)
