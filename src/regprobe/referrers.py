@@ -25,17 +25,19 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from . import judge, manifest
 from . import mediatypes as mt
-from .client import RegistryClient
 from .digest import Digest
 from .errorbody import ErrorBody
 from .errors import ManifestError, PaginationError
 from .facts import Reply
 from .manifest import Descriptor
 from .model import Dangling, Problem
+
+if TYPE_CHECKING:  # gc-check reads fallback tags offline: no HTTP client for it to import
+    from .client import RegistryClient
 
 log = logging.getLogger(__name__)
 
