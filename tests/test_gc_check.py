@@ -29,11 +29,8 @@ from .registry import (
     DOCKER_FOREIGN,
     DOCKER_MANIFEST,
     FLAVOURS,
-    OCI_INDEX,
-    OCI_MANIFEST,
     Image,
     Registry,
-    sha256,
 )
 from .test_deploy import ROOT, _kubernetes_validate, _show
 from .test_referrers import COSIGN_SIG, SIMPLESIGNING, SPDX, Oras
@@ -101,24 +98,7 @@ def push_referrer(reg: Registry, repository: str, subject: str) -> str:
     fallback index - so nothing but ``subject`` links it, and distribution's collection never follows
     that (EVENTS-AND-REFERRERS.md)."""
     sbom = json.dumps({"spdxVersion": "SPDX-2.3", "name": os.urandom(8).hex()}).encode()
-    subject_size = len(reg.http.get(f"/v2/{repository}/manifests/{subject}", headers={"Accept": OCI_INDEX}).content)
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": "application/spdx+json",
-            "config": {
-                "mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": reg.push_blob(repository, b"{}"),
-                "size": 2,
-            },
-            "layers": [
-                {"mediaType": "application/spdx+json", "digest": reg.push_blob(repository, sbom), "size": len(sbom)}
-            ],
-            "subject": {"mediaType": OCI_INDEX, "digest": subject, "size": subject_size},
-        }
-    ).encode()
-    return reg.push_manifest(repository, sha256(body), body, OCI_MANIFEST)
+    return reg.push_referrer(repository, subject, "application/spdx+json", sbom, fallback=False)
 
 
 def push_everything(reg: Registry) -> dict[str, Any]:

@@ -18,11 +18,10 @@ from regprobe.digest import Digest
 from regprobe.metrics import build
 from regprobe.model import Finding, Kind, Problem, RegistryResult
 
-from .registry import OCI_INDEX, OCI_MANIFEST, Registry, free_port, sha256
+from .registry import Registry, free_port
 from .servers import Pushgateway
 
 JOB = "registry-integrity-probe"
-EMPTY = "application/vnd.oci.empty.v1+json"
 
 
 def finding(repo: str, *tags: str, kind: Kind = Kind.LAYER) -> Finding:
@@ -309,21 +308,8 @@ def test_dangling_referrers_are_counted_by_complete_runs_only(
     repository = f"{ns}/app"
     gone = registry.push_image(repository, "v1")
     registry.push_image(repository, "v2")
-    signature = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
-            "config": {"mediaType": EMPTY, "digest": registry.push_blob(repository, b"{}"), "size": 2},
-            "layers": [],
-            "subject": {"mediaType": OCI_MANIFEST, "digest": gone.digest, "size": registry.blob_size(gone.digest)},
-        }
-    ).encode()
-    entry = {"mediaType": OCI_MANIFEST, "digest": sha256(signature), "size": len(signature)}
-    registry.push_manifest(repository, sha256(signature), signature, OCI_MANIFEST)
-    listed = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}).encode()
+    registry.push_referrer(repository, gone.digest, "application/vnd.dev.cosign.artifact.sig.v1+json", b"sig")
     fallback = f"sha256-{gone.digest[7:]}"
-    registry.push_manifest(repository, fallback, listed, OCI_INDEX)
     assert registry.http.delete(f"/v2/{repository}/manifests/{gone.digest}").status_code == 202
     cfg = {"name": name, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
     config = probe_config(cfg, pushgateway={"url": pushgateway.url})
