@@ -392,26 +392,33 @@ class Registry:
         return Image(repository, digest, config_digest, [layer])
 
     def push_referrer(
-        self, repository: str, subject: str, artifact_type: str, content: bytes, *, fallback: bool = True
+        self,
+        repository: str,
+        subject: str,
+        artifact_type: str,
+        content: bytes,
+        *,
+        fallback: bool = True,
+        names_subject: bool = True,
     ) -> str:
         """An OCI 1.1 referrer of ``subject``: an artifact manifest naming it, pushed by digest. With
         ``fallback``, also added to the subject's fallback tag ``sha256-<hex>`` as clients keep it on a
-        registry without the referrers API (tests/test_referrers.py makes them with oras instead)."""
+        registry without the referrers API (tests/test_referrers.py makes them with oras instead).
+        ``names_subject=False``: the manifest itself does not name it - only the fallback index does."""
         accept = f"{OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}, {DOCKER_LIST}"
         found = self.http.get(f"/v2/{repository}/manifests/{subject}", headers={"Accept": accept})
         assert found.status_code == 200, found.text
-        body = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "artifactType": artifact_type,
-                "config": {"mediaType": EMPTY, "digest": self.push_blob(repository, b"{}"), "size": 2},
-                "layers": [
-                    {"mediaType": artifact_type, "digest": self.push_blob(repository, content), "size": len(content)}
-                ],
-                "subject": {"mediaType": found.headers["content-type"], "digest": subject, "size": len(found.content)},
-            }
-        ).encode()
+        layer = {"mediaType": artifact_type, "digest": self.push_blob(repository, content), "size": len(content)}
+        doc: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": {"mediaType": EMPTY, "digest": self.push_blob(repository, b"{}"), "size": 2},
+            "layers": [layer],
+        }
+        if names_subject:
+            doc["subject"] = {"mediaType": found.headers["content-type"], "digest": subject, "size": len(found.content)}
+        body = json.dumps(doc).encode()
         digest = self.push_manifest(repository, sha256(body), body, OCI_MANIFEST)
         if fallback:
             tag = f"sha256-{subject.split(':', 1)[1]}"

@@ -33,7 +33,7 @@ from .registry import (
     Registry,
 )
 from .test_deploy import ROOT, _kubernetes_validate, _show
-from .test_referrers import COSIGN_SIG, SIMPLESIGNING, SPDX, Oras
+from .test_referrers import COSIGN_SIG, NOTATION, SIMPLESIGNING, SPDX, Oras
 
 V2 = "docker/registry/v2"
 
@@ -245,6 +245,8 @@ def test_referrers_on_a_fallback_tag_go_with_2_8_delete_untagged_only(
     multi = reg.push_index("multi", "latest", attestations=False)
     signature = oras.attach("app:v1", COSIGN_SIG, b"signature", SIMPLESIGNING)
     sbom = oras.attach("multi:latest", SPDX, b'{"spdxVersion": "SPDX-2.3"}', SPDX)
+    # Only the fallback index says whose this one is: its manifest names no subject.
+    unnamed = reg.push_referrer("app", app.digest, NOTATION, b"envelope", names_subject=False)
 
     plan = collect(reg, "--dry-run", "--delete-untagged")
     predicted = gc_check(regprobe, reg, write(tmp_path, "plan.txt", plan))
@@ -260,6 +262,7 @@ def test_referrers_on_a_fallback_tag_go_with_2_8_delete_untagged_only(
         assert predicted.code == 1
         assert referrers == {
             ("app", signature): (("stable", "v1"), app.digest, COSIGN_SIG, "untagged referrer"),
+            ("app", unnamed): (("stable", "v1"), app.digest, NOTATION, "untagged referrer"),
             ("multi", sbom): (("latest",), multi.digest, SPDX, "untagged referrer"),
         }
         text = regprobe("gc-check", str(reg.root), "--plan", write(tmp_path, "plan.txt", plan))

@@ -314,3 +314,27 @@ def test_cosign_and_regprobe_agree_on_a_signature(
     finding = only(broken.findings())
     assert (broken.code, finding["kind"], finding["tags"], finding["digest"]) == (1, "referrer", ["v1"], payload)
     assert (finding["artifact"], finding["subject"], finding["parent"]) == ("signature (cosign)", app.digest, signature)
+
+
+def test_a_fallback_tag_that_no_longer_resolves_is_the_image_s_finding(
+    reg: Registry, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    """The tag list lists the fallback tag, and it answers 404 (its index's revision link is gone): clients
+    find no signature at all. A `referrer` finding on the image, naming no referrer (none can be read)."""
+    app = reg.push_image("app", "v1")
+    Oras(reg, tmp_path / "oras").attach("app:v1", COSIGN_SIG, b"signature", SIMPLESIGNING)
+    tag = f"sha256-{app.digest[7:]}"
+    reg.remove_revision_link("app", _index_digest(reg, tag))
+
+    result = run(regprobe, probe_config, reg)
+
+    finding = only(result.findings())
+    assert (result.code, finding["kind"], finding["problem"], finding["tags"]) == (1, "referrer", "missing", ["v1"])
+    assert (finding["digest"], finding["subject"], finding["parent"], finding["artifact_type"]) == (
+        None,
+        app.digest,
+        app.digest,
+        None,
+    )
+    assert finding["detail"].startswith(f"fallback tag {tag}, the list of {app.digest}'s referrers: GET answered 404")
+    assert result.report["registries"][0]["dangling"] == []
