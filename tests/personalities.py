@@ -105,8 +105,8 @@ class Personality:
     #: OCI 1.1 referrers API: ``none`` (distribution, GHCR, GitLab: 404 page not found), ``spec`` (an index
     #: of every manifest whose subject is the digest, paged by ``page``; a subject it does not hold gets an
     #: empty list, as zot answers), ``harbor`` (the whole answer is 404 NOT_FOUND when one listed referrer
-    #: is gone; ``{}`` for a subject it does not hold).
-    referrers_api: Literal["none", "spec", "harbor"] = "none"
+    #: is gone; ``{}`` for a subject it does not hold), ``page`` (a catch-all route: 200 with an HTML page).
+    referrers_api: Literal["none", "spec", "harbor", "page"] = "none"
     #: GitLab reads a manifest reference ``sha256-<hex>`` as the digest ``sha256:<hex>``: the fallback tag of
     #: a subject answers the subject itself (EVENTS-AND-REFERRERS.md).
     fallback_tag_is_digest: bool = False
@@ -392,6 +392,8 @@ class FakeRegistry:
 
             def referrers(self, path: str, subject: str, query: dict[str, str]) -> None:
                 p = reg.p
+                if p.referrers_api == "page":
+                    return self.send(200, b"<!DOCTYPE html><html>Sign in</html>", "text/html; charset=utf-8")
                 if subject not in reg.manifests:
                     # zot: an empty list; Harbor: an empty JSON object.
                     return self.send(200, b"{}" if p.referrers_api == "harbor" else _index([]), OCI_INDEX)

@@ -118,6 +118,20 @@ def test_harbor_fails_the_whole_list_for_one_broken_referrer(
     assert "404 NOT_FOUND" in finding["detail"] and "clients cannot list its referrers" in finding["detail"]
 
 
+def test_a_page_where_the_api_would_be_is_no_api(serve: Any, tmp_path: Path, regprobe: Any, probe_config: Any) -> None:
+    """A catch-all route answering 200 with an HTML page: the registry does not serve the API - asked
+    once, then no more; neither a finding nor an error of the run."""
+    fake = serve(with_changes("distribution-v3", referrers_api="page"))
+    fake.push_image(fake.repository("app"), "v1")
+    fake.push_index(fake.repository("multi"), "latest")
+
+    result = run(regprobe, fake, tmp_path, probe_config)
+
+    entry = result.report["registries"][0]
+    assert (result.code, entry["complete"], entry["errors"], entry["findings"]) == (0, True, [], [])
+    assert len(referrer_requests(fake)) == 1
+
+
 def test_a_dangling_referrer_is_invisible_through_the_api(
     serve: Any, tmp_path: Path, regprobe: Any, probe_config: Any
 ) -> None:

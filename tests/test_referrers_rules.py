@@ -42,6 +42,7 @@ def test_fallback_tag_is_the_spec_s() -> None:
         (405, None, None, "fallback"),
         (406, None, None, "fallback"),
         (500, "UNKNOWN", "application/json", "fallback"),  # on every try
+        (200, None, "text/html; charset=utf-8", "fallback"),  # a catch-all page
     ],
 )
 def test_what_an_answer_teaches(status: int, code: str | None, content_type: str | None, learned: str) -> None:

@@ -311,7 +311,8 @@ class RegistryClient:
             except (httpx.InvalidURL, ValueError):
                 reply.next_link = link  # refused when followed
 
-        return _require_api(await self._exchange("GET", url, {"Accept": mt.OCI_INDEX}, read))
+        # Not _require_api: an HTML page here (a catch-all route) is one more way of not serving the API.
+        return await self._exchange("GET", url, {"Accept": mt.OCI_INDEX}, read)
 
     async def cache_upstream(self, repository: str, digest: Digest) -> Reply:
         """``GET`` a blob that no registry holds (``digest`` has no known content), through a pull-through
