@@ -2,7 +2,9 @@
 """Write deploy/k8s/prometheusrule.yaml: the groups of alerts/regprobe.rules.yml as a PrometheusRule.
 
 The plain rule file is the source (promtool tests it); the Prometheus Operator's PrometheusRule carries
-the same groups under ``spec``. tests/test_deploy.py fails when the two drift apart.
+the same groups under ``spec``. tests/test_deploy.py fails when the two drift apart. The Helm chart
+builds its PrometheusRule from a verbatim copy of the rule file (a chart cannot read outside its own
+directory), written here too; tests/test_helm.py fails when that copy is stale.
 
 Every alert's ``runbook_url`` is ``BASE<alert name>.md``. ``--runbook-base`` sets BASE - wherever your
 copy of docs/runbooks/ is served (a fork, an internal Git host, a wiki) - instead of the rule file's
@@ -28,6 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerts" / "regprobe.rules.yml"
 OUTPUT = ROOT / "deploy" / "k8s" / "prometheusrule.yaml"
+CHART_COPY = ROOT / "deploy" / "helm" / "regprobe" / "files" / "regprobe.rules.yml"
 WIDTH = 110
 
 HEADER = """\
@@ -118,16 +121,20 @@ def main(argv: list[str] | None = None) -> int:
         "--output", type=Path, default=OUTPUT, metavar="FILE", help=f"where to write (default {default})"
     )
     args = parser.parse_args(argv)
-    text = render(RULES.read_text(encoding="utf-8"), args.runbook_base)
+    rules = RULES.read_text(encoding="utf-8")
     output: Path = args.output
+    outputs = {output: render(rules, args.runbook_base)}
+    if output == OUTPUT:
+        # The committed manifest's companion: the chart's verbatim copy (it rebases runbooks itself).
+        outputs[CHART_COPY] = rules
     if args.check:
-        current = output.read_text(encoding="utf-8") if output.exists() else ""
-        if current != text:
-            print(f"{output} is out of date: run scripts/gen-prometheusrule.py", file=sys.stderr)
-            return 1
-        return 0
-    output.write_text(text, encoding="utf-8")
-    print(f"wrote {output}")
+        stale = [p for p, text in outputs.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+        for path in stale:
+            print(f"{path} is out of date: run scripts/gen-prometheusrule.py", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs.items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

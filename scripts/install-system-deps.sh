@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the demo run for real: distribution's registry, skopeo as a reference
 # client, Prometheus (+ promtool), the pushgateway and Alertmanager, wrk for benchmarks (with taskset,
-# util-linux, to pin registry and client to a core each), and Chromium (headless) to look at
+# util-linux, to pin registry and client to a core each; curl and jq for bench/loops/skopeo.sh, the
+# skopeo user's script the side-by-side benchmark runs), and Chromium (headless) to look at
 # `regprobe serve`'s status page.
 set -euo pipefail
-packages=(openssl docker-registry skopeo prometheus prometheus-pushgateway prometheus-alertmanager wrk util-linux chromium)
-binaries=(openssl docker-registry skopeo prometheus promtool prometheus-pushgateway prometheus-alertmanager wrk taskset chromium)
+packages=(openssl docker-registry skopeo prometheus prometheus-pushgateway prometheus-alertmanager wrk util-linux curl jq chromium)
+binaries=(openssl docker-registry skopeo prometheus promtool prometheus-pushgateway prometheus-alertmanager wrk taskset curl jq chromium)
 missing=0
 for b in "${binaries[@]}"; do command -v "$b" >/dev/null 2>&1 || missing=1; done
 if [ "$missing" = 0 ] && [ "${1:-}" != "--force" ]; then

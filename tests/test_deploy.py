@@ -23,6 +23,8 @@ import yaml
 
 from regprobe import config as config_mod
 
+from .util import kustomize_build
+
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
 RULES = ROOT / "alerts" / "regprobe.rules.yml"
@@ -242,12 +244,7 @@ def test_every_manifest_is_applied_or_an_example() -> None:
 
 def test_kustomize_build(tmp_path: Path) -> None:
     """The base renders; the generated ConfigMap is what the CronJob mounts; the output validates."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl (for its built-in kustomize) is not on PATH")
-    proc = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, _show(proc)
-    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    objects = kustomize_build(K8S)
     assert {o["metadata"]["namespace"] for o in objects} == {"monitoring"}
     by_kind = {o["kind"]: o for o in objects}
     assert set(by_kind) == {"ServiceAccount", "ConfigMap", "CronJob", "PrometheusRule"}
@@ -401,14 +398,8 @@ def test_networkpolicy_example() -> None:
 
 
 def _build_overlay(name: str) -> list[dict[str, Any]]:
-    """deploy/overlays/NAME rendered by kubectl's built-in kustomize."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl (for its built-in kustomize) is not on PATH")
-    overlay = K8S.parent / "overlays" / name
-    proc = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, _show(proc)
-    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    """deploy/overlays/NAME rendered by kustomize."""
+    return kustomize_build(K8S.parent / "overlays" / name)
 
 
 def _assert_schema_valid(objects: list[dict[str, Any]], tmp_path: Path) -> None:
@@ -548,18 +539,11 @@ def test_serve_with_a_podmonitor(tmp_path: Path) -> None:
     """The podmonitor component, in an overlay of the serve overlay: the ServiceMonitor is replaced (never
     both: the pod would be scraped twice and every broken image counted twice) by a PodMonitor that
     scrapes the same port and path under the job name the alerts match."""
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl (for its built-in kustomize) is not on PATH")
     serve = os.path.relpath(K8S.parent / "overlays" / "serve", tmp_path)
     (tmp_path / "kustomization.yaml").write_text(
         yaml.safe_dump({"resources": [serve], "components": [f"{serve}/podmonitor"]}), encoding="utf-8"
     )
-    proc = subprocess.run(
-        [kubectl, "kustomize", str(tmp_path)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert proc.returncode == 0, _show(proc)
-    objects = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+    objects = kustomize_build(tmp_path)
     kinds = [o["kind"] for o in objects]
     assert "ServiceMonitor" not in kinds and kinds.count("PodMonitor") == 1
     monitor = next(o for o in objects if o["kind"] == "PodMonitor")

@@ -19,8 +19,12 @@ PINNED = {
     "oras": ("oras.land/oras/cmd/oras", "oras.land/oras", "v1.3.6"),
     "helm": ("helm.sh/helm/v3/cmd/helm", "helm.sh/helm/v3", "v3.21.4"),
     "kubeconform": ("github.com/yannh/kubeconform/cmd/kubeconform", "github.com/yannh/kubeconform", "v0.8.0"),
+    # A module whose path ends in its major version: the binary is named after the element before it.
+    "kustomize": ("sigs.k8s.io/kustomize/kustomize/v5", "sigs.k8s.io/kustomize/kustomize/v5", "v5.8.1"),
     "cosign": ("github.com/sigstore/cosign/v2/cmd/cosign", "github.com/sigstore/cosign/v2", "v2.6.5"),
 }
+#: Downloaded into the module cache, not built.
+MODULES = ["github.com/prometheus-operator/prometheus-operator@v0.85.0"]
 
 
 def fake_go(tmp: Path) -> Path:
@@ -30,10 +34,12 @@ def fake_go(tmp: Path) -> Path:
     go.write_text(
         "#!/bin/sh\n"
         'if [ "$1" = version ]; then cat "$3.buildinfo" 2>/dev/null || exit 1; exit 0; fi\n'
+        f'if [ "$1" = mod ]; then echo "$3" >> {tmp / "downloads"}; exit 0; fi\n'
         f'echo "$GOBIN $2" >> {tmp / "installs"}\n'
         'pkg="${2%@*}"; ver="${2#*@}"; name="${pkg##*/}"\n'
+        'case "$name" in v[0-9]*) name="${pkg%/*}"; name="${name##*/}";; esac\n'
         'touch "$GOBIN/$name"; chmod +x "$GOBIN/$name"\n'
-        'case "$pkg" in */cmd/*) mod="${pkg%/cmd/*}";; esac\n'
+        'mod="$pkg"; case "$pkg" in */cmd/*) mod="${pkg%/cmd/*}";; esac\n'
         'printf "%s: go1.26\\n\\tpath\\t%s\\n\\tmod\\t%s\\t%s\\th1:x=\\n" "$GOBIN/$name" "$pkg" "$mod" "$ver"'
         ' > "$GOBIN/$name.buildinfo"\n'
     )
@@ -67,6 +73,9 @@ def test_each_peer_is_built_once_at_its_pinned_version(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert installs(tmp_path) == [f"{peers} {package}@{version}" for package, _, version in PINNED.values()]
 
+    assert (peers / "kustomize").exists() and not (peers / "v5").exists()
+    assert (tmp_path / "downloads").read_text().splitlines() == MODULES
+
     again = install(tmp_path, peers, go)
     assert (again.returncode, again.stdout) == (0, "")
     assert len(installs(tmp_path)) == len(PINNED)  # nothing rebuilt
@@ -96,7 +105,7 @@ def test_without_go_make_test_is_told_what_is_skipped_and_ci_fails(tmp_path: Pat
 
     assert optional.returncode == 0
     assert optional.stdout.startswith(
-        "install-peers: no go command: distribution v3, crane, oras, helm, kubeconform and cosign"
+        "install-peers: no go command: distribution v3, crane, oras, helm, kubeconform, kustomize and cosign"
     )
     assert "the tests that need them are skipped" in optional.stdout
     assert required.returncode == 1 and "install Go" in required.stderr

@@ -18,8 +18,13 @@ pytestmark = pytest.mark.each_registry
 def ask(reg: Registry, path: str, **headers: str) -> tuple[int, httpx.Headers, bytes, str | None]:
     """Status, headers, the body bytes that arrived, and the error that cut it short (if one did)."""
     body = b""
+    # A connection of its own: after an answer cut short mid-body, a kept-alive connection of the shared
+    # client may be one the server has already closed, and the next request on it fails before any status.
     try:
-        with reg.http.stream("GET", path, headers=headers) as response:
+        with (
+            httpx.Client(base_url=reg.url, verify=False) as fresh,
+            fresh.stream("GET", path, headers=headers) as response,
+        ):
             try:
                 for chunk in response.iter_raw():
                     body += chunk
