@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         "digest downloads and hashes everything",
     )
     check.add_argument(
+        "--referrers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="walk each image's OCI 1.1 referrers too - signatures, SBOMs, attestations (default: on)",
+    )
+    check.add_argument(
         "--concurrency",
         type=_concurrency,
         default=16,
@@ -403,7 +409,7 @@ async def _check_refs(
         url = f"{'http' if args.plain_http else 'https'}://{group[0].api_host}"
         login = (args.username, password) if password is not None else None
         settings = _check_settings(client_settings(url, args.concurrency, args.timeout, verify, login))
-        policy = WalkPolicy(args.blob_check)
+        policy = WalkPolicy(args.blob_check, referrers=args.referrers)
         if args.all_tags:
             selection = Selection(names=tuple(dict.fromkeys(r.repository for r in group)))
             probe = guarded(

@@ -34,6 +34,7 @@ from .model import Finding, Image, Problem, RegistryResult, Scrubbed, Stopped
 from .plan import Clock, Plan, RotationPlan
 from .pullthrough import upstream_outage
 from .reference import hub_repository, validate_repository
+from .referrers import Support
 from .scrub import Scrubber, ScrubOutcome
 from .shard import Shard
 from .stop import StopRequest
@@ -186,6 +187,10 @@ class RegistryProbe:
         self._units: dict[int, _Unit] = {}
         self._unit_ids = itertools.count()
         self._queue: asyncio.PriorityQueue[tuple[int, int, int, _Item]] = asyncio.PriorityQueue()
+        #: Whether the registry serves the referrers API: learned once, for all its repositories.
+        self._referrers = Support()
+        #: Per repository listed, its fallback tags (subject -> tag): lists of referrers, not images.
+        self._fallback: dict[str, dict[Digest, str] | None] = {}
         self._order = itertools.count()
         concurrency = client.settings.concurrency
         self._places = asyncio.Semaphore(max(2, concurrency))
@@ -490,7 +495,9 @@ class RegistryProbe:
 
     def _unit(self, repository: str) -> _Unit:
         unit_id = next(self._unit_ids)
-        walk = RepositoryWalk(self.client, repository, self.policy, self.cache)
+        walk = RepositoryWalk(self.client, repository, self.policy, self.cache, self._referrers)
+        if repository in self._fallback:
+            walk.adopt_fallback_tags(self._fallback[repository])
         unit = self._units[unit_id] = _Unit(unit_id, walk)
         return unit
 
@@ -530,7 +537,10 @@ class RegistryProbe:
                     assert item.tag is not None
                     await unit.walk.walk_tag(item.tag)
             elif isinstance(item, _ListTags):
-                tags = sorted(set(await self._list_tags(unit.walk)))
+                # Fallback tags (sha256-<hex>) are lists of referrers, read when their subject is walked:
+                # not images of their own. The listing's walk finds those whose subject is gone.
+                tags = unit.walk.listed(sorted(set(await self._list_tags(unit.walk))))
+                self._fallback[repo_name] = unit.walk.fallback_tags
                 self.progress.listed(len(tags))
                 self.plan.listed(repo_name, tags)
                 if self._unsettled is not None:
@@ -619,6 +629,7 @@ class RegistryProbe:
         if self._units.pop(unit.id, None) is None:
             return
         self._release(unit)
+        self.result.dangling.extend(walk.dangling)
         if not walk.roots:
             return  # a listing, or tags never taken
         judged = walk.judgement()
