@@ -39,7 +39,10 @@ def populate(fake: FakeRegistry, broken: bool) -> list[tuple[str, str, str, str]
     ]
 
 
-def config_for(fake: FakeRegistry, tmp_path: Path, probe_config: Any, **extra: Any) -> str:
+def config_for(
+    fake: FakeRegistry, tmp_path: Path, probe_config: Any, state_dir: str | None = None, **extra: Any
+) -> str:
+    """A config for the fake: ``extra`` keys go into its registry entry, ``state_dir`` at the top."""
     secret = tmp_path / "password"
     secret.write_text(PASSWORD)
     entry: dict[str, Any] = {
@@ -50,7 +53,8 @@ def config_for(fake: FakeRegistry, tmp_path: Path, probe_config: Any, **extra: A
     }
     if fake.p.needs_list:
         entry["repositories"] = {"list": [fake.repository("app"), fake.repository("multi")]}
-    return str(probe_config(entry, concurrency=4, timeout=10))
+    top: dict[str, Any] = {"state_dir": state_dir} if state_dir else {}
+    return str(probe_config(entry, concurrency=4, timeout=10, **top))
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["healthy", "broken"])

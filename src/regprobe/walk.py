@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from . import judge, manifest, referrers
@@ -131,6 +131,14 @@ class RepositoryWalk:
         this walk reaches. Which of them are dangling is the listing walk's to say, once."""
         self._fallback_tags = tags
         self._dangling_checked = True
+
+    async def dangling_among(self, fallback: dict[Digest, str], seen: Mapping[Key, Node]) -> list[Dangling]:
+        """The fallback tags of this repository whose subject is gone, given what other walks of it saw of
+        the subjects (``seen``): a run that follows a plan lists and walks a repository in separate units."""
+        self._fallback_tags, self._dangling_checked = fallback, False
+        self.nodes.update(seen)
+        await self._find_dangling()
+        return self.dangling
 
     async def settle(self) -> None:
         """Once the walk is done: the fallback tags whose subject is gone (:meth:`_find_dangling`). Then, if
