@@ -266,6 +266,7 @@ def test_rechecks_share_a_client_per_registry_renewed_and_closed(
     from regprobe import config
     from regprobe.client import RegistryClient
     from regprobe.runner import NotProbed
+    from regprobe.runner import configured_settings as real_settings
     from regprobe.serve.events import recheck as recheck_mod
 
     cfg = config.parse({"registries": [{"name": "r", "url": registry.url}]}, "test.yaml")
@@ -296,7 +297,6 @@ def test_rechecks_share_a_client_per_registry_renewed_and_closed(
         async def unavailable(*args: object) -> object:
             raise NotProbed("auth.password_file: cannot read /run/secrets/x")
 
-        real_settings = recheck_mod.configured_settings
         monkeypatch.setattr(recheck_mod, "configured_settings", unavailable)
         with pytest.raises(NotProbed):
             async with clients.use(configured):

@@ -17,6 +17,7 @@ def serve_command(path: str, listen: str | None, interval: str | None) -> int:
     """Exit 0 after SIGTERM/SIGINT; configuration errors raise ConfigError (exit 2), before anything is
     probed or served."""
     cfg = config_mod.load(path)
+    config_mod.check_events_secret(cfg, path)
     address = listen or cfg.serve.listen
     try:
         host, port = config_mod.parse_listen(address)
