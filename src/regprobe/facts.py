@@ -123,6 +123,10 @@ class Node:
     #: Why the registry would not let it be judged on purpose (a pull policy): neither a finding nor
     #: an error; the tags reaching it are reported as skipped.
     skipped: SkipReason | None = None
+    #: A blob's size as its descriptor gives it (the ledger's scrub reads blobs by size); None for manifests.
+    size: int | None = None
+    #: A blob whose whole content was read and hashed (``blob_check: digest``, or one the scrub suspects).
+    hashed: bool = False
 
 
 Bound = Literal["depth", "loop"]

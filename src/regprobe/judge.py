@@ -128,7 +128,7 @@ class Judgement:
     #: One per tag not judged on purpose: skipped itself, or reaching a skipped object.
     skipped: list[Skipped]
     #: Tags whose walk met something it could not look at (its own manifest, or an object it reaches):
-    #: without a finding, such a tag has no fresh verdict (regprobe.carryover).
+    #: without a finding, such a tag has no fresh verdict (regprobe.carryover, regprobe.tally).
     blocked: frozenset[str] = frozenset()
 
 
@@ -161,6 +161,7 @@ def judgement(
             problem = root.problem or Problem.UNREACHABLE
             if problem is Problem.SERVER_ERROR and unavailable is not None:
                 errors.append(f"{repository}: {root.detail}; {unavailable}")
+                blocked_tags.add(tag)
                 continue
             said = root.said if problem is Problem.SERVER_ERROR else None
             findings.append(
@@ -170,7 +171,7 @@ def judgement(
             )
             continue
         skipped_below: tuple[Key, Node] | None = None
-        for key, parent, platform in _reachable(root.key, nodes):
+        for key, parent, platform in reachable(root.key, nodes):
             node = nodes[key]
             if node.problem is not None:
                 hit = hits.setdefault(key, _Hit(parent=parent))
@@ -193,6 +194,7 @@ def judgement(
             errors.append(
                 f"{repository}: {node.kind.value} {key[1]}: {node.detail}; {unavailable} (tags: {', '.join(tags)})"
             )
+            blocked_tags.update(tags)  # not judged: no fresh verdict either way
             continue
         platform = ", ".join(sorted(hit.platforms)) or None
         said = node.said if node.problem is Problem.SERVER_ERROR else None
@@ -209,7 +211,7 @@ def judgement(
     return Judgement(findings, errors, skipped, frozenset(blocked_tags))
 
 
-def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None, str | None]]:
+def reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None, str | None]]:
     """Depth-first in descriptor order; yields (key, the digest it was reached from, the platform of the
     index child it is or is under). Each node once per platform it is reached under: a layer shared by
     the amd64 and arm64 children is under both."""

@@ -62,6 +62,41 @@ def families(result: RegistryResult, max_broken_series: int, verdict: BrokenImag
         # Bounded cardinality: a registry-wide outage must not explode Prometheus' series count.
         for repository, tag in verdict.sorted()[:max_broken_series]:
             image.add_metric([name, repository, tag], 1)
+    out.extend(coverage_families(result))
+    return out
+
+
+def coverage_families(result: RegistryResult) -> list[Metric]:
+    """Continuous verification's signal (docs/design/continuous-verification.md), carried whenever the run
+    can say it truthfully: with a ledger always, without one when its listing completed."""
+    out: list[Metric] = []
+    name = result.name
+
+    def gauge(metric: str, doc: str, value: float) -> None:
+        family = GaugeMetricFamily(metric, doc, labels=["registry"])
+        family.add_metric([name], value)
+        out.append(family)
+
+    coverage = result.coverage
+    if coverage is not None:
+        gauge("regprobe_images_known", "Tags selected (with a ledger: every tag it knows)", coverage.known)
+        gauge(
+            "regprobe_images_verified_within_window",
+            "Of those, tags verified within coverage.window",
+            coverage.verified_within_window,
+        )
+        if coverage.oldest_age_seconds is not None:
+            gauge(
+                "regprobe_oldest_verification_age_seconds",
+                "Age of the least recently verified selected tag (never verified: since first seen)",
+                coverage.oldest_age_seconds,
+            )
+    if result.scrub is not None and result.scrub.oldest_age_seconds is not None:
+        gauge(
+            "regprobe_scrub_oldest_age_seconds",
+            "Age of the least recently digest-scrubbed blob (never scrubbed: since the ledger began)",
+            result.scrub.oldest_age_seconds,
+        )
     return out
 
 

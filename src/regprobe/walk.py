@@ -36,6 +36,9 @@ class WalkPolicy:
     #: A pull-through cache's storage: only what it holds is asked for (every miss would be fetched from
     #: upstream), tags are its own, not upstream's (pullthrough.py).
     pull_through: CacheStorage | None = None
+    #: Blobs read whole and hashed whatever ``blob_check`` says: those the ledger's scrub last found
+    #: corrupt, so a tag's verdict on them rests on fresh evidence (a one-byte read cannot see it).
+    hash_always: frozenset[str] = frozenset()
 
 
 class RepositoryWalk:
@@ -50,7 +53,8 @@ class RepositoryWalk:
         self.roots: dict[str, TagRoot] = {}
         #: Tags whose walk finished; a tag cut off by the deadline is not counted as checked.
         self.walked = 0
-        #: Which tags those are (by tag or label), for what a run may clear (regprobe.carryover).
+        #: Which tags those are (by tag or label): only they can be verified intact (regprobe.carryover,
+        #: regprobe.tally).
         self.finished: set[str] = set()
         self._pending: dict[Key, asyncio.Future[None]] = {}
         self._holdings: asyncio.Future[Holdings] | None = None
@@ -138,12 +142,20 @@ class RepositoryWalk:
         self.walked += 1
         self.finished.add(tag)
 
+    def forget(self, tag: str) -> None:
+        """The tag is gone from the registry since it was listed: nothing to judge."""
+        self.roots.pop(tag, None)
+        if tag in self.finished:
+            self.finished.discard(tag)
+            self.walked -= 1
+
     async def walk_digest(self, label: str, digest: Digest) -> None:
         """Walk a manifest pinned by digest (``check repo@sha256:...``), reported under ``label``."""
         key: Key = ("manifest", digest)
         self.roots[label] = TagRoot(key)
         await self._once(key, lambda: self._manifest(key, None, depth=0, ancestors=frozenset()))
         self.walked += 1
+        self.finished.add(label)
 
     async def _once(self, key: Key, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` for ``key`` the first time it is asked for; later callers wait for that run."""
@@ -277,14 +289,14 @@ class RepositoryWalk:
             if not await self._held(key):
                 self.nodes[key] = Node(kind, absent=True)  # not pulled through the cache (or lost: fetched again)
                 return
-            mode = self.policy.blob_check
+            mode = "digest" if str(descriptor.digest) in self.policy.hash_always else self.policy.blob_check
             try:
                 reply = await self.client.blob(self.repository, descriptor.digest, mode, descriptor.size)
             except RegistryError as exc:
                 self.nodes[key] = Node(kind, error=str(exc))
                 return
             verdict = judge.blob_reply(reply, descriptor, mode)
-            node = Node(kind, status=reply.status)
+            node = Node(kind, status=reply.status, size=descriptor.size, hashed=mode == "digest")
             if verdict is not None:
                 node.problem, node.detail, node.said = verdict[0], verdict[1], reply.said
             self.nodes[key] = node
