@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import generate_latest
 
@@ -374,3 +375,25 @@ def test_a_batch_stays_bounded_and_keeps_the_order_of_its_events() -> None:
     assert not (b.verify or b.deleted or b.digests)  # all covered by the whole repository's re-check
     add(b, Action.DELETE)
     assert b.repository_gone and not b.whole
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        (None, "serve.events.secret_file: cannot read {path}: No such file or directory"),
+        ("", "serve.events.secret_file: {path} is empty"),
+    ],
+)
+def test_serve_will_not_start_without_its_events_secret(
+    secret: str | None, message: str, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    """serve stops at start (exit 2, naming the key); `run` with the same file is not concerned - a
+    CronJob sharing the config has no such Secret mounted."""
+    path = tmp_path / "events-secret"
+    if secret is not None:
+        path.write_text(secret)
+    config = probe_config({"name": "r", "url": "http://127.0.0.1:1"}, serve={"events": {"secret_file": str(path)}})
+    result = regprobe("serve", "-c", config)
+    assert result.code == 2
+    assert message.format(path=path) in result.err
+    assert regprobe("run", "--no-push", "-c", config).code == 3  # probed (nothing answers), not refused

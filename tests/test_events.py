@@ -253,3 +253,58 @@ def test_a_delete_is_believed_only_when_the_registry_agrees(wired: Wired, ns: st
     wait_for(lambda: w.outcomes().count("BROKEN: v1") >= 2, "the deleted-but-listed tag verified")
     assert w.broken(repository, "v1") == 1
     assert "gone, series dropped" not in w.outcomes()
+
+
+def test_rechecks_share_a_client_per_registry_renewed_and_closed(
+    registry: Registry, ns: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-checks of one registry share its client (connections, tokens, concurrency); an old one is
+    replaced and closed once its last re-check is done; a registry that cannot be reached right now
+    leaves no broken client behind."""
+    import asyncio
+
+    from regprobe import config
+    from regprobe.client import RegistryClient
+    from regprobe.runner import NotProbed
+    from regprobe.runner import configured_settings as real_settings
+    from regprobe.serve.events import recheck as recheck_mod
+
+    cfg = config.parse({"registries": [{"name": "r", "url": registry.url}]}, "test.yaml")
+    (configured,) = cfg.registries
+    closed: list[RegistryClient] = []
+    real_close = RegistryClient.aclose
+
+    async def aclose(self: RegistryClient) -> None:
+        closed.append(self)
+        await real_close(self)
+
+    monkeypatch.setattr(RegistryClient, "aclose", aclose)
+    registry.push_image(f"{ns}/app", "v1")
+
+    async def go() -> None:
+        clients = recheck_mod.Clients(cfg)
+        async with clients.use(configured) as first, clients.use(configured) as again:
+            assert first is again
+            await first.ping()
+        monkeypatch.setattr(recheck_mod.Clients, "MAX_AGE", 0.0)
+        async with clients.use(configured) as renewed:
+            assert renewed is not first and closed == [first]
+            async with clients.use(configured) as newest:  # renewed again, in use: not closed yet
+                assert closed == [first]
+            assert closed == [first]
+        assert closed == [first, renewed]
+
+        async def unavailable(*args: object) -> object:
+            raise NotProbed("auth.password_file: cannot read /run/secrets/x")
+
+        monkeypatch.setattr(recheck_mod, "configured_settings", unavailable)
+        with pytest.raises(NotProbed):
+            async with clients.use(configured):
+                pass
+        monkeypatch.setattr(recheck_mod, "configured_settings", real_settings)
+        async with clients.use(configured) as back:
+            await back.ping()
+        await clients.close()
+        assert closed == [first, renewed, newest, back]
+
+    asyncio.run(go())

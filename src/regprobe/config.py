@@ -458,17 +458,6 @@ def parse(data: object, source: str) -> Config:
     except ValidationError as exc:
         raise ConfigError(_format(source, exc)) from None
     config = _resolve_secrets(config, source)
-    if config.serve.events is not None:
-        # Checked now, so a missing Secret stops serve at start (exit 2); serve re-reads it as it changes.
-        secret_file = config.serve.events.secret_file
-        try:
-            read_secret_file(secret_file)
-        except OSError as exc:
-            raise ConfigError(
-                f"{source}: serve.events.secret_file: cannot read {secret_file}: {exc.strerror}"
-            ) from None
-        except ValueError as exc:
-            raise ConfigError(f"{source}: serve.events.secret_file: {exc}") from None
     if config.pushgateway is not None:
         config = config.model_copy(update={"pushgateway": _resolve_pushgateway(config.pushgateway, source)})
     return config
@@ -527,6 +516,20 @@ def _read_secret(auth: Auth, where: str) -> str:
     if not env:
         raise ConfigError(f"{where}.password_env: environment variable {auth.password_env} is empty")
     return env
+
+
+def check_events_secret(config: Config, source: str) -> None:
+    """``serve`` only (``run`` ignores the section, and a CronJob sharing the config has no such Secret):
+    the events secret is readable at start, or serve stops with exit 2; it re-reads it as it changes."""
+    if config.serve.events is None:
+        return
+    secret_file = config.serve.events.secret_file
+    try:
+        read_secret_file(secret_file)
+    except OSError as exc:
+        raise ConfigError(f"{source}: serve.events.secret_file: cannot read {secret_file}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{source}: serve.events.secret_file: {exc}") from None
 
 
 def read_secret_file(path: str) -> str:

@@ -18,6 +18,7 @@ def serve_command(path: str, listen: str | None, interval: str | None, shard_tex
     """Exit 0 after SIGTERM/SIGINT; configuration errors raise ConfigError (exit 2), before anything is
     probed or served. ``shard_text``: ``--shard I/N``; without it the environment decides (regprobe.shard)."""
     cfg = config_mod.load(path)
+    config_mod.check_events_secret(cfg, path)
     selected_shard = shard.selected(shard_text)
     address = listen or cfg.serve.listen
     try:

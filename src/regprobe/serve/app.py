@@ -109,7 +109,9 @@ class Server:
         outcome.kept(result, verdict)
 
     def amend(self, registry: RegistryConfig, rechecked: Rechecked) -> None:
-        """Serve what an event's re-check found: the verdict on the tags it looked at again."""
+        """Serve what an event's re-check found: the verdict on the tags it looked at again. Where serve's
+        runs keep the verification ledger (issue 23), the re-check belongs there too (docs/design/events.md,
+        "Ledger")."""
         verdict = self.held.amend(registry.name, registry.url, rechecked.amendment)
         self.runs.amended(registry.name, verdict, self.held.by_events.get(registry.name, frozenset()))
 

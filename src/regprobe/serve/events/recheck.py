@@ -66,6 +66,7 @@ class Clients:
             held = self._current.get(registry.name)
             if held is None or held[0].stopped is not None or time.monotonic() - held[1] >= self.MAX_AGE:
                 if held is not None:
+                    del self._current[registry.name]  # not handed out again, whatever happens next
                     await self._release(held[0])
                 held = self._current[registry.name] = (
                     RegistryClient(await configured_settings(self.cfg, registry)),

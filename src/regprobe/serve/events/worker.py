@@ -77,7 +77,8 @@ class Rechecker:
             log.exception("internal error re-checking %s of %s", batch.repository, batch.registry)
             self._tell(batch, f"internal error {type(exc).__name__}; see the log", bad=True)
             return
-        self.metrics.recheck.labels(registry.name).observe(time.monotonic() - batch.first)
+        if rechecked.error is None:  # a verdict was published: the time the events waited for it
+            self.metrics.recheck.labels(registry.name).observe(time.monotonic() - batch.first)
         text, bad = outcome(rechecked)
         self._tell(batch, text, bad)
 
