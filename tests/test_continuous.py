@@ -93,8 +93,9 @@ def test_a_fifth_per_run_verifies_every_tag_within_six_runs_and_finds_damage_wit
     for _ in range(6):
         code, entry, began, ended = run(regprobe, cfg)
         assert (code, entry["complete"], entry["stopped"], entry["findings"]) == (0, True, "budget", [])
-        # The listing is not counted: a tag list per repository, and a catalog page or three (it is shared).
-        assert sum(entry["requests"].values()) - 20 - 3 <= budget
+        # The listing is not counted: a tag list per repository, and a catalog page (or more: it is shared).
+        # The tags in flight when the budget is reached finish: a few requests over, no more.
+        assert sum(entry["requests"].values()) - 20 - 1 <= budget * 1.05
         assert entry["coverage"]["known"] == 200
         for image in verified(entry):
             named[image] = (began, ended)

@@ -7,7 +7,9 @@ deadline itself still cuts what is not done by then, and such a tag records noth
 
 The request bound is kept by forecast: a tag costs what tags have cost so far in this run (the tags in
 flight counted as half walked), the tags in flight are counted as if they had spent nothing yet, and the
-run stops taking tags when one more would go over.
+run stops taking tags when one more would go over. Those in flight finish, so a run may end a few
+requests over (an index costs more than the average tag); refusing their requests instead would leave
+them half walked - errors of the run, not verdicts.
 The listing (catalog, tag lists) is not counted: every run needs all of it, whatever its budget.
 """
 
