@@ -16,7 +16,7 @@ venv: $(BIN)/regprobe
 deps:
 	./scripts/install-system-deps.sh
 
-## peers: distribution v3, crane, oras, helm, kubeconform at pinned versions, built with go if there is one;
+## peers: distribution v3, crane, oras, helm, kubeconform, kustomize, cosign at pinned versions, built with go if there is one;
 ## without go the tests that need them are skipped, with the reason in pytest's summary
 peers:
 	./scripts/install-peers.sh --optional

@@ -5,6 +5,9 @@ Layout per repository: one base layer shared by every tag of the repository; eac
 single-platform OCI image (base + one layer of its own) or, for every ``index_every``-th tag, an OCI
 index of two platforms plus a BuildKit attestation manifest per platform.
 
+The walk also asks, once per run, whether the registry serves the OCI referrers API: registry:2 answers
+404, no fallback tag (``sha256-<hex>``) is listed, so no manifest's referrers cost a request more.
+
     python -m bench.gen_storage ROOT --repositories 100 --tags 10
 """
 
@@ -170,6 +173,8 @@ def generate(
             w.tag(name, tag, top)
             plan.requests.append(("GET", f"/v2/{name}/manifests/{tag}", {"Accept": ACCEPT}))
             plan.tags.append((name, tag))
+            if len(plan.tags) == 1:  # the referrers API, asked about the first manifest walked
+                plan.requests.append(("GET", f"/v2/{name}/referrers/{top}", {"Accept": OCI_INDEX}))
     return plan
 
 

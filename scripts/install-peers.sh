@@ -4,6 +4,7 @@
 #   registry     distribution v3, the registry new deployments run (registry:3)
 #   crane        go-containerregistry's client: `crane validate --remote` is the check SREs script
 #   oras         pushes OCI artifacts and referrers
+#   cosign       signs images as OCI 1.1 referrers, and verifies them (local key, no transparency log)
 #   helm         renders and lints deploy/helm/regprobe
 #   kubeconform  validates the rendered objects
 #   kustomize    builds deploy/k8s and its overlays, which the chart's renders are compared with
@@ -21,6 +22,7 @@ peers=(
   helm.sh/helm/v3/cmd/helm@v3.21.4
   github.com/yannh/kubeconform/cmd/kubeconform@v0.8.0
   sigs.k8s.io/kustomize/kustomize/v5@v5.8.1
+  github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 )
 # Source only, into the module cache (no binary).
 modules=(
@@ -32,7 +34,7 @@ dir="${REGPROBE_PEERS:-$HOME/go/bin}"
 go="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 if [ ! -x "$go" ]; then
   if [ "${1:-}" = "--optional" ]; then
-    echo "install-peers: no go command: distribution v3, crane, oras, helm, kubeconform and kustomize are not built;" \
+    echo "install-peers: no go command: distribution v3, crane, oras, helm, kubeconform, kustomize and cosign are not built;" \
       "the tests that need them are skipped (install Go to run them)"
     exit 0
   fi

@@ -16,6 +16,7 @@ from hypothesis import settings
 from regprobe.cli import main
 
 from .peers import peer
+from .personalities import FakeRegistry, Personality
 from .registry import BASIC_PASSWORD, BASIC_USER, FLAVOUR_NAMES, FLAVOURS, Registry
 from .servers import Pushgateway
 
@@ -100,6 +101,21 @@ def basic_registry(registries: Registries, flavour: str) -> Registry:
     return registries.get(
         flavour, "basic", lambda work: Registry.with_basic_auth(work, BASIC_USER, BASIC_PASSWORD, flavour=flavour)
     )
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """``serve(personality)``: a fake registry of that personality (tests/personalities.py), stopped after."""
+    started: list[FakeRegistry] = []
+
+    def start(personality: Personality) -> FakeRegistry:
+        fake = FakeRegistry(personality).start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""The pinned Go peers (distribution v3, crane, oras, helm, kubeconform, kustomize) that scripts/install-peers.sh
-builds into ``PEERS``. Without Go a test that needs one is skipped, saying why; CI sets
+"""The pinned Go peers (distribution v3, crane, oras, helm, kubeconform, kustomize, cosign) that
+scripts/install-peers.sh builds into ``PEERS``. Without Go a test that needs one is skipped, saying why; CI sets
 ``REGPROBE_REQUIRE_PEERS=1`` so a missing peer fails instead."""
 
 from __future__ import annotations

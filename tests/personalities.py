@@ -38,6 +38,10 @@ def _error(code: str, message: str) -> bytes:
     return json.dumps({"errors": [{"code": code, "message": message, "detail": {}}]}).encode()
 
 
+def _index(manifests: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}).encode()
+
+
 def _bare_error(code: str, message: str) -> bytes:  # zot's authn failures: one object, no list
     return json.dumps({"code": code, "message": message, "detail": None}).encode()
 
@@ -98,6 +102,14 @@ class Personality:
     user: str = USER
     #: Which listing n_limit applies to.
     n_limit_on: str = "/tags/list"
+    #: OCI 1.1 referrers API: ``none`` (distribution, GHCR, GitLab: 404 page not found), ``spec`` (an index
+    #: of every manifest whose subject is the digest, paged by ``page``; a subject it does not hold gets an
+    #: empty list, as zot answers), ``harbor`` (the whole answer is 404 NOT_FOUND when one listed referrer
+    #: is gone; ``{}`` for a subject it does not hold), ``page`` (a catch-all route: 200 with an HTML page).
+    referrers_api: Literal["none", "spec", "harbor", "page"] = "none"
+    #: GitLab reads a manifest reference ``sha256-<hex>`` as the digest ``sha256:<hex>``: the fallback tag of
+    #: a subject answers the subject itself (EVENTS-AND-REFERRERS.md).
+    fallback_tag_is_digest: bool = False
 
 
 def _opaque(index: int) -> str:
@@ -115,6 +127,9 @@ class FakeRegistry:
         self.tokens: dict[str, tuple[str, set[str]]] = {}
         self.cursors: dict[str, int] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        #: Subject -> its referrers' descriptors, as the registry's index of them holds them: kept when a
+        #: referrer's manifest is deleted (what breaks), dropped with the subject only by Harbor.
+        self.referrers: dict[str, list[dict[str, Any]]] = {}
         self.token_requests: Counter[str] = Counter()
         self.refused_credentials = 0
         self._lock = threading.Lock()
@@ -140,6 +155,12 @@ class FakeRegistry:
         self.tags.setdefault(repository, {})
         if not reference.startswith("sha256:"):
             self.tags[repository][reference] = digest
+        doc = json.loads(body)
+        subject = doc.get("subject", {}).get("digest") if isinstance(doc.get("subject"), dict) else None
+        if subject:
+            artifact_type = doc.get("artifactType") or doc.get("config", {}).get("mediaType", "")
+            entry = {"mediaType": media_type, "digest": digest, "size": len(body), "artifactType": artifact_type}
+            self.referrers.setdefault(subject, []).append(entry)
         return digest
 
     def push_image(self, repository: str, tag: str | None) -> Image:
@@ -190,6 +211,11 @@ class FakeRegistry:
                     return self.catalog(query)
                 if path.endswith("/tags/list"):
                     return self.tag_list(path, path[4:].rpartition("/tags/list")[0], query)
+                if "/referrers/" in path and reg.p.referrers_api != "none":
+                    repo, _, subject = path[4:].rpartition("/referrers/")
+                    if repo not in reg.tags:
+                        return self.unknown_repository(repo)
+                    return self.referrers(path, subject, query)
                 for marker in ("/manifests/", "/blobs/"):
                     if marker in path:
                         repo, _, ref = path[4:].rpartition(marker)
@@ -203,7 +229,7 @@ class FakeRegistry:
             def scope_of(self, path: str) -> str:
                 if path == "/v2/_catalog":
                     return "registry:catalog:*"
-                for marker in ("/manifests/", "/blobs/", "/tags/list"):
+                for marker in ("/manifests/", "/blobs/", "/tags/list", "/referrers/"):
                     if marker in path:
                         return f"repository:{path[4:].rpartition(marker)[0]}:pull"
                 return ""
@@ -364,6 +390,22 @@ class FakeRegistry:
                 body = json.dumps({"name": repo, "tags": page}).encode()
                 self.send(200, body, reg.p.tags_content_type, {"Link": link} if link else None)
 
+            def referrers(self, path: str, subject: str, query: dict[str, str]) -> None:
+                p = reg.p
+                if p.referrers_api == "page":
+                    return self.send(200, b"<!DOCTYPE html><html>Sign in</html>", "text/html; charset=utf-8")
+                if subject not in reg.manifests:
+                    # zot: an empty list; Harbor: an empty JSON object.
+                    return self.send(200, b"{}" if p.referrers_api == "harbor" else _index([]), OCI_INDEX)
+                entries = reg.referrers.get(subject, [])
+                if p.referrers_api == "harbor" and any(e["digest"] not in reg.manifests for e in entries):
+                    # Harbor's handler looks each accessory up and fails the whole answer on the first gone.
+                    return self.send(404, _error("NOT_FOUND", "artifact not found"))
+                digests = [e["digest"] for e in entries]
+                page, link = self.paged(path, digests, query)
+                shown = [e for e in entries if e["digest"] in page]
+                self.send(200, _index(shown), OCI_INDEX, {"Link": link} if link else None)
+
             def unknown_repository(self, repo: str) -> None:
                 mode = reg.p.unknown_repository
                 if mode == "404":
@@ -387,6 +429,8 @@ class FakeRegistry:
                 if ref == "unservable" and p.unservable_tag == "expired":
                     return self.send(404, _error("TAG_EXPIRED", f"Tag {ref} was deleted or has expired"))
                 digest = reg.tags[repo].get(ref, ref)
+                if p.fallback_tag_is_digest and re.fullmatch(r"sha256-[a-f0-9]{64}", ref):
+                    digest = ref.replace("-", ":", 1)
                 found = reg.manifests.get(digest)
                 if found is None:
                     return self.missing(p.missing_code, "manifest unknown")
@@ -472,10 +516,19 @@ PERSONALITIES = {
             missing_code="NOT_FOUND",
             blob_missing_code="NOT_FOUND",
             unservable_tag="policy",
+            referrers_api="harbor",  # VERIFIED in src/server/registry/referrers.go
         ),
         # VERIFIED in gitlabhq's auth service (service name, token without expires_in); the legacy tag
         # list ignoring n is REPORTED (MR !98215). The catalog is for instance admins: listed instead.
-        Personality("gitlab", realm_path="/jwt/auth", service="container_registry", ignores_n=True, needs_list=True),
+        # REPORTED (EVENTS-AND-REFERRERS.md): no referrers API, and sha256-<hex> resolves as the digest.
+        Personality(
+            "gitlab",
+            realm_path="/jwt/auth",
+            service="container_registry",
+            ignores_n=True,
+            needs_list=True,
+            fallback_tag_is_digest=True,
+        ),
         # REPORTED (renovate, smg-project#2348): no catalog, relative Links of 100, not lexical.
         Personality("ghcr", service="ghcr.io", catalog="404", needs_list=True),
         # REPORTED (regclient#539, distribution#1203): no catalog for anyone, library/ names.
@@ -543,6 +596,7 @@ PERSONALITIES = {
             link=_zot_link,
             auth_error_body=_bare_error,
             empty_404=True,
+            referrers_api="spec",
         ),
         # VERIFIED on distribution v3.1.2 (tests/test_pagination.py runs the real one): pages of n, with a
         # Link after an exact multiple of tags, 400 for n above maxentries, OCI only for OCI-accepting clients.

@@ -40,6 +40,8 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 DOCKER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+#: OCI 1.1's empty config (``{}``), which artifacts carry.
+EMPTY = "application/vnd.oci.empty.v1+json"
 
 
 #: Credentials of the basic-auth registry the tests share (conftest.py, ``basic_registry``).
@@ -388,6 +390,46 @@ class Registry:
         body = json.dumps(manifest).encode()
         digest = self.push_manifest(repository, sha256(body), body, OCI_MANIFEST)
         return Image(repository, digest, config_digest, [layer])
+
+    def push_referrer(
+        self,
+        repository: str,
+        subject: str,
+        artifact_type: str,
+        content: bytes,
+        *,
+        fallback: bool = True,
+        names_subject: bool = True,
+    ) -> str:
+        """An OCI 1.1 referrer of ``subject``: an artifact manifest naming it, pushed by digest. With
+        ``fallback``, also added to the subject's fallback tag ``sha256-<hex>`` as clients keep it on a
+        registry without the referrers API (tests/test_referrers.py makes them with oras instead).
+        ``names_subject=False``: the manifest itself does not name it - only the fallback index does."""
+        accept = f"{OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}, {DOCKER_LIST}"
+        found = self.http.get(f"/v2/{repository}/manifests/{subject}", headers={"Accept": accept})
+        assert found.status_code == 200, found.text
+        layer = {"mediaType": artifact_type, "digest": self.push_blob(repository, content), "size": len(content)}
+        doc: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": {"mediaType": EMPTY, "digest": self.push_blob(repository, b"{}"), "size": 2},
+            "layers": [layer],
+        }
+        if names_subject:
+            doc["subject"] = {"mediaType": found.headers["content-type"], "digest": subject, "size": len(found.content)}
+        body = json.dumps(doc).encode()
+        digest = self.push_manifest(repository, sha256(body), body, OCI_MANIFEST)
+        if fallback:
+            tag = f"sha256-{subject.split(':', 1)[1]}"
+            listed = self.http.get(f"/v2/{repository}/manifests/{tag}", headers={"Accept": OCI_INDEX})
+            entries = listed.json()["manifests"] if listed.status_code == 200 else []
+            entries.append(
+                {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(body), "artifactType": artifact_type}
+            )
+            index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
+            self.push_manifest(repository, tag, index, OCI_INDEX)
+        return digest
 
     def push_index(
         self,

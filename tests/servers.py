@@ -4,6 +4,7 @@ ports for the tests, and a webhook receiver for Alertmanager's notifications."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,8 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        #: Environment variables set for the process on top of the tests' own.
+        self.env: dict[str, str] = {}
         workdir.mkdir(parents=True, exist_ok=True)
 
     def command(self) -> list[str]:
@@ -43,7 +46,8 @@ class Service:
         if shutil.which(binary) is None:
             raise RuntimeError(f"{binary} is not installed (make deps)")
         log = open(self.workdir / f"{self.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log)
+        env = {**os.environ, **self.env} if self.env else None
+        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

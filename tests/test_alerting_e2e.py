@@ -1,6 +1,7 @@
 """A broken image in a real registry pages through real servers, in both modes:
 registry -> regprobe run -> pushgateway -> Prometheus (honor_labels, alerts/ rules loaded) -> Alertmanager
--> webhook, and registry -> regprobe serve -> Prometheus (scrape) -> Alertmanager -> webhook."""
+-> webhook, and registry -> regprobe serve -> Prometheus (scrape) -> Alertmanager -> webhook. And coverage
+that lapses (continuous verification) raises its alert the same way."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
 from .registry import Registry, free_port
 from .servers import SERVE_SCRAPE_JOB, Alertmanager, Prometheus, Pushgateway, RegprobeServe, WebhookReceiver
@@ -243,3 +246,84 @@ def test_incomplete_run_keeps_the_alert_for_images_it_did_not_reach(
     assert regprobe("run", "-c", config).code == 0
     assert gateway.value("regprobe_broken_images", registry=name) == 0
     wait_for(lambda: not alerts_for(prometheus, ALERT, name), "the alert to resolve")
+
+
+# --- continuous verification: coverage that lapses ------------------------------------------------------
+
+COVERAGE = "RegistryVerificationCoverageLow"
+
+
+def push_coverage(
+    gateway: Pushgateway, registry: str, known: int, verified: int, oldest: float, shard: str | None = None
+) -> None:
+    """What a run with a ledger pushes for its coverage (the rest of its group left out), straight to the
+    real pushgateway, grouped as `regprobe run` groups it."""
+    metrics = CollectorRegistry()
+    for name, value in [
+        ("regprobe_images_known", known),
+        ("regprobe_images_verified_within_window", verified),
+        ("regprobe_oldest_verification_age_seconds", oldest),
+        ("regprobe_last_run_timestamp_seconds", time.time()),
+    ]:
+        Gauge(name, name, registry=metrics).set(value)
+    grouping = {"registry": registry, **({"shard": shard} if shard is not None else {})}
+    push_to_gateway(gateway.url, job="registry-integrity-probe", registry=metrics, grouping_key=grouping)
+
+
+def test_coverage_lapse_is_pending_per_registry_and_clears_when_covered(
+    stack: tuple[Pushgateway, Prometheus], ns: str
+) -> None:
+    """The shipped rule, in a real Prometheus scraping the real pushgateway: a shard with tags past the
+    window puts its registry's alert on its way (pending for its 30 minutes; firing is the next test's),
+    with the shards summed into one alert; a covered registry has none; the next push that covers the
+    shard clears it."""
+    gateway, prometheus = stack
+    lapsed, covered = f"coverage-{ns}", f"covered-{ns}"
+    push_coverage(gateway, lapsed, 500, 500, 3600, shard="0")
+    push_coverage(gateway, lapsed, 500, 490, 90000, shard="1")
+    push_coverage(gateway, covered, 7, 7, 600)
+
+    (alert,) = wait_for(lambda: alerts_for(prometheus, COVERAGE, lapsed), f"{COVERAGE} for {lapsed}")
+    assert alert["state"] == "pending"
+    assert alert["labels"]["severity"] == "ticket"
+    assert alert["annotations"]["summary"] == f"Registry {lapsed} has 10 tag(s) not verified within the coverage window"
+    assert "verified 1d 1h 0m 0s before the last run" in alert["annotations"]["description"]
+    assert alert["annotations"]["runbook_url"].endswith(f"/docs/runbooks/{COVERAGE}.md")
+    seen = time.time()
+    wait_for(lambda: prometheus.evaluated_since(seen), "a rule evaluation with both registries scraped")
+    assert alerts_for(prometheus, COVERAGE, covered) == []
+
+    push_coverage(gateway, lapsed, 500, 500, 80000, shard="1")
+    wait_for(lambda: not alerts_for(prometheus, COVERAGE, lapsed), f"{COVERAGE} for {lapsed} to clear")
+
+
+def test_coverage_lapse_pages_through_alertmanager(
+    pager: tuple[WebhookReceiver, Alertmanager], ns: str, tmp_path: Path
+) -> None:
+    """The whole chain, firing: the shipped rule with only its 30-minute `for` shortened (what the
+    promtool tests pin), so that the notification arrives in seconds; resolved once a run covers it."""
+    receiver, alertmanager = pager
+    rules = yaml.safe_load(RULES.read_text())
+    (rule,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == COVERAGE]
+    assert rule["for"] == "30m"
+    rule["for"] = "2s"
+    short = tmp_path / "regprobe.rules.yml"
+    short.write_text(yaml.safe_dump(rules))
+    gateway = Pushgateway(tmp_path / "gateway")
+    gateway.start()
+    prometheus = Prometheus(
+        tmp_path / "prometheus", f"127.0.0.1:{gateway.port}", [short], alertmanager=f"127.0.0.1:{alertmanager.port}"
+    )
+    name = f"lapse-{ns}"
+    try:
+        prometheus.start()
+        push_coverage(gateway, name, 1000, 990, 90000)
+        firing = wait_for(lambda: receiver.alerts("firing", COVERAGE, name), f"{COVERAGE} at the webhook")
+        annotations = firing[0]["annotations"]
+        assert annotations["summary"] == f"Registry {name} has 10 tag(s) not verified within the coverage window"
+        assert annotations["runbook_url"].endswith(f"/docs/runbooks/{COVERAGE}.md")
+        push_coverage(gateway, name, 1000, 1000, 80000)
+        wait_for(lambda: receiver.alerts("resolved", COVERAGE, name), f"the resolved {COVERAGE}")
+    finally:
+        prometheus.stop()
+        gateway.stop()

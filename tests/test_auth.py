@@ -64,6 +64,8 @@ def test_scope_for() -> None:
     assert scope_for(httpx.URL("http://r/v2/team/app/manifests/v1")) == "repository:team/app:pull"
     assert scope_for(httpx.URL("http://r/v2/a/blobs/sha256:x")) == "repository:a:pull"
     assert scope_for(httpx.URL("http://r/v2/a/b/tags/list")) == "repository:a/b:pull"
+    # OCI 1.1 referrers: a pull of the repository (Artifactory names no scope in its challenge).
+    assert scope_for(httpx.URL("http://r/v2/a/b/referrers/sha256:x")) == "repository:a/b:pull"
     assert scope_for(httpx.URL("http://r/v2/")) == ""
     # A valid repository name may contain a marker as a component: the last one ends the name.
     assert scope_for(httpx.URL("http://r/v2/a/manifests/b/manifests/v1")) == "repository:a/manifests/b:pull"

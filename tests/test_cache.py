@@ -18,6 +18,7 @@ from regprobe.digest import Digest
 from .registry import Registry
 from .util import wait_for
 
+_KINDS = (("/manifests/", "manifest"), ("/blobs/", "blob"), ("/referrers/", "referrers"))
 LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>/v2/\S*) HTTP/[\d.]+" (?P<status>\d+) .*"regprobe/')
 
 
@@ -43,7 +44,7 @@ def requests(reg: Registry, since: int, run: Any = None) -> tuple[Counter[tuple[
         counts: Counter[tuple[str, str]] = Counter()
         for match in LINE.finditer(text[since:]):
             path = match["path"]
-            kind = "manifest" if "/manifests/" in path else "blob" if "/blobs/" in path else "list"
+            kind = next((kind for marker, kind in _KINDS if marker in path), "list")
             counts[(match["method"], kind)] += 1
         return counts, len(text)
 

@@ -29,6 +29,10 @@ CONTRACT_METRICS = {
     "regprobe_images_checked",
     "regprobe_requests",
     "regprobe_duration_seconds",
+    "regprobe_images_known",
+    "regprobe_images_verified_within_window",
+    "regprobe_oldest_verification_age_seconds",
+    "regprobe_dangling_referrers",
 }
 METRIC_NAME = re.compile(r"regprobe_[a-z_]+")
 DATASOURCE = "${datasource}"
@@ -109,11 +113,11 @@ _PRIVATE_NEW = {"registry": "private", "instance": "10.0.0.2:9839"}
 _SHARD0 = {"registry": "hub", "shard": "0"}
 _SHARD1 = {"registry": "hub", "shard": "1"}
 _SERIES: list[tuple[str, dict[str, str], float]] = []
-for _labels, _run, _success, _broken, _catalog, _complete, _duration, _checked, _ok, _tags in [
-    (_PRIVATE_OLD, 100, 0, 4, 0, 0, 50, 100, 500, [("a", "v1"), ("b", "v1"), ("c", "v1"), ("d", "v1")]),
-    (_PRIVATE_NEW, 200, 200, 2, 1, 1, 10, 100, 400, [("a", "v1"), ("b", "v1")]),
-    (_SHARD0, 100, 100, 2, 1, 1, 20, 30, 40, [("library/nginx", "1.25"), ("library/nginx", "latest")]),
-    (_SHARD1, 150, 150, 1, 1, 1, 30, 20, 10, [("library/alpine", "3.19")]),
+for _labels, _run, _success, _broken, _catalog, _complete, _duration, _checked, _ok, _tags, _dangling in [
+    (_PRIVATE_OLD, 100, 50, 4, 0, 0, 50, 100, 500, [("a", "v1"), ("b", "v1"), ("c", "v1"), ("d", "v1")], 9),
+    (_PRIVATE_NEW, 200, 200, 2, 1, 1, 10, 100, 400, [("a", "v1"), ("b", "v1")], 5),
+    (_SHARD0, 100, 100, 2, 1, 1, 20, 30, 40, [("library/nginx", "1.25"), ("library/nginx", "latest")], 2),
+    (_SHARD1, 150, 150, 1, 1, 1, 30, 20, 10, [("library/alpine", "3.19")], 1),
 ]:
     _SERIES += [
         ("regprobe_last_run_timestamp_seconds", _labels, _run),
@@ -125,8 +129,24 @@ for _labels, _run, _success, _broken, _catalog, _complete, _duration, _checked, 
         ("regprobe_images_checked", _labels, _checked),
         ("regprobe_requests", {**_labels, "outcome": "ok"}, _ok),
         ("regprobe_broken_objects", {**_labels, "kind": "layer"}, _broken),
+        ("regprobe_broken_objects", {**_labels, "kind": "referrer"}, _broken - 1),
+        # Published with last_success, by complete runs only (the old pod's last complete run was earlier).
+        ("regprobe_dangling_referrers", _labels, _dangling),
     ]
     _SERIES += [("regprobe_image_broken", {**_labels, "repository": r, "tag": t}, 1) for r, t in _tags]
+# Continuous verification: (known, verified within the window, oldest verification age). The replaced
+# pod's lapse and its older age must not show; the shards' counts add up and the oldest shard's age wins.
+for _labels, _known, _verified, _age in [
+    (_PRIVATE_OLD, 100, 50, 200000),
+    (_PRIVATE_NEW, 100, 90, 90000),
+    (_SHARD0, 30, 30, 3600),
+    (_SHARD1, 20, 10, 100000),
+]:
+    _SERIES += [
+        ("regprobe_images_known", _labels, _known),
+        ("regprobe_images_verified_within_window", _labels, _verified),
+        ("regprobe_oldest_verification_age_seconds", _labels, _age),
+    ]
 
 #: What each panel shows at 5m (time() = 300): the newest instance of each group, shards combined.
 _EXPECTED: dict[str, list[tuple[dict[str, str], float]]] = {
@@ -143,7 +163,12 @@ _EXPECTED: dict[str, list[tuple[dict[str, str], float]]] = {
     "Broken objects by kind": [
         ({"registry": "private", "kind": "layer"}, 2),
         ({"registry": "hub", "kind": "layer"}, 3),
+        ({"registry": "private", "kind": "referrer"}, 1),
+        ({"registry": "hub", "kind": "referrer"}, 1),
     ],
+    "Verification coverage": [({"registry": "private"}, 0.9), ({"registry": "hub"}, 0.8)],
+    "Oldest verification": [({"registry": "private"}, 90000), ({"registry": "hub"}, 100000)],
+    "Dangling referrers (clutter)": [({"registry": "private"}, 5), ({"registry": "hub"}, 3)],
     "Broken images (repository:tag)": [
         ({"registry": "private", "repository": "a", "tag": "v1"}, 1),
         ({"registry": "private", "repository": "b", "tag": "v1"}, 1),

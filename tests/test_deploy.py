@@ -22,6 +22,8 @@ import pytest
 import yaml
 
 from regprobe import config as config_mod
+from regprobe import shard as shard_mod
+from regprobe.errors import ConfigError
 
 from .util import kustomize_build
 
@@ -220,7 +222,12 @@ def test_prometheusrule_structure() -> None:
                 alerts.add(rule["alert"])
                 assert {"summary", "description", "runbook_url"} <= set(rule["annotations"]), rule["alert"]
                 assert "severity" in rule["labels"], rule["alert"]
-    assert {"RegistryManifestIntegrityFailure", "RegistryIntegrityProbeStale", "RegistryCatalogInaccessible"} <= alerts
+    assert {
+        "RegistryManifestIntegrityFailure",
+        "RegistryIntegrityProbeStale",
+        "RegistryCatalogInaccessible",
+        "RegistryVerificationCoverageLow",
+    } <= alerts
 
 
 def test_prometheusrule_spec_passes_promtool(tmp_path: Path) -> None:
@@ -346,8 +353,18 @@ def test_cache_dir_outlives_the_pod(tmp_path: Path) -> None:
     assert "emptyDir" not in _volume(cache_dir), "cache_dir on an emptyDir costs requests and saves none"
 
 
-def _assert_hardened(pod: dict[str, Any], container: dict[str, Any]) -> None:
-    """What every regprobe pod must be, CronJob or Deployment."""
+#: What a regprobe pod may write to, and nothing else: scratch space and the manifest cache.
+WRITABLE = frozenset({"/tmp", "/var/cache/regprobe"})
+
+
+def _assert_hardened(
+    pod: dict[str, Any],
+    container: dict[str, Any],
+    writable: frozenset[str] = WRITABLE,
+    claims: frozenset[str] = frozenset(),
+) -> None:
+    """What every regprobe pod must be, CronJob, Deployment or StatefulSet; ``writable`` the paths it may
+    write to, ``claims`` its StatefulSet's volumeClaimTemplates."""
     assert pod["serviceAccountName"] == _load("serviceaccount.yaml")["metadata"]["name"]
     assert pod["automountServiceAccountToken"] is False
     assert _load("serviceaccount.yaml")["automountServiceAccountToken"] is False
@@ -368,11 +385,10 @@ def _assert_hardened(pod: dict[str, Any], container: dict[str, Any]) -> None:
     for mount in container["volumeMounts"]:
         if mount["mountPath"] in ("/etc/regprobe", "/var/run/secrets/regprobe"):
             assert mount.get("readOnly") is True, mount["mountPath"]
-    writable = {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")}
-    assert writable == {"/tmp", "/var/cache/regprobe"}
+    assert {m["mountPath"] for m in container["volumeMounts"] if not m.get("readOnly")} == writable
     volumes = {v["name"]: v for v in pod["volumes"]}
     for mount in container["volumeMounts"]:
-        if mount["mountPath"] in writable:
+        if mount["mountPath"] in writable and mount["name"] not in claims:
             volume = volumes[mount["name"]]
             assert "emptyDir" in volume or "persistentVolumeClaim" in volume, mount["mountPath"]
     assert not any("hostPath" in v for v in pod["volumes"])
@@ -588,4 +604,109 @@ def test_serve_with_a_podmonitor(tmp_path: Path) -> None:
     assert not endpoint.get("honorLabels"), "serve's series carry no job of their own"
     job = pod["metadata"]["labels"][monitor["spec"]["jobLabel"]]
     assert job == "registry-integrity-probe", "the stale alert's absent branch matches this job"
+    _assert_schema_valid(objects, tmp_path)
+
+
+# --- continuous verification: the ledger's topology ------------------------------------------------------
+
+
+def _overlay_config(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The config.yaml of the overlay's (one) ConfigMap."""
+    (configmap,) = [o for o in objects if o["kind"] == "ConfigMap"]
+    config: dict[str, Any] = yaml.safe_load(configmap["data"]["config.yaml"])
+    return config
+
+
+def _mounted_at(container: dict[str, Any], path: str) -> str:
+    """The name of the volume mounted at ``path``."""
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert path in mounts, f"nothing is mounted at {path}"
+    return str(mounts[path])
+
+
+def test_continuous_overlay(tmp_path: Path) -> None:
+    """`regprobe serve` as a StatefulSet: one shard per replica, taken from the pod's ordinal, and one
+    ReadWriteOnce claim per replica mounted where the config keeps its ledger; scraped per replica."""
+    objects = _build_overlay("continuous")
+    by_kind = {o["kind"]: o for o in objects}
+    assert len(by_kind) == len(objects)
+    assert set(by_kind) == {
+        "ServiceAccount", "ConfigMap", "StatefulSet", "Service", "ServiceMonitor", "PrometheusRule", "NetworkPolicy"
+    }  # fmt: skip
+    assert {o["metadata"]["namespace"] for o in objects} == {"monitoring"}
+
+    statefulset = by_kind["StatefulSet"]["spec"]
+    pod = statefulset["template"]["spec"]
+    (container,) = pod["containers"]
+    config = _overlay_config(objects)
+    (claim,) = statefulset["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"], "one node, one writer: never a network filesystem"
+    assert _mounted_at(container, config["state_dir"]) == claim["metadata"]["name"]
+    assert claim["metadata"]["name"] not in {v["name"] for v in pod["volumes"]}, "per replica, not shared"
+    assert statefulset["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    _assert_hardened(pod, container, WRITABLE | {config["state_dir"]}, frozenset({claim["metadata"]["name"]}))
+    assert container["args"][:3] == ["serve", "-c", "/etc/regprobe/config.yaml"]
+    mounted = {v["name"]: v for v in pod["volumes"]}["config"]["configMap"]["name"]
+    assert mounted == by_kind["ConfigMap"]["metadata"]["name"] != "regprobe-config", "the hashed name is mounted"
+
+    # Replica I is shard I of `replicas`, from nothing but what the manifest and Kubernetes give it.
+    env = {e["name"]: e["value"] for e in container["env"]}
+    replicas = statefulset["replicas"]
+    assert replicas > 1
+    name = by_kind["StatefulSet"]["metadata"]["name"]
+    for ordinal in range(replicas):
+        assert shard_mod.from_environment({**env, "HOSTNAME": f"{name}-{ordinal}"}) == shard_mod.Shard(
+            ordinal, replicas
+        )
+    with pytest.raises(ConfigError, match="replicas and REGPROBE_SHARDS must be equal"):
+        shard_mod.from_environment({**env, "HOSTNAME": f"{name}-{replicas}"})
+
+    # Scraped replica by replica under the job the alerts match; the series carry their shard themselves.
+    service, monitor = by_kind["Service"], by_kind["ServiceMonitor"]
+    assert statefulset["serviceName"] == service["metadata"]["name"]
+    assert service["spec"]["clusterIP"] == "None"
+    labels = statefulset["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert statefulset["selector"]["matchLabels"].items() <= labels.items()
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    (port,) = container["ports"]
+    assert endpoint["port"] == port["name"] == service["spec"]["ports"][0]["targetPort"]
+    assert not endpoint.get("honorLabels")
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "registry-integrity-probe"
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    template = statefulset["template"]
+    assert _ingress_admits(policies, template, PROMETHEUS, "prometheus", "http-metrics")
+    assert not _ingress_admits(policies, template, {"app": "curl"}, "monitoring", "http-metrics")
+
+    # The schedule the alerts assume, and a deadline under it (a run outlasting it delays the next).
+    interval = config_mod.parse_duration(config["serve"]["interval"])
+    assert interval == INTERVAL_SECONDS and config["deadline"] < interval
+    _assert_schema_valid(objects, tmp_path)
+
+
+def test_continuous_cronjob_overlay(tmp_path: Path) -> None:
+    """The small-registry option: the CronJob, unsharded, with its ledger on one ReadWriteOnce claim, and
+    never two Jobs at once."""
+    objects = _build_overlay("continuous/cronjob")
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == sorted(["ServiceAccount", "ConfigMap", "CronJob", "PrometheusRule", "PersistentVolumeClaim"])
+    by_kind = {o["kind"]: o for o in objects}
+    cronjob = by_kind["CronJob"]["spec"]
+    assert cronjob["concurrencyPolicy"] == "Forbid"
+    job = cronjob["jobTemplate"]["spec"]
+    assert "completionMode" not in job and job.get("parallelism", 1) == 1, "one shard: one pod"
+    pod = job["template"]["spec"]
+    (container,) = pod["containers"]
+    assert not {e["name"] for e in container["env"]} & {"REGPROBE_SHARDS", "JOB_COMPLETION_INDEX"}
+    config = _overlay_config(objects)
+    volume = {v["name"]: v for v in pod["volumes"]}[_mounted_at(container, config["state_dir"])]
+    claim = by_kind["PersistentVolumeClaim"]
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    _assert_hardened(pod, container, WRITABLE | {config["state_dir"]})
+    assert config["pushgateway"]["job"] == "registry-integrity-probe"
+    # The base's time budget (test_the_time_budget_adds_up) holds for this config too.
+    pushes = len(config["registries"]) * config["timeout"]
+    assert START_UP_SECONDS + config["deadline"] + pushes + SPARE_SECONDS <= job["activeDeadlineSeconds"]
     _assert_schema_valid(objects, tmp_path)

@@ -29,13 +29,11 @@ from .registry import (
     DOCKER_FOREIGN,
     DOCKER_MANIFEST,
     FLAVOURS,
-    OCI_INDEX,
-    OCI_MANIFEST,
     Image,
     Registry,
-    sha256,
 )
 from .test_deploy import ROOT, _kubernetes_validate, _show
+from .test_referrers import COSIGN_SIG, NOTATION, SIMPLESIGNING, SPDX, Oras
 
 V2 = "docker/registry/v2"
 
@@ -100,24 +98,7 @@ def push_referrer(reg: Registry, repository: str, subject: str) -> str:
     fallback index - so nothing but ``subject`` links it, and distribution's collection never follows
     that (EVENTS-AND-REFERRERS.md)."""
     sbom = json.dumps({"spdxVersion": "SPDX-2.3", "name": os.urandom(8).hex()}).encode()
-    subject_size = len(reg.http.get(f"/v2/{repository}/manifests/{subject}", headers={"Accept": OCI_INDEX}).content)
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "artifactType": "application/spdx+json",
-            "config": {
-                "mediaType": "application/vnd.oci.empty.v1+json",
-                "digest": reg.push_blob(repository, b"{}"),
-                "size": 2,
-            },
-            "layers": [
-                {"mediaType": "application/spdx+json", "digest": reg.push_blob(repository, sbom), "size": len(sbom)}
-            ],
-            "subject": {"mediaType": OCI_INDEX, "digest": subject, "size": subject_size},
-        }
-    ).encode()
-    return reg.push_manifest(repository, sha256(body), body, OCI_MANIFEST)
+    return reg.push_referrer(repository, subject, "application/spdx+json", sbom, fallback=False)
 
 
 def push_everything(reg: Registry) -> dict[str, Any]:
@@ -182,10 +163,10 @@ def test_prediction_is_what_the_real_collection_breaks(
     details = set()
     for finding in predicted.report["findings"]:
         if finding["digest"] == referrer:
-            assert finding["reason"] == "untagged referrer"
-            assert finding["parent"] == multi.digest  # its subject
+            assert (finding["kind"], finding["reason"]) == ("referrer", "untagged referrer")
+            assert finding["parent"] == finding["subject"] == multi.digest
             assert finding["tags"] == ["latest", "v2"]
-            assert finding["detail"].endswith("(application/spdx+json)")
+            assert (finding["artifact_type"], finding["artifact"]) == ("application/spdx+json", "SBOM (SPDX)")
             continue
         parent = multi if finding["repository"] == "multi" else docker_list
         assert finding["parent"] == parent.digest
@@ -201,7 +182,8 @@ def test_prediction_is_what_the_real_collection_breaks(
         )
     assert v3 or len(details) > 1
     findings = predicted.report["findings"]
-    assert findings == sorted(findings, key=lambda f: (f["repository"], f["digest"]))
+    # repository, then the image's own objects before its referrers, then digest
+    assert findings == sorted(findings, key=lambda f: (f["repository"], f["kind"] == "referrer", f["digest"]))
 
     real = collect(reg, "--delete-untagged")
     broken = walk(reg, regprobe, probe_config)
@@ -248,6 +230,47 @@ def test_delete_untagged_is_safe_on_v3_only(
     assert {f["digest"] for f in after.findings()} == (
         set() if reg.flavour == "3" else {c.digest for c in multi.children}
     )
+
+
+def test_referrers_on_a_fallback_tag_go_with_2_8_delete_untagged_only(
+    reg: Registry, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    """oras attaches a signature and an SBOM: on these registries, children of the subject's fallback tag
+    index. 2.8's --delete-untagged collects every index child, referrers included; v3 keeps a tagged
+    index's children. gc-check names them as the referrers they are, on the tags of the image they
+    belong to - and after the real collection regprobe's walk finds exactly what it predicted."""
+    oras = Oras(reg, tmp_path / "oras")
+    app = reg.push_image("app", "v1")
+    reg.tag("app", "stable", app.digest)
+    multi = reg.push_index("multi", "latest", attestations=False)
+    signature = oras.attach("app:v1", COSIGN_SIG, b"signature", SIMPLESIGNING)
+    sbom = oras.attach("multi:latest", SPDX, b'{"spdxVersion": "SPDX-2.3"}', SPDX)
+    # Only the fallback index says whose this one is: its manifest names no subject.
+    unnamed = reg.push_referrer("app", app.digest, NOTATION, b"envelope", names_subject=False)
+
+    plan = collect(reg, "--dry-run", "--delete-untagged")
+    predicted = gc_check(regprobe, reg, write(tmp_path, "plan.txt", plan))
+
+    referrers = {
+        (f["repository"], f["digest"]): (tuple(f["tags"]), f["subject"], f["artifact_type"], f["reason"])
+        for f in predicted.report["findings"]
+        if f["kind"] == "referrer"
+    }
+    if reg.flavour == "3":
+        assert (predicted.code, predicted.report["findings"]) == (0, [])
+    else:
+        assert predicted.code == 1
+        assert referrers == {
+            ("app", signature): (("stable", "v1"), app.digest, COSIGN_SIG, "untagged referrer"),
+            ("app", unnamed): (("stable", "v1"), app.digest, NOTATION, "untagged referrer"),
+            ("multi", sbom): (("latest",), multi.digest, SPDX, "untagged referrer"),
+        }
+        text = regprobe("gc-check", str(reg.root), "--plan", write(tmp_path, "plan.txt", plan))
+        assert f"referrer {signature[:19]} untagged referrer  signature (cosign) of {app.digest[:19]}" in text.out
+    collect(reg, "--delete-untagged")
+    after = walk(reg, regprobe, probe_config)
+    assert keyed(after.findings()) == keyed(predicted.report["findings"])
+    assert after.code == predicted.code
 
 
 def test_collection_without_delete_untagged_is_safe(

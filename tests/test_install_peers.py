@@ -21,6 +21,7 @@ PINNED = {
     "kubeconform": ("github.com/yannh/kubeconform/cmd/kubeconform", "github.com/yannh/kubeconform", "v0.8.0"),
     # A module whose path ends in its major version: the binary is named after the element before it.
     "kustomize": ("sigs.k8s.io/kustomize/kustomize/v5", "sigs.k8s.io/kustomize/kustomize/v5", "v5.8.1"),
+    "cosign": ("github.com/sigstore/cosign/v2/cmd/cosign", "github.com/sigstore/cosign/v2", "v2.6.5"),
 }
 #: Downloaded into the module cache, not built.
 MODULES = ["github.com/prometheus-operator/prometheus-operator@v0.85.0"]
@@ -104,7 +105,7 @@ def test_without_go_make_test_is_told_what_is_skipped_and_ci_fails(tmp_path: Pat
 
     assert optional.returncode == 0
     assert optional.stdout.startswith(
-        "install-peers: no go command: distribution v3, crane, oras, helm, kubeconform and kustomize"
+        "install-peers: no go command: distribution v3, crane, oras, helm, kubeconform, kustomize and cosign"
     )
     assert "the tests that need them are skipped" in optional.stdout
     assert required.returncode == 1 and "install Go" in required.stderr

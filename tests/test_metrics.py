@@ -324,3 +324,28 @@ def test_incomplete_push_beyond_max_broken_series_keeps_the_count(
         assert regprobe("run", "-c", config).code == 3
     assert pushgateway.broken_tags(name) == set()
     assert pushgateway.value("regprobe_broken_images", registry=name) == 2
+
+
+def test_dangling_referrers_are_counted_by_complete_runs_only(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any, pushgateway: Pushgateway
+) -> None:
+    """A signature and its fallback tag outlive the signed image: 2 dangling. A run that could not list
+    the repository does not know that count and leaves it; the next complete run sets it."""
+    name = f"dangling-{ns}"
+    repository = f"{ns}/app"
+    gone = registry.push_image(repository, "v1")
+    registry.push_image(repository, "v2")
+    registry.push_referrer(repository, gone.digest, "application/vnd.dev.cosign.artifact.sig.v1+json", b"sig")
+    fallback = f"sha256-{gone.digest[7:]}"
+    assert registry.http.delete(f"/v2/{repository}/manifests/{gone.digest}").status_code == 202
+    cfg = {"name": name, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
+    config = probe_config(cfg, pushgateway={"url": pushgateway.url})
+
+    assert regprobe("run", "-c", config).code == 0
+    assert pushgateway.value("regprobe_dangling_referrers", registry=name) == 2
+    with registry.unlistable_tags(repository):
+        assert regprobe("run", "-c", config).code == 3
+    assert pushgateway.value("regprobe_dangling_referrers", registry=name) == 2
+    registry.storage.remove_tree(f"repositories/{repository}/_manifests/tags/{fallback}")
+    assert regprobe("run", "-c", config).code == 0
+    assert pushgateway.value("regprobe_dangling_referrers", registry=name) == 0

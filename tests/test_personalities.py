@@ -8,7 +8,6 @@ real service, and these tests then prove only that regprobe copes with what was 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from regprobe import metrics
 from regprobe.model import RegistryResult, Skipped
 
-from .personalities import PASSWORD, PERSONALITIES, FakeRegistry, Personality, with_changes
+from .personalities import PASSWORD, PERSONALITIES, FakeRegistry, with_changes
 
 
 def populate(fake: FakeRegistry, broken: bool) -> list[tuple[str, str, str, str]]:
@@ -40,7 +39,10 @@ def populate(fake: FakeRegistry, broken: bool) -> list[tuple[str, str, str, str]
     ]
 
 
-def config_for(fake: FakeRegistry, tmp_path: Path, probe_config: Any, **extra: Any) -> str:
+def config_for(
+    fake: FakeRegistry, tmp_path: Path, probe_config: Any, state_dir: str | None = None, **extra: Any
+) -> str:
+    """A config for the fake: ``extra`` keys go into its registry entry, ``state_dir`` at the top."""
     secret = tmp_path / "password"
     secret.write_text(PASSWORD)
     entry: dict[str, Any] = {
@@ -51,21 +53,8 @@ def config_for(fake: FakeRegistry, tmp_path: Path, probe_config: Any, **extra: A
     }
     if fake.p.needs_list:
         entry["repositories"] = {"list": [fake.repository("app"), fake.repository("multi")]}
-    return str(probe_config(entry, concurrency=4, timeout=10))
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    started: list[FakeRegistry] = []
-
-    def start(personality: Personality) -> FakeRegistry:
-        fake = FakeRegistry(personality).start()
-        started.append(fake)
-        return fake
-
-    yield start
-    for fake in started:
-        fake.stop()
+    top: dict[str, Any] = {"state_dir": state_dir} if state_dir else {}
+    return str(probe_config(entry, concurrency=4, timeout=10, **top))
 
 
 @pytest.mark.parametrize("broken", [False, True], ids=["healthy", "broken"])

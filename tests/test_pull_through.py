@@ -80,7 +80,10 @@ def cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cache]:
     upstream = Registry(tmp_path / "upstream", cache=False, flavour=flavour)
     upstream.config["log"] = {"level": "error", "accesslog": {"disabled": False}}  # what reached upstream
     upstream.start()
-    proxy = Registry(tmp_path / "cache", cache=False, flavour=flavour, extra={"proxy": {"remoteurl": upstream.url}})
+    logged = {"level": "error", "accesslog": {"disabled": False}}
+    proxy = Registry(
+        tmp_path / "cache", cache=False, flavour=flavour, extra={"proxy": {"remoteurl": upstream.url}, "log": logged}
+    )
     proxy.start()
     multi = upstream.push_index("lib/multi", "latest")
     app = upstream.push_image("lib/app", "v1")
@@ -167,6 +170,40 @@ def test_findings_only_for_what_the_cache_serves_broken(cache: Cache, regprobe: 
             (cache.other.digest, "digest_mismatch"),
         ]
     )
+
+
+def test_referrers_the_cache_holds_are_walked_from_its_storage(cache: Cache, regprobe: Any, probe_config: Any) -> None:
+    """app:v1 has two signatures upstream, in its fallback tag's index; the cache was asked for the tag
+    and the first one only. The cache's storage says what it holds: the fallback index (read by digest,
+    not by tag, which the cache would resolve upstream) and the one signature - walked; the other is
+    not asked for (the cache would fetch it) and not a finding. The referrers API is never asked. A
+    signature blob the cache serves emptied is a `referrer` finding on app:v1."""
+    upstream, proxy, app = cache.upstream, cache.proxy, cache.app
+    held = upstream.push_referrer("lib/app", app.digest, "application/vnd.dev.cosign.artifact.sig.v1+json", b"one")
+    upstream.push_referrer("lib/app", app.digest, "application/vnd.dev.cosign.artifact.sig.v1+json", b"two")
+    layer = json.loads(upstream.http.get(f"/v2/lib/app/manifests/{held}", headers={"Accept": ACCEPT}).content)
+    pull(proxy, "lib/app", f"sha256-{app.digest[7:]}", [])
+    pull(proxy, "lib/app", held, [layer["config"]["digest"], layer["layers"][0]["digest"]])
+    before, seen = cache.storage(), len(cache.upstream_requests())
+
+    healthy = regprobe("run", "-c", probe_config(cache.config()), "--format", "json", "--no-push")
+    assert cache.storage() == before
+    proxy.truncate_blob(layer["layers"][0]["digest"])
+    broken = regprobe("run", "-c", probe_config(cache.config()), "--format", "json", "--no-push")
+
+    report = healthy.report["registries"][0]
+    assert (healthy.code, report["findings"], report["dangling"], report["images_checked"]) == (0, [], [], 3)
+    finding = only(broken.findings())
+    assert (finding["kind"], finding["digest"], finding["subject"], finding["tags"]) == (
+        "referrer",
+        layer["layers"][0]["digest"],
+        app.digest,
+        ["v1"],
+    )
+    asked = cache.upstream_requests()[seen:]
+    assert only_the_canary(asked) and not any("/referrers/" in r for r in asked), asked
+    proxy_log = (proxy.workdir / "registry.log").read_text(errors="replace")
+    assert f"/v2/lib/app/manifests/{held}" in proxy_log and "/referrers/" not in proxy_log
 
 
 def test_upstream_down_is_exit_3_naming_it_never_a_finding(cache: Cache, regprobe: Any, probe_config: Any) -> None:

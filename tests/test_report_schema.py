@@ -71,6 +71,23 @@ def test_incomplete_run_unpushed_and_check(registry: Registry, ns: str, regprobe
     assert checked["registries"][0]["images_checked"] == 1
 
 
+def test_referrer_findings_and_dangling_referrers(
+    registry: Registry, ns: str, regprobe: Any, probe_config: Any
+) -> None:
+    signed, gone = registry.push_image(f"{ns}/app", "v1"), registry.push_image(f"{ns}/app", "v2")
+    registry.push_referrer(f"{ns}/app", gone.digest, "application/vnd.dev.cosign.artifact.sig.v1+json", b"sig")
+    sbom = registry.push_referrer(f"{ns}/app", signed.digest, "application/spdx+json", b"{}")
+    registry.remove_revision_link(f"{ns}/app", sbom)
+    assert registry.http.delete(f"/v2/{ns}/app/manifests/{gone.digest}").status_code == 202
+    cfg = {"name": ns, "url": registry.url, "repositories": {"include": [f"{ns}/*"]}}
+
+    entry = valid(regprobe("run", "-c", probe_config(cfg), "--format", "json").report)["registries"][0]
+
+    finding = entry["findings"][0]
+    assert (finding["kind"], finding["artifact"], finding["subject"]) == ("referrer", "SBOM (SPDX)", signed.digest)
+    assert sorted(d["reason"] for d in entry["dangling"]) == ["orphaned_fallback_tag", "subject_missing"]
+
+
 def test_skipped_images_as_the_report_renders_them() -> None:
     result = RegistryResult(name="harbor", url="https://harbor.example.com", complete=True)
     result.skipped.append(Skipped("team/api", "v1", "policy", "412 PROJECTPOLICYVIOLATION: not scanned"))
@@ -87,6 +104,8 @@ def test_skipped_images_as_the_report_renders_them() -> None:
         (("findings", 0, "problem"), "broken"),
         (("findings", 0, "digest"), "not-a-digest"),
         (("push",), {"ok": True}),
+        (("findings", 0, "kind"), "signature"),
+        (("dangling",), [{"repository": "a", "digest": None, "subject": "sha256:" + "0" * 64}]),
     ],
 )
 def test_the_schema_refuses_what_regprobe_never_prints(path: tuple[Any, ...], value: Any) -> None:

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from regprobe import config
 from regprobe.carryover import BrokenImages
 from regprobe.digest import Digest
-from regprobe.model import Finding, Kind, Problem, RegistryResult
+from regprobe.model import Dangling, Finding, Kind, Problem, RegistryResult
 from regprobe.serve import app as app_mod
 from regprobe.serve import page
 from regprobe.serve.app import MAX_PROBES, Server
@@ -197,3 +197,16 @@ def test_the_run_history_is_bounded() -> None:
     for result in runs:
         log.record(result)
     assert [run.started_at for run in log.registries["r"].runs] == [float(i) for i in range(24, 14, -1)]
+
+
+def test_dangling_referrers_are_counted_and_listed_apart_from_broken_images() -> None:
+    subject = Digest("sha256", "e" * 64)
+    dangling = [
+        Dangling("team/app", Digest("sha256", "f" * 64), subject, "application/spdx+json", "subject_missing", "t"),
+        Dangling("team/app", None, subject, None, "orphaned_fallback_tag", "sha256-<e>"),
+    ]
+    text = rendered(RegistryResult("r", "http://r", True, True, dangling=dangling))
+    assert '<p class="ok"><strong>OK</strong></p>' in text
+    assert "<tr><th>dangling referrers</th><td>2 <small>" in text
+    assert "<td>SBOM (SPDX) <code>sha256:" + "f" * 64 + "</code></td>" in text
+    assert "<td>fallback tag sha256-&lt;e&gt;</td>" in text  # escaped, as everything the registry names

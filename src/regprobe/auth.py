@@ -87,7 +87,7 @@ def scope_for(url: httpx.URL) -> str:
     if path.startswith("/v2/_catalog"):
         return CATALOG_SCOPE
     # The last marker: a repository may itself be named `a/manifests/b` (each component is valid).
-    end = max(path.rfind(marker) for marker in ("/manifests/", "/blobs/", "/tags/"))
+    end = max(path.rfind(marker) for marker in ("/manifests/", "/blobs/", "/tags/", "/referrers/"))
     if end > len("/v2"):
         return f"repository:{path[len('/v2/') : end]}:pull"
     return ""

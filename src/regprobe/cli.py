@@ -75,6 +75,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def shard_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="probe only shard I of N of each registry's repositories (default: $JOB_COMPLETION_INDEX of "
+        "$REGPROBE_SHARDS, for an Indexed Job; with $REGPROBE_SHARD_FROM_HOSTNAME=true, the StatefulSet "
+        "pod's ordinal)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="regprobe", description="Check that what a registry lists can be pulled.")
     parser.add_argument("--version", action="version", version=f"regprobe {user_agent_version()}")
@@ -99,12 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="probe every registry in the config and push metrics")
     run.add_argument("-c", "--config", help="config file (default $REGPROBE_CONFIG, then /etc/regprobe/config.yaml)")
     run.add_argument("--no-push", action="store_true", help="do not push metrics even if a pushgateway is configured")
-    run.add_argument(
-        "--shard",
-        metavar="I/N",
-        help="probe only shard I of N of each registry's repositories "
-        "(default: $JOB_COMPLETION_INDEX of $REGPROBE_SHARDS, for an Indexed Job)",
-    )
+    shard_option(run)
     # metrics: exactly what would be pushed, group by group (with --no-push, nothing is sent)
     common(run, ("text", "json", "metrics"))
 
@@ -140,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         "digest downloads and hashes everything",
     )
     check.add_argument(
+        "--referrers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="walk each image's OCI 1.1 referrers too - signatures, SBOMs, attestations (default: on)",
+    )
+    check.add_argument(
         "--concurrency",
         type=_concurrency,
         default=16,
@@ -161,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-c", "--config", help="config file (default $REGPROBE_CONFIG, then /etc/regprobe/config.yaml)")
     serve.add_argument("--listen", metavar="HOST:PORT", help="address to serve on (default: serve.listen, :9839)")
     serve.add_argument("--interval", metavar="DURATION", help="time between runs, e.g. 15m (default: serve.interval)")
+    shard_option(serve)
     serve.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
 
     fsck = sub.add_parser("fsck", help="scan registry:2 filesystem storage offline (read-only unless --repair)")
@@ -236,7 +248,7 @@ def _main(argv: Sequence[str] | None) -> int:
             from .serve import serve_command
 
             path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
-            return serve_command(path, args.listen, args.interval)
+            return serve_command(path, args.listen, args.interval, args.shard)
         if args.command == "fsck":
             from .fsck import run_fsck
 
@@ -289,7 +301,7 @@ def _setup_logging(verbosity: int) -> None:
 def _run(args: argparse.Namespace) -> int:
     path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
     cfg = config_mod.load(path)
-    selected_shard = shard.parse(args.shard) if args.shard else shard.from_environment()
+    selected_shard = shard.selected(args.shard)
     cache = open_cache(cfg, path)
     stop = StopRequest()
     push = cfg.pushgateway is not None and not args.no_push
@@ -397,7 +409,7 @@ async def _check_refs(
         url = f"{'http' if args.plain_http else 'https'}://{group[0].api_host}"
         login = (args.username, password) if password is not None else None
         settings = _check_settings(client_settings(url, args.concurrency, args.timeout, verify, login))
-        policy = WalkPolicy(args.blob_check)
+        policy = WalkPolicy(args.blob_check, referrers=args.referrers)
         if args.all_tags:
             selection = Selection(names=tuple(dict.fromkeys(r.repository for r in group)))
             probe = guarded(

@@ -136,6 +136,8 @@ class RegistryConfig(_Strict):
     #: The cache's storage ``rootdirectory``, readable here (a read-only mount); only with pull_through.
     storage_root: Annotated[str, Field(min_length=1)] | None = None
     blob_check: BlobCheck = "range"
+    #: Walk each image's OCI 1.1 referrers (signatures, SBOMs, attestations).
+    referrers: bool = True
     repositories: Repositories = Repositories()
     auth: Auth | None = None
     tls: TLS = TLS()

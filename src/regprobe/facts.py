@@ -96,7 +96,9 @@ class Reply:
 
 # -- a repository's graph -------------------------------------------------------------------------
 
-Key = tuple[str, Digest]  # ("manifest" | "blob", digest): one object in one repository
+#: ("manifest" | "blob", digest): one object in one repository; ("referrers", digest): the list of that
+#: manifest's referrers (OCI 1.1: the referrers API's answer, or the fallback tag's index).
+Key = tuple[str, Digest]
 
 
 @dataclass(slots=True)
@@ -127,6 +129,12 @@ class Node:
     size: int | None = None
     #: A blob whose whole content was read and hashed (``blob_check: digest``, or one the scrub suspects).
     hashed: bool = False
+    #: A manifest's artifact type (``artifactType``, else its config's media type): what a referrer is.
+    artifact_type: str = ""
+    #: A referrers list: the artifact type its entries state, in the order of ``children``.
+    artifact_types: tuple[str, ...] = ()
+    #: A referrers list read from the fallback tag: that index's digest (what a finding about it names).
+    index: Digest | None = None
 
 
 Bound = Literal["depth", "loop"]

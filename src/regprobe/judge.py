@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .digest import Digest
 from .facts import BlobMode, Key, Node, Reply, TagRoot
@@ -30,6 +30,12 @@ def _status_problem(reply: Reply, method: str) -> Verdict:
     if reply.truncated:
         return Problem.TRUNCATED, reply.describe(method)
     return None
+
+
+def listing_reply(reply: Reply) -> Verdict:
+    """Judge the status of a list the registry was asked for (a manifest's referrers): what no client
+    gets past."""
+    return _status_problem(reply, reply.method)
 
 
 def skip_reason(reply: Reply, by_tag: bool) -> tuple[SkipReason, str] | None:
@@ -110,11 +116,22 @@ def blob_reply(reply: Reply, expected: Descriptor, mode: BlobMode) -> Verdict:
 # -- from the walk's graph to findings ------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Via:
+    """The referrer a walk went through to reach an object: what it is, and what it refers to."""
+
+    artifact_type: str | None
+    subject: Digest
+
+
 @dataclass(slots=True)
 class _Hit:
     tags: set[str] = field(default_factory=set)
     parent: Digest | None = None
     platforms: set[str] = field(default_factory=set)
+    #: Reached as part of an image itself, not only through one of its referrers.
+    direct: bool = False
+    via: _Via | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +188,17 @@ def judgement(
             )
             continue
         skipped_below: tuple[Key, Node] | None = None
-        for key, parent, platform in reachable(root.key, nodes):
+        for key, parent, platform, via in reachable(root.key, nodes):
             node = nodes[key]
             if node.problem is not None:
                 hit = hits.setdefault(key, _Hit(parent=parent))
                 hit.tags.add(tag)
                 if platform is not None:
                     hit.platforms.add(platform)
+                if via is None:
+                    hit.direct = True
+                elif hit.via is None:
+                    hit.via = via
             if node.error is not None:
                 blocked.setdefault(key, set()).add(tag)
             if node.skipped is not None and skipped_below is None:
@@ -198,38 +219,70 @@ def judgement(
             continue
         platform = ", ".join(sorted(hit.platforms)) or None
         said = node.said if node.problem is Problem.SERVER_ERROR else None
-        findings.append(
-            Finding(
-                repository, key[1], node.kind, node.problem, node.status, tags, hit.parent, node.detail, platform, said
-            )
+        finding = Finding(
+            repository, key[1], node.kind, node.problem, node.status, tags, hit.parent, node.detail, platform, said
         )
+        findings.append(_as_referrer(finding, key, node, hit))
     findings.sort(key=_order)
     for key in sorted(blocked, key=lambda k: (KIND_ORDER[nodes[k].kind], str(k[1]))):
         tags_text = ", ".join(sorted_tags(blocked[key]))
-        errors.append(f"{repository}: {nodes[key].kind.value} {key[1]}: {nodes[key].error} (tags: {tags_text})")
+        errors.append(f"{repository}: {_what(key, nodes[key])}: {nodes[key].error} (tags: {tags_text})")
         blocked_tags.update(blocked[key])
     return Judgement(findings, errors, skipped, frozenset(blocked_tags))
 
 
-def reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None, str | None]]:
+def _as_referrer(finding: Finding, key: Key, node: Node, hit: _Hit) -> Finding:
+    """A finding about a referrer is reported on its subject's tags as one (docs/design/referrers.md): the
+    list of referrers that could not be read, a referrer, or a blob of one - unless the object is part of
+    an image itself too (the empty config ``{}`` may be an attestation's as well as a signature's)."""
+    if key[0] == "referrers":
+        # No referrer to name: the fallback index when the list was read from one, else nothing.
+        return replace(finding, digest=node.index, kind=Kind.REFERRER, subject=key[1])
+    if hit.direct or hit.via is None:
+        return finding
+    detail = finding.detail if node.kind is Kind.MANIFEST else f"its {node.kind.value}: {finding.detail}"
+    return replace(
+        finding, kind=Kind.REFERRER, detail=detail, artifact_type=hit.via.artifact_type, subject=hit.via.subject
+    )
+
+
+def _what(key: Key, node: Node) -> str:
+    """How an error of the run names the object it is about."""
+    if key[0] == "referrers":
+        return f"the referrers of {key[1]}"
+    return f"{node.kind.value} {key[1]}"
+
+
+def reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None, str | None, _Via | None]]:
     """Depth-first in descriptor order; yields (key, the digest it was reached from, the platform of the
-    index child it is or is under). Each node once per platform it is reached under: a layer shared by
-    the amd64 and arm64 children is under both."""
-    seen: set[tuple[Key, str | None]] = {(start, None)}
-    stack: list[tuple[Key, Digest | None, str | None]] = [(start, None, None)]
+    index child it is or is under, the referrer it is or is under). Each node once per platform and
+    referrer it is reached under: a layer shared by the amd64 and arm64 children is under both."""
+    seen: set[tuple[Key, str | None, _Via | None]] = {(start, None, None)}
+    stack: list[tuple[Key, Digest | None, str | None, _Via | None]] = [(start, None, None, None)]
     while stack:
-        key, parent, platform = stack.pop()
+        key, parent, platform, via = stack.pop()
         node = nodes.get(key)
         if node is None:  # not walked (deadline): nothing to say about it
             continue
-        yield key, parent, platform
+        yield key, parent, platform, via
+        listing = key[0] == "referrers"
         for i in reversed(range(len(node.children))):
             child = node.children[i]
             # The innermost index's descriptor names the platform (a nested index may name none).
             below = (node.platforms[i] if i < len(node.platforms) else None) or platform
-            if (child, below) not in seen:
-                seen.add((child, below))
-                stack.append((child, key[1], below))
+            under = _referrer(node, i, key[1], nodes) if listing else via
+            if (child, below, under) not in seen:
+                seen.add((child, below, under))
+                # A referrer's parent is its subject, not the list it is on.
+                stack.append((child, key[1], below, under))
+
+
+def _referrer(listing: Node, i: int, subject: Digest, nodes: Mapping[Key, Node]) -> _Via:
+    """The referrer at ``listing.children[i]``: its own artifact type once read, else the list's word."""
+    child = nodes.get(listing.children[i])
+    listed = listing.artifact_types[i] if i < len(listing.artifact_types) else ""
+    own = child.artifact_type if child is not None else ""
+    return _Via(own or listed or None, subject)
 
 
 def _order(f: Finding) -> tuple[str, int, str, str]:

@@ -25,6 +25,8 @@ class Descriptor:
     urls: tuple[str, ...] = ()
     #: ``os/architecture[/variant]`` of an index child (``linux/arm/v7``), when its descriptor says.
     platform: str | None = None
+    #: A referrers list's entry: the referrer's ``artifactType`` as the list states it ("" when absent).
+    artifact_type: str = ""
 
     @property
     def foreign(self) -> bool:
@@ -49,7 +51,7 @@ class Descriptor:
         urls = raw.get("urls") or ()
         if not isinstance(urls, list | tuple) or not all(isinstance(u, str) for u in urls):
             raise ManifestError(f"{where}.urls is not a list of strings")
-        return cls(media_type, digest, size, tuple(urls), _platform(raw.get("platform")))
+        return cls(media_type, digest, size, tuple(urls), _platform(raw.get("platform")), _artifact_type(raw, ""))
 
 
 #: One part of a platform as it is shown: a hostile index must not put arbitrary text into reports.

@@ -34,3 +34,30 @@ FOREIGN_LAYER_TYPES: Final = frozenset(
 def normalise(content_type: str | None) -> str:
     """``application/json; charset=utf-8`` -> ``application/json``."""
     return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+#: OCI 1.1's empty descriptor (``{}``): the config of most artifacts (oras, cosign's OCI 1.1 mode).
+EMPTY: Final = "application/vnd.oci.empty.v1+json"
+
+#: What people call a referrer, from its artifact type: (a part of the media type, the name). First match
+#: wins; matched on the lower-cased type, so versions and suffixes (``+json``, ``;version=0.3``) do not matter.
+_ARTIFACT_NAMES: Final = (
+    ("application/vnd.dev.cosign.artifact.sig", "signature (cosign)"),
+    ("application/vnd.dev.cosign.simplesigning", "signature (cosign)"),
+    ("application/vnd.dev.cosign.artifact.sbom", "SBOM (cosign)"),
+    ("application/vnd.dev.cosign.artifact.att", "attestation (cosign)"),
+    ("application/vnd.dev.sigstore.bundle", "signature (Sigstore bundle)"),
+    ("application/vnd.cncf.notary.signature", "signature (Notation)"),
+    ("application/vnd.in-toto", "attestation (in-toto)"),
+    ("application/vnd.dsse.envelope", "attestation (DSSE)"),
+    ("spdx", "SBOM (SPDX)"),
+    ("cyclonedx", "SBOM (CycloneDX)"),
+    ("application/vnd.syft", "SBOM (Syft)"),
+)
+
+
+def artifact_name(artifact_type: str | None) -> str:
+    """``signature (cosign)``, ``SBOM (SPDX)``, ``attestation (in-toto)``: what a referrer is, for people;
+    ``artifact`` for a type not known here."""
+    lowered = (artifact_type or "").lower()
+    return next((name for part, name in _ARTIFACT_NAMES if part in lowered), "artifact")

@@ -22,6 +22,11 @@ CATALOG_HELP = (
     "the registry answered GET /v2/), else 0"
 )
 
+DANGLING_HELP = (
+    "Referrers whose subject is gone, and orphaned referrer fallback tags (sha256-<hex>), as the last "
+    "complete run found them: clutter, not broken images"
+)
+
 
 def families(result: RegistryResult, max_broken_series: int, verdict: BrokenImages | None) -> list[Metric]:
     """The contract's metric families for one registry's run, labelled ``registry``. ``last_success`` only
@@ -43,6 +48,9 @@ def families(result: RegistryResult, max_broken_series: int, verdict: BrokenImag
         gauge("regprobe_last_success_timestamp_seconds", "Unix time of the last run that completed").add_metric(
             [name], result.started_at
         )
+        # Clutter, not breakage: no alert reads it. Like last_success, only a run that saw every tag says how
+        # many; an incomplete run leaves the last complete run's count in place.
+        gauge("regprobe_dangling_referrers", DANGLING_HELP).add_metric([name], len(result.dangling))
     gauge("regprobe_images_checked", "Tags walked").add_metric([name], result.images_checked)
     gauge("regprobe_duration_seconds", "Wall time of this registry's run").add_metric([name], result.duration_seconds)
     skipped = gauge("regprobe_images_skipped", "Tags not judged on purpose, by reason", ["reason"])
@@ -117,4 +125,4 @@ def build(result: RegistryResult, max_broken_series: int) -> CollectorRegistry:
     return registry
 
 
-__all__ = ["CATALOG_HELP", "Families", "build", "families"]
+__all__ = ["CATALOG_HELP", "DANGLING_HELP", "Families", "build", "families"]

@@ -11,6 +11,7 @@ from typing import Literal
 
 from .digest import Digest
 from .errorbody import ErrorBody
+from .mediatypes import artifact_name
 from .tagorder import NaturalKey, natural_key
 
 
@@ -18,10 +19,14 @@ class Kind(StrEnum):
     MANIFEST = "manifest"  # a tag's manifest or an index child
     CONFIG = "config"
     LAYER = "layer"
+    #: A signature, SBOM or attestation of the image (an OCI 1.1 referrer), one of its blobs, or the list
+    #: of them; reported on the tags of the image it refers to (docs/design/referrers.md).
+    REFERRER = "referrer"
 
 
-#: Report order of findings within a repository: the manifest before what it references.
-KIND_ORDER = {Kind.MANIFEST: 0, Kind.CONFIG: 1, Kind.LAYER: 2}
+#: Report order of findings within a repository: the manifest before what it references, the image
+#: before what refers to it.
+KIND_ORDER = {Kind.MANIFEST: 0, Kind.CONFIG: 1, Kind.LAYER: 2, Kind.REFERRER: 3}
 
 
 class Problem(StrEnum):
@@ -51,6 +56,12 @@ class Finding:
     platform: str | None = None
     #: What the registry said about a ``server_error`` (code, message, detail), bounded and sanitised.
     registry_error: ErrorBody | None = None
+    #: A ``referrer`` finding's artifact type (the referrer manifest's ``artifactType``, else its config's
+    #: media type; the listing's word when the manifest could not be read). None when the referrer list
+    #: itself could not be read.
+    artifact_type: str | None = None
+    #: A ``referrer`` finding's subject: the manifest the referrer refers to (signs, describes).
+    subject: Digest | None = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -64,6 +75,10 @@ class Finding:
             out["platform"] = self.platform
         if self.registry_error is not None:
             out["registry_error"] = self.registry_error.to_json()
+        if self.kind is Kind.REFERRER:
+            out["artifact_type"] = self.artifact_type
+            out["artifact"] = artifact_name(self.artifact_type)
+            out["subject"] = str(self.subject) if self.subject else None
         return out
 
     @property
@@ -106,6 +121,39 @@ class Skipped:
 
 #: `regprobe_images_skipped{reason}`: each has a series, 0 when nothing was skipped for it.
 SKIP_REASONS: tuple[SkipReason, ...] = ("policy", "expired")
+
+
+#: ``subject_missing``: a referrer whose subject manifest is gone; ``orphaned_fallback_tag``: a
+#: ``sha256-<hex>`` tag (the OCI 1.1 fallback list of referrers) whose subject manifest is gone.
+DanglingReason = Literal["subject_missing", "orphaned_fallback_tag"]
+
+
+@dataclass(frozen=True, slots=True)
+class Dangling:
+    """Clutter, not breakage: a referrer, or a fallback tag, whose subject is gone. A registry must accept
+    such a referrer (OCI 1.1), and nothing pulls it by tag: it pages no one."""
+
+    repository: str
+    #: The referrer; for an orphaned fallback tag, its index (None when the tag could not be read).
+    digest: Digest | None
+    subject: Digest
+    artifact_type: str | None
+    reason: DanglingReason
+    #: The fallback tag that lists it (or is it).
+    tag: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "repository": self.repository,
+            "digest": str(self.digest) if self.digest else None,
+            "subject": str(self.subject),
+            "artifact_type": self.artifact_type,
+            "reason": self.reason,
+            "tag": self.tag,
+        }
+
+    def order(self) -> tuple[str, str, str, str]:
+        return self.repository, str(self.subject), self.reason, str(self.digest or "")
 
 
 #: Request outcomes counted per registry (`regprobe_requests{outcome}`). `network_error` (no usable
@@ -219,6 +267,8 @@ class RegistryResult:
     scrub: Scrubbed | None = None
     #: The ledger's broken set; None without a ledger (then the metrics publish this run's findings).
     known_broken: KnownBroken | None = None
+    #: Referrers and fallback tags whose subject is gone: clutter, neither findings nor errors.
+    dangling: list[Dangling] = field(default_factory=list)
     #: Repositories whose tags this run listed, each with the listed tags that got no fresh verdict (walk
     #: cut off, an object not looked at, skipped). What an incomplete run may clear (regprobe.carryover).
     reached: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -257,4 +307,5 @@ class RegistryResult:
             "stopped": self.stopped,
             "coverage": self.coverage.to_json() if self.coverage else None,
             "scrub": self.scrub.to_json() if self.scrub else None,
+            "dangling": [d.to_json() for d in sorted(self.dangling, key=Dangling.order)],
         }

@@ -30,10 +30,12 @@ from .config import RegistryConfig
 from .counters import Counters, ProbeProgress
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
+from .facts import Key, Node
 from .model import Finding, Image, Problem, RegistryResult, Scrubbed, Stopped
 from .plan import Clock, Plan, RotationPlan
 from .pullthrough import upstream_outage
 from .reference import hub_repository, validate_repository
+from .referrers import Support
 from .scrub import Scrubber, ScrubOutcome
 from .shard import Shard
 from .stop import StopRequest
@@ -186,6 +188,12 @@ class RegistryProbe:
         self._units: dict[int, _Unit] = {}
         self._unit_ids = itertools.count()
         self._queue: asyncio.PriorityQueue[tuple[int, int, int, _Item]] = asyncio.PriorityQueue()
+        #: Whether the registry serves the referrers API: learned once, for all its repositories.
+        self._referrers = Support()
+        #: Per repository listed, its fallback tags (subject -> tag): lists of referrers, not images.
+        self._fallback: dict[str, dict[Digest, str] | None] = {}
+        #: Per repository with fallback tags, what the walk saw of their subjects (none seen: a HEAD each).
+        self._subjects: dict[str, dict[Key, Node]] = {}
         self._order = itertools.count()
         concurrency = client.settings.concurrency
         self._places = asyncio.Semaphore(max(2, concurrency))
@@ -223,6 +231,7 @@ class RegistryProbe:
                     else:
                         await self._list()
                         await self._verify()
+                        await self._find_dangling()
                         await self._scrub()
                 finally:
                     unsubscribe()
@@ -433,6 +442,22 @@ class RegistryProbe:
                     " that spends its budget is a step of continuous verification)"
                 )
 
+    async def _find_dangling(self) -> None:
+        """Fallback tags whose subject is gone, once the plan is walked: no request for a subject a tag
+        reached (the walk saw it), one HEAD for each other. Clutter, published by complete runs only: a
+        run that did not walk its whole plan does not look (its HEADs would come after the budget)."""
+        if self.result.stopped != "done":
+            return
+
+        async def repository(name: str, fallback: dict[Digest, str]) -> None:
+            walk = RepositoryWalk(self.client, name, self.policy, self.cache, self._referrers)
+            self.result.dangling.extend(await walk.dangling_among(fallback, self._subjects.get(name, {})))
+
+        async with asyncio.TaskGroup() as group:
+            for name, fallback in self._fallback.items():
+                if fallback:
+                    group.create_task(repository(name, fallback))
+
     async def _scrub(self) -> None:
         """After verification, unless the run is stopping for a reason other than its budget."""
         if self.scrubber is None or self.client.stopped is not None or self.result.stopped == "error":
@@ -490,7 +515,9 @@ class RegistryProbe:
 
     def _unit(self, repository: str) -> _Unit:
         unit_id = next(self._unit_ids)
-        walk = RepositoryWalk(self.client, repository, self.policy, self.cache)
+        walk = RepositoryWalk(self.client, repository, self.policy, self.cache, self._referrers)
+        if repository in self._fallback:
+            walk.adopt_fallback_tags(self._fallback[repository])
         unit = self._units[unit_id] = _Unit(unit_id, walk)
         return unit
 
@@ -530,7 +557,12 @@ class RegistryProbe:
                     assert item.tag is not None
                     await unit.walk.walk_tag(item.tag)
             elif isinstance(item, _ListTags):
-                tags = sorted(set(await self._list_tags(unit.walk)))
+                # Fallback tags (sha256-<hex>) are lists of referrers, read when their subject is walked:
+                # not images of their own. The listing's walk finds those whose subject is gone.
+                tags = unit.walk.listed(sorted(set(await self._list_tags(unit.walk))))
+                self._fallback[repo_name] = unit.walk.fallback_tags
+                # Which of them are dangling is found once, after the walk (_find_dangling).
+                unit.walk.adopt_fallback_tags(unit.walk.fallback_tags)
                 self.progress.listed(len(tags))
                 self.plan.listed(repo_name, tags)
                 if self._unsettled is not None:
@@ -619,6 +651,14 @@ class RegistryProbe:
         if self._units.pop(unit.id, None) is None:
             return
         self._release(unit)
+        self.result.dangling.extend(walk.dangling)
+        fallback = self._fallback.get(walk.repository)
+        if fallback:
+            seen = self._subjects.setdefault(walk.repository, {})
+            for subject in fallback:
+                node = walk.nodes.get(("manifest", subject))
+                if node is not None:
+                    seen["manifest", subject] = node
         if not walk.roots:
             return  # a listing, or tags never taken
         judged = walk.judgement()

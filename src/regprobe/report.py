@@ -6,7 +6,8 @@ import json
 from collections.abc import Sequence
 from itertools import groupby
 
-from .model import Finding, RegistryResult, Skipped
+from .mediatypes import artifact_name
+from .model import Dangling, Finding, Kind, RegistryResult, Skipped
 from .render import BOLD, DIM, RED, YELLOW, Paint, painter, plural, state
 from .tagorder import sorted_tags
 
@@ -45,6 +46,7 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bo
             tags = sorted_tags({t for f in findings for t in f.tags})
             lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
             lines.extend(_finding_lines(f, paint, show_tags=len(findings) > 1) for f in findings)
+        lines.extend(_dangling_lines(result.dangling, paint))
         for skip in sorted(result.skipped, key=Skipped.order):
             lines.append(f"  skipped {skip.repository}:{skip.tag} ({skip.reason})")
             lines.append(paint(f"      {skip.detail}", DIM))
@@ -80,11 +82,15 @@ def _hours(seconds: float) -> str:
 
 
 def _finding_lines(f: Finding, paint: Paint, show_tags: bool) -> str:
-    digest = f.digest.short if f.digest else "(tag unresolved)"
+    unresolved = "(referrer list)" if f.kind is Kind.REFERRER else "(tag unresolved)"
+    digest = f.digest.short if f.digest else unresolved
     text = f"    {f.kind.value:<8} {digest:<19} {paint(f.problem.value, RED)}"
+    if f.kind is Kind.REFERRER and f.subject:
+        what = artifact_name(f.artifact_type) + " " if f.artifact_type else ""
+        text += f"  {what}of {f.subject.short}"
     if f.platform:
         text += f"  {f.platform}"
-    if f.parent:
+    if f.parent and f.parent != f.subject:
         text += f"  under {f.parent.short}"
     if show_tags:
         text += f"  tags: {', '.join(f.tags)}"
@@ -92,3 +98,18 @@ def _finding_lines(f: Finding, paint: Paint, show_tags: bool) -> str:
     if f.registry_error is not None:
         text += "\n" + paint(f"      the registry says: {f.registry_error}", DIM)
     return text
+
+
+def _dangling_lines(dangling: list[Dangling], paint: Paint) -> list[str]:
+    """Clutter, shown apart from the findings: nothing is broken, so nothing is red."""
+    if not dangling:
+        return []
+    lines = [f"  {plural(len(dangling), 'dangling referrer')} (subject gone: clutter, not broken images)"]
+    for d in sorted(dangling, key=Dangling.order):
+        if d.reason == "orphaned_fallback_tag":
+            text = f"fallback tag {d.tag} of {d.subject.short}, whose subject is gone"
+        else:
+            what = artifact_name(d.artifact_type)
+            text = f"{d.digest.short if d.digest else '?'} {what} of {d.subject.short}, listed by {d.tag}"
+        lines.append(paint(f"    {d.repository}  {text}", DIM))
+    return lines

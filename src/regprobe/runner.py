@@ -171,6 +171,7 @@ def walk_policy(cfg: Config, registry: RegistryConfig, blob_check: BlobCheck | N
         registry.index_children and storage is None,
         cfg.max_manifest_bytes,
         pull_through=storage,
+        referrers=registry.referrers,
     )
 
 

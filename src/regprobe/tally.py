@@ -48,7 +48,7 @@ def tally(
             verdict = "ok"
         else:
             continue
-        reaches = tuple(dict.fromkeys(str(key[1]) for key, _, _ in reachable(root.key, nodes))) if root.key else ()
+        reaches = tuple(dict.fromkeys(str(key[1]) for key, *_ in reachable(root.key, nodes))) if root.key else ()
         tags.append(
             TagVerdict(
                 repository,

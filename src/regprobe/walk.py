@@ -8,18 +8,21 @@ first visitor fetches, later ones wait for its result. The walk only records wha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from . import judge, manifest
+from . import judge, manifest, referrers
 from .cache import ManifestCache
 from .client import RegistryClient
 from .digest import Digest
 from .errors import DigestError, ManifestError, RegistryError
 from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
-from .model import Finding, Kind, Problem
+from .model import Dangling, Finding, Kind, Problem
 from .pullthrough import CacheStorage, Holdings
+
+log = logging.getLogger(__name__)
 
 #: Why an image named on purpose (``/probe``, an event) is not walked on a pull-through cache.
 _WOULD_FETCH = "asking the cache for it would make it fetch from upstream"
@@ -39,16 +42,32 @@ class WalkPolicy:
     #: Blobs read whole and hashed whatever ``blob_check`` says: those the ledger's scrub last found
     #: corrupt, so a tag's verdict on them rests on fresh evidence (a one-byte read cannot see it).
     hash_always: frozenset[str] = frozenset()
+    #: Walk each manifest's OCI 1.1 referrers (signatures, SBOMs, attestations): regprobe.referrers.
+    referrers: bool = True
+    #: Referrers of referrers (a signature of an SBOM) are listed this many hops from the image.
+    max_referrer_depth: int = 3
 
 
 class RepositoryWalk:
     def __init__(
-        self, client: RegistryClient, repository: str, policy: WalkPolicy, cache: ManifestCache | None = None
+        self,
+        client: RegistryClient,
+        repository: str,
+        policy: WalkPolicy,
+        cache: ManifestCache | None = None,
+        support: referrers.Support | None = None,
     ) -> None:
+        """``support``: what the registry's run learned about its referrers API (shared by its walks)."""
         self.client = client
         self.cache = cache
         self.repository = repository
         self.policy = policy
+        self.support = support or referrers.Support()
+        #: Referrers and fallback tags whose subject is gone: clutter, found by :meth:`settle`.
+        self.dangling: list[Dangling] = []
+        #: The repository's fallback tags by subject, from its tag list (None: the list was not read).
+        self._fallback_tags: dict[Digest, str] | None = None
+        self._dangling_checked = False
         self.nodes: dict[Key, Node] = {}
         self.roots: dict[str, TagRoot] = {}
         #: Tags whose walk finished; a tag cut off by the deadline is not counted as checked.
@@ -83,13 +102,52 @@ class RepositoryWalk:
             self._holdings = asyncio.ensure_future(asyncio.to_thread(storage.holdings, self.repository))
         return await asyncio.shield(self._holdings)
 
+    def listed(self, tags: Iterable[str]) -> list[str]:
+        """The repository's tag list is in: which tags to walk as images. With referrers on, a fallback tag
+        (``sha256-<hex>``) is no image but the list of its subject's referrers: it is read when the
+        subject is walked, and what it holds is reported on the subject's tags (or, subject gone, as
+        dangling). It has no verdict of its own, so it counts as done."""
+        if not self.policy.referrers:
+            return list(tags)
+        images: list[str] = []
+        self._fallback_tags = {}
+        for tag in tags:
+            subject = referrers.fallback_subject(tag)
+            if subject is None:
+                images.append(tag)
+            else:
+                self._fallback_tags[subject] = tag
+        self.finished.update(self._fallback_tags.values())
+        return images
+
+    @property
+    def fallback_tags(self) -> dict[Digest, str] | None:
+        """What :meth:`listed` found: subject -> fallback tag; None when the tags were not listed."""
+        return self._fallback_tags
+
+    def adopt_fallback_tags(self, tags: dict[Digest, str] | None) -> None:
+        """The fallback tags another walk of this repository listed (the listing and the walking of a
+        repository are separate units when the run follows a plan): the referrers lists of the subjects
+        this walk reaches. Which of them are dangling is the listing walk's to say, once."""
+        self._fallback_tags = tags
+        self._dangling_checked = True
+
+    async def dangling_among(self, fallback: dict[Digest, str], seen: Mapping[Key, Node]) -> list[Dangling]:
+        """The fallback tags of this repository whose subject is gone, given what other walks of it saw of
+        the subjects (``seen``): a run that follows a plan lists and walks a repository in separate units."""
+        self._fallback_tags, self._dangling_checked = fallback, False
+        self.nodes.update(seen)
+        await self._find_dangling()
+        return self.dangling
+
     async def settle(self) -> None:
-        """Once the walk is done: if the registry answered 5xx on every try for some object, ask it for this
-        repository's tag list - one cheap request to the same storage. Answered (the list, or a 4xx but
-        429): the registry answers the rest, so each such object is a ``server_error`` finding (its
-        stored data is likely corrupt). Not answered: an outage, and those objects are errors of the
-        run (issue 21). Asked after the failures, so an outage that began mid-run is not mistaken for
-        broken objects."""
+        """Once the walk is done: the fallback tags whose subject is gone (:meth:`_find_dangling`). Then, if
+        the registry answered 5xx on every try for some object, ask it for this repository's tag list -
+        one cheap request to the same storage. Answered (the list, or a 4xx but 429): the registry
+        answers the rest, so each such object is a ``server_error`` finding (its stored data is likely
+        corrupt). Not answered: an outage, and those objects are errors of the run (issue 21). Asked
+        after the failures, so an outage that began mid-run is not mistaken for broken objects."""
+        await self._find_dangling()
         seen = [n.problem for n in self.nodes.values()] + [r.problem for r in self.roots.values()]
         if Problem.SERVER_ERROR not in seen:
             self._unavailable = None
@@ -106,6 +164,34 @@ class RepositoryWalk:
         finally:
             await pages.aclose()
         self._unavailable = None
+
+    async def _find_dangling(self) -> None:
+        """Fallback tags whose subject the walk did not reach, or found missing: one HEAD of the subject
+        each (none when the walk found it missing), and for those whose subject is gone, one GET of the
+        tag to name what it lists. Clutter, not breakage: what cannot be asked is left unsaid (logged)."""
+        if self._fallback_tags is None or self.policy.pull_through is not None or self._dangling_checked:
+            return  # a cache holds what was pulled: a subject it lacks is not gone
+        self._dangling_checked = True
+
+        async def orphaned(subject: Digest, tag: str) -> None:
+            node = self.nodes.get(("manifest", subject))
+            try:
+                if node is None:
+                    head = await self.client.manifest_head(self.repository, str(subject))
+                    if head.status not in (404, 410):
+                        return  # there, and no tag reaches it: its referrers concern no tag
+                elif node.problem is not Problem.MISSING:
+                    return
+                reply = await self.client.manifest(self.repository, tag, self.policy.max_manifest_bytes)
+            except RegistryError as exc:
+                why = "%s: fallback tag %s: whether its subject is gone is unknown: %s"
+                log.warning(why, self.repository, tag, exc)
+                return
+            self.dangling.extend(referrers.orphaned(self.repository, subject, tag, reply))
+
+        async with asyncio.TaskGroup() as group:
+            for subject, tag in sorted(self._fallback_tags.items()):
+                group.create_task(orphaned(subject, tag))
 
     def findings(self) -> list[Finding]:
         return self.judgement().findings
@@ -217,7 +303,17 @@ class RepositoryWalk:
             cache.put(reply.digest, reply.body)
         return reply
 
-    async def _manifest(self, key: Key, expected: Descriptor | None, depth: int, ancestors: frozenset[Digest]) -> None:
+    async def _manifest(
+        self,
+        key: Key,
+        expected: Descriptor | None,
+        depth: int,
+        ancestors: frozenset[Digest],
+        hops: int = 0,
+        listed_under: Digest | None = None,
+    ) -> None:
+        """``hops``: how many referrers away from a tag's image this manifest is; ``listed_under``: for a
+        referrer, the subject whose list names it (with ``expected``, how the list names it)."""
         digest = key[1]
         if not await self._held(key):
             if expected is None:  # named on purpose (/probe): say it was not looked at
@@ -241,9 +337,18 @@ class RepositoryWalk:
         if verdict is not None:
             self.nodes[key] = Node(Kind.MANIFEST, verdict[0], reply.status, verdict[1], said=reply.said)
             return
-        await self._manifest_body(key, reply, depth, ancestors)
+        listed = (listed_under, expected) if listed_under is not None and expected is not None else None
+        await self._manifest_body(key, reply, depth, ancestors, hops, listed)
 
-    async def _manifest_body(self, key: Key, reply: Reply, depth: int, ancestors: frozenset[Digest]) -> None:
+    async def _manifest_body(
+        self,
+        key: Key,
+        reply: Reply,
+        depth: int,
+        ancestors: frozenset[Digest],
+        hops: int = 0,
+        listed: tuple[Digest, Descriptor] | None = None,
+    ) -> None:
         digest = key[1]
         node = Node(Kind.MANIFEST, status=reply.status)
         self.nodes[key] = node
@@ -252,6 +357,12 @@ class RepositoryWalk:
         except ManifestError as exc:
             node.problem, node.detail = Problem.INVALID, str(exc)
             return
+        node.artifact_type = parsed.artifact_type
+        if listed is not None:
+            # A referrer must be what its list says: of that subject, of that type.
+            wrong = referrers.mismatch(listed[0], listed[1], parsed)
+            if wrong is not None:
+                node.problem, node.detail = Problem.INVALID, wrong
         ancestors = ancestors | {digest}
         checks: list[tuple[Key, Callable[[], Awaitable[None]]]]
         if isinstance(parsed, manifest.Index):
@@ -264,12 +375,16 @@ class RepositoryWalk:
                 node.problem, node.bound = Problem.INVALID, "loop"
                 node.detail = f"index refers back to {loops[0].digest} (a loop)"
                 return
-            checks = [(("manifest", c.digest), self._child_manifest(c, depth + 1, ancestors)) for c in parsed.children]
+            checks = [
+                (("manifest", c.digest), self._child_manifest(c, depth + 1, ancestors, hops)) for c in parsed.children
+            ]
             node.platforms = tuple(c.platform for c in parsed.children)
         else:
             blobs = [(parsed.config, Kind.CONFIG)]
             blobs += [(layer, Kind.LAYER) for layer in parsed.layers if not layer.foreign]
             checks = [(("blob", d.digest), self._blob(d, kind)) for d, kind in blobs]
+        if self.policy.referrers and hops < self.policy.max_referrer_depth:
+            checks.append((("referrers", digest), self._referrers(digest, hops, ancestors)))
         node.children = tuple(k for k, _ in checks)
         # Siblings never fail each other: what the registry answers, refusals included, is recorded on
         # each object's own node. Only a bug escapes a check; the task group then cancels the siblings
@@ -279,9 +394,51 @@ class RepositoryWalk:
                 group.create_task(self._once(k, check))
 
     def _child_manifest(
-        self, descriptor: Descriptor, depth: int, ancestors: frozenset[Digest]
+        self, descriptor: Descriptor, depth: int, ancestors: frozenset[Digest], hops: int
     ) -> Callable[[], Awaitable[None]]:
-        return lambda: self._manifest(("manifest", descriptor.digest), descriptor, depth, ancestors)
+        return lambda: self._manifest(("manifest", descriptor.digest), descriptor, depth, ancestors, hops)
+
+    def _referrers(self, subject: Digest, hops: int, ancestors: frozenset[Digest]) -> Callable[[], Awaitable[None]]:
+        """List ``subject``'s referrers, then check each like any manifest, and their referrers in turn."""
+
+        async def check() -> None:
+            key: Key = ("referrers", subject)
+            try:
+                listing = await (await self._lister()).list(subject)
+            except RegistryError as exc:
+                self.nodes[key] = Node(Kind.REFERRER, error=str(exc))
+                return
+            node = Node(Kind.REFERRER, listing.problem, listing.status, listing.detail, said=listing.said)
+            node.index = listing.index
+            self.nodes[key] = node
+            if listing.unwalkable:
+                log.info(
+                    "%s: referrers of %s not walked (no manifest type regprobe reads): %s",
+                    self.repository,
+                    subject,
+                    ", ".join(listing.unwalkable),
+                )
+            # A registry could list a manifest the walk is inside of (a referrer of its own referrer): that
+            # one is being checked already, and waiting for it would wait for itself.
+            entries = [e for e in listing.entries if e.digest not in ancestors]
+            node.children = tuple(("manifest", e.digest) for e in entries)
+            node.artifact_types = tuple(e.artifact_type for e in entries)
+            async with asyncio.TaskGroup() as group:
+                for entry in entries:
+                    check_one = self._referrer(entry, subject, hops + 1, ancestors)
+                    group.create_task(self._once(("manifest", entry.digest), check_one))
+
+        return check
+
+    def _referrer(
+        self, descriptor: Descriptor, subject: Digest, hops: int, ancestors: frozenset[Digest]
+    ) -> Callable[[], Awaitable[None]]:
+        return lambda: self._manifest(("manifest", descriptor.digest), descriptor, 0, ancestors, hops, subject)
+
+    async def _lister(self) -> referrers.Lister:
+        held = (await self.holdings()).tags if self.policy.pull_through is not None else None
+        max_bytes = self.policy.max_manifest_bytes
+        return referrers.Lister(self.client, self.repository, self.support, max_bytes, self._fallback_tags, held)
 
     def _blob(self, descriptor: Descriptor, kind: Kind) -> Callable[[], Awaitable[None]]:
         async def check() -> None:

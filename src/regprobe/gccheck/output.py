@@ -6,10 +6,12 @@ import json
 from dataclasses import dataclass, field
 from itertools import groupby
 
+from ..mediatypes import artifact_name
+from ..model import Kind
 from ..render import BOLD, DIM, GREEN, RED, YELLOW, painter
 from ..tagorder import sorted_tags
 from .plan import Plan
-from .predict import GcFinding, Reason
+from .predict import GcFinding
 
 
 @dataclass(slots=True)
@@ -71,8 +73,10 @@ def to_text(result: Result, *, colour: bool) -> str:
         lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
         for f in findings:
             head = f"    {f.kind.value:<8} {f.digest.short:<19} {paint(f.reason.value, RED)}"
-            if f.parent:  # a referrer's parent is its subject
-                head += f"  {'of' if f.reason is Reason.UNTAGGED_REFERRER else 'under'} {f.parent.short}"
+            if f.kind is Kind.REFERRER and f.subject is not None:
+                head += f"  {artifact_name(f.artifact_type)} of {f.subject.short}"
+            if f.parent and f.parent != f.subject:  # a referrer's parent is its subject
+                head += f"  under {f.parent.short}"
             if len(findings) > 1:
                 head += f"  tags: {', '.join(f.tags)}"
             lines.append(head)

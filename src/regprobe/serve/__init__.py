@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from .. import config as config_mod
+from .. import shard
 from ..errors import ConfigError
 from ..runner import open_cache, run_async
 from .app import Server
@@ -13,11 +14,12 @@ from .app import Server
 log = logging.getLogger(__name__)
 
 
-def serve_command(path: str, listen: str | None, interval: str | None) -> int:
+def serve_command(path: str, listen: str | None, interval: str | None, shard_text: str | None = None) -> int:
     """Exit 0 after SIGTERM/SIGINT; configuration errors raise ConfigError (exit 2), before anything is
-    probed or served."""
+    probed or served. ``shard_text``: ``--shard I/N``; without it the environment decides (regprobe.shard)."""
     cfg = config_mod.load(path)
     config_mod.check_events_secret(cfg, path)
+    selected_shard = shard.selected(shard_text)
     address = listen or cfg.serve.listen
     try:
         host, port = config_mod.parse_listen(address)
@@ -32,7 +34,7 @@ def serve_command(path: str, listen: str | None, interval: str | None) -> int:
         log.info("serve pushes nothing: the pushgateway in %s is left to `regprobe run`", path)
 
     source = f"--listen {address}" if listen else f"{path}: serve.listen {address}"
-    run_async(Server(cfg, seconds, cache).run(host, port, source))
+    run_async(Server(cfg, seconds, cache, selected_shard).run(host, port, source))
     return 0
 
 

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..model import RegistryResult
 from ..report import to_text
 from ..runner import run_config
+from ..shard import Shard
 from . import ondemand, page
 from .events import Events
 from .events.recheck import Rechecked
@@ -36,10 +37,12 @@ SHUTDOWN_GRACE = 2.0
 
 
 class Server:
-    def __init__(self, cfg: Config, interval: float, cache: ManifestCache | None) -> None:
+    def __init__(self, cfg: Config, interval: float, cache: ManifestCache | None, shard: Shard | None = None) -> None:
         self.cfg = cfg
         self.interval = interval
         self.cache = cache
+        #: One StatefulSet replica's share of each registry (deploy/overlays/continuous); None: all of it.
+        self.shard = shard
         self.held = HeldMetrics(cfg.max_broken_series)
         self.runs = RunLog()
         self.metrics = CollectorRegistry(auto_describe=True)
@@ -72,7 +75,7 @@ class Server:
             self.runs.running_since = time.time()
             try:
                 # Each registry's results are served as soon as its own walk ends (issue 21).
-                await run_config(self.cfg, self.cache, publish=self.record)
+                await run_config(self.cfg, self.cache, self.shard, publish=self.record)
                 if self.cache is not None:
                     await asyncio.to_thread(self.cache.prune)
             except Exception:  # a bug must not end the schedule; the stale alert sees missing successes

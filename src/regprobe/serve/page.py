@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from html import escape
 
-from ..model import Finding
+from ..mediatypes import artifact_name
+from ..model import Dangling, Finding, RegistryResult
 from ..render import verdict
 from .events.pending import Record
 from .state import RegistryHistory, RunLog
@@ -73,6 +74,8 @@ def _registry(history: RegistryHistory) -> list[str]:
         f"<tr><th>catalog accessible</th><td>{'yes' if result.catalog_accessible else 'no'}</td></tr>",
         f"<tr><th>tags walked</th><td>{result.images_checked}</td></tr>",
         f"<tr><th>broken images</th><td>{published}</td></tr>",
+        f"<tr><th>dangling referrers</th><td>{len(result.dangling)}"
+        " <small>(subject gone: clutter, pages no one)</small></td></tr>",
         "</table>",
     ]
     if result.errors:
@@ -95,6 +98,7 @@ def _registry(history: RegistryHistory) -> list[str]:
                 f"<p>{len(result.findings) - MAX_FINDINGS} more not listed here; "
                 "<code>regprobe run --no-push --format json</code> lists them all.</p>"
             )
+    out.extend(_dangling(result))
     out.extend(_kept(history))
     out.extend(_event_broken(history))
     out.append("<h3>Recent runs</h3>")
@@ -145,3 +149,18 @@ def _kept(history: RegistryHistory) -> list[str]:
         "<h3>Broken at an earlier run, not re-checked by this one</h3>",
         f"<p>This run did not reach them, so their earlier verdict stands: {names}{more}.</p>",
     ]
+
+
+def _dangling(result: RegistryResult) -> list[str]:
+    if not result.dangling:
+        return []
+    out = ["<h3>Dangling referrers</h3>", "<table><tr><th>repository</th><th>object</th><th>subject (gone)</th></tr>"]
+    for d in sorted(result.dangling, key=Dangling.order)[:MAX_FINDINGS]:
+        what = "fallback tag " + d.tag if d.reason == "orphaned_fallback_tag" else artifact_name(d.artifact_type)
+        digest = f" <code>{escape(str(d.digest))}</code>" if d.digest else ""
+        out.append(
+            f"<tr><td>{escape(d.repository)}</td><td>{escape(what)}{digest}</td>"
+            f"<td><code>{escape(str(d.subject))}</code></td></tr>"
+        )
+    out.append("</table>")
+    return out

@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from ..carryover import BrokenImages, Image, carry
 from ..metrics import families
 from ..model import RegistryResult
+from ..pushgateway import grouping_key
 from . import amend
 from .amend import Amendment, ObjectKey
 
@@ -63,7 +64,7 @@ class HeldMetrics(Collector):
             kept = len(set(broken) - set(fresh) - by_events) + unnamed
             verdict = amend.verdict(broken, unnamed, kept, verdict.objects if verdict else None)
         self._store(result, verdict, broken, by_events)
-        carried = {family.name: family for family in families(result, self._max, verdict)}
+        carried = {family.name: _grouped(family, result) for family in families(result, self._max, verdict)}
         if result.complete:
             self._held[name] = carried
         else:
@@ -88,7 +89,9 @@ class HeldMetrics(Collector):
         # Only the verdict's families: the run's own (its time, its completeness) are the run's.
         shown = last or RegistryResult(name=name, url=url)
         self._held.setdefault(name, {}).update(
-            (family.name, family) for family in families(shown, self._max, verdict) if family.name in INTEGRITY
+            (family.name, _grouped(family, shown))
+            for family in families(shown, self._max, verdict)
+            if family.name in INTEGRITY
         )
         return verdict
 
@@ -123,6 +126,18 @@ class HeldMetrics(Collector):
                     merged[name] = Metric(family.name, family.documentation, family.type)
                 merged[name].samples.extend(family.samples)
         return list(merged.values())
+
+
+def _grouped(family: Metric, result: RegistryResult) -> Metric:
+    """The family with the labels a push of ``result`` is grouped by, beyond ``registry``: ``shard`` for a
+    sharded run. The alerts take each (job, registry, shard) group's newest instance, so the replicas of
+    a sharded StatefulSet must carry their shard, or they would look like one pod replacing another."""
+    extra = {k: v for k, v in grouping_key(result).items() if k != "registry"}
+    if not extra:
+        return family
+    out = Metric(family.name, family.documentation, family.type)
+    out.samples = [sample._replace(labels={**sample.labels, **extra}) for sample in family.samples]
+    return out
 
 
 def _by_events(before: frozenset[Image], amendment: Amendment) -> frozenset[Image]:
