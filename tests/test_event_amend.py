@@ -115,3 +115,19 @@ def test_the_page_tells_event_findings_from_kept_ones() -> None:
     assert "a:old" in kept_part and "a:new" not in kept_part
     assert "found by an event" in html and "<code>a:new</code>" in html.split("found by an event")[1]
     assert "None received since serve started." in html
+
+
+def test_with_a_ledger_objects_it_does_not_know_are_not_undercounted() -> None:
+    """A run with a ledger publishes the ledger's broken set: tags serve has no findings for. A re-check
+    after it cannot count their objects, so no kind drops below the ledger's count."""
+    from regprobe.model import KnownBroken
+
+    held = HeldMetrics(50)
+    ledger_run = run(100.0)
+    ledger_run.known_broken = KnownBroken((("a", "old"),), {Kind.LAYER: 1})
+    held.record(ledger_run)
+    held.amend("r", "http://r", Amendment("a", 200.0, keys(manifest("a", M1, "new"))))
+    out = text(held)
+    assert 'regprobe_broken_objects{kind="layer",registry="r"} 1.0' in out
+    assert 'regprobe_broken_objects{kind="manifest",registry="r"} 1.0' in out
+    assert 'regprobe_broken_images{registry="r"} 2.0' in out

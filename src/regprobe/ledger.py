@@ -216,6 +216,19 @@ class _Reader:
         created = float(self._meta("created") or now)
         return max(0.0, now - (oldest or created))
 
+    def reaching_in(self, repository: str, digest: str) -> frozenset[str] | None:
+        """The tags of ``repository`` that may reach ``digest``: those whose last walk reached it, and
+        those never walked; None when no walk of the repository reached it - the ledger cannot tell (an
+        event's re-check of a deleted digest then takes every tag)."""
+        known = self._db.execute(
+            "SELECT 1 FROM objects WHERE repository = ? AND digest = ?", (repository, digest)
+        ).fetchone()
+        if known is None:
+            return None
+        key = reach_key(digest)
+        rows = self._db.execute("SELECT tag, reaches FROM tags WHERE repository = ?", (repository,))
+        return frozenset(tag for tag, packed in rows if packed is None or _reaches(packed, key))
+
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None

@@ -71,8 +71,13 @@ def apply(broken: Behind | None, amendment: Amendment) -> dict[Image, frozenset[
     return now
 
 
-def verdict(broken: Behind, unnamed: int = 0, kept: int = 0) -> BrokenImages:
-    """The published verdict on these broken tags: distinct broken objects counted by kind."""
+def verdict(broken: Behind, unnamed: int = 0, kept: int = 0, earlier: Mapping[Kind, int] | None = None) -> BrokenImages:
+    """The published verdict on these broken tags: distinct broken objects counted by kind. A tag whose
+    objects serve does not know (a ledger's broken set names tags, not objects) cannot be counted: then
+    no kind counts fewer than ``earlier`` did."""
     objects: Counter[Kind] = Counter({kind: 0 for kind in Kind})
     objects.update(kind for _, kind, _ in frozenset().union(*broken.values()))
+    if earlier is not None and not all(broken.values()):
+        for kind, count in earlier.items():
+            objects[kind] = max(objects[kind], count)
     return BrokenImages(frozenset(broken), unnamed, dict(objects), kept)

@@ -107,11 +107,14 @@ class Server:
         verdict = self.held.record(result)
         self.runs.record(result, verdict, self.held.by_events.get(result.name, frozenset()))
         outcome.kept(result, verdict)
+        if self.events is not None:
+            # The run has let go of the ledger: what re-checks found meanwhile goes in now.
+            registry = next(r for r in self.cfg.registries if r.name == result.name)
+            await self.events.rechecker.ledger.write(registry)
 
     def amend(self, registry: RegistryConfig, rechecked: Rechecked) -> None:
-        """Serve what an event's re-check found: the verdict on the tags it looked at again. Where serve's
-        runs keep the verification ledger (issue 23), the re-check belongs there too (docs/design/events.md,
-        "Ledger")."""
+        """Serve what an event's re-check found: the verdict on the tags it looked at again (and, with
+        ``state_dir``, the rechecker writes it to the ledger as a run would: serve/events/ledger.py)."""
         verdict = self.held.amend(registry.name, registry.url, rechecked.amendment)
         self.runs.amended(registry.name, verdict, self.held.by_events.get(registry.name, frozenset()))
 

@@ -61,7 +61,8 @@ class HeldMetrics(Collector):
             broken, by_events = amend.apply(broken, amendment), _by_events(by_events, amendment)
         if later and broken is not None:
             unnamed = verdict.unnamed if verdict else 0
-            verdict = amend.verdict(broken, unnamed, len(set(broken) - set(fresh) - by_events) + unnamed)
+            kept = len(set(broken) - set(fresh) - by_events) + unnamed
+            verdict = amend.verdict(broken, unnamed, kept, verdict.objects if verdict else None)
         self._store(result, verdict, broken, by_events)
         carried = {family.name: _grouped(family, result) for family in families(result, self._max, verdict)}
         if result.complete:
@@ -82,7 +83,8 @@ class HeldMetrics(Collector):
         last = self._last.get(name)
         unnamed = previous.unnamed if previous else 0
         run_broken = set(last.broken_images) if last else set()
-        verdict = amend.verdict(broken, unnamed, len(set(broken) - run_broken - by_events) + unnamed)
+        kept = len(set(broken) - run_broken - by_events) + unnamed
+        verdict = amend.verdict(broken, unnamed, kept, previous.objects if previous else None)
         self.verdicts[name], self._behind[name] = verdict, broken
         # Only the verdict's families: the run's own (its time, its completeness) are the run's.
         shown = last or RegistryResult(name=name, url=url)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ...cache import ManifestCache
@@ -24,16 +24,19 @@ from ...config import Config, RegistryConfig
 from ...digest import Digest
 from ...errors import AuthError, RegistryError
 from ...outcome import reason
+from ...plan import Clock
 from ...probe import Pinned, probe_registry
 from ...runner import NotProbed, configured_settings, walk_policy
 from ..amend import Amendment, behind
+from .ledger import CapturingPlan, LedgerWrites, Recorded
 from .pending import Batch
 
-#: The tags of ``repository`` known to reach ``digest``; None when that is not known.
-Reach = Callable[[str, Digest], frozenset[str] | None]
+#: The tags of ``repository`` that may reach ``digest`` (the ledger's ``reaches``); None when that is not
+#: known.
+Reach = Callable[[str, Digest], Awaitable[frozenset[str] | None]]
 
 
-def unknown_reach(repository: str, digest: Digest) -> frozenset[str] | None:
+async def unknown_reach(repository: str, digest: Digest) -> frozenset[str] | None:
     return None
 
 
@@ -44,6 +47,14 @@ class Rechecked:
     walked: frozenset[str]
     #: Why the re-check could not verify what it meant to: those tags keep their verdicts.
     error: str | None = None
+    #: The walk's verdicts as a run records them (tally), for the ledger.
+    recorded: tuple[Recorded, ...] = ()
+    #: It could not even list the repository it meant to re-check whole.
+    unlisted: bool = False
+
+    def ledger_writes(self) -> LedgerWrites:
+        unverified = self.walked - self.amendment.verdicts.keys() if self.error else frozenset()
+        return LedgerWrites(self.amendment, self.recorded, frozenset(unverified), self.unlisted)
 
 
 class Clients:
@@ -105,7 +116,7 @@ async def recheck(
     # A deleted repository may have been pushed to again since: listing it tells.
     named, whole = batch.verify | batch.deleted, batch.whole or batch.repository_gone
     for digest in sorted(batch.digests):
-        tags = reach(repository, digest)
+        tags = await reach(repository, digest)
         if tags is None:
             whole = True
             break
@@ -122,6 +133,8 @@ async def recheck(
             scope = listed if whole else None
             if not wanted:
                 return Rechecked(Amendment(repository, checked_at, {}, gone, scope), frozenset())
+            clock = Clock()
+            plan = CapturingPlan(clock, cfg.coverage.window_seconds)
             result = await probe_registry(
                 registry.name,
                 client,
@@ -129,10 +142,12 @@ async def recheck(
                 pinned=[Pinned(repository, tag, None) for tag in sorted(wanted)],
                 deadline=time.monotonic() + cfg.deadline,
                 cache=cache,
+                plan=plan,
+                clock=clock,
             )
     except (NotProbed, RegistryError) as exc:
         # Not even listed: nothing is dropped on an event's word alone; the next run decides.
-        return Rechecked(Amendment(repository, checked_at, {}), frozenset(), str(exc))
+        return Rechecked(Amendment(repository, checked_at, {}), frozenset(named), str(exc), unlisted=whole)
     found = {tag: keys for (repo, tag), keys in behind(result.findings).items() if repo == repository}
     skipped = {s.tag for s in result.skipped}
     if result.complete:
@@ -142,7 +157,8 @@ async def recheck(
         # Cut short: only what it found broken is certain (regprobe.carryover's rule for a run).
         verdicts = {tag: keys for tag, keys in found.items() if tag in wanted}
         error = reason(result)
-    return Rechecked(Amendment(repository, checked_at, verdicts, gone, scope), wanted, error)
+    amendment = Amendment(repository, checked_at, verdicts, gone, scope)
+    return Rechecked(amendment, wanted, error, tuple(plan.recorded))
 
 
 async def _tags(client: RegistryClient, repository: str) -> frozenset[str]:

@@ -10,10 +10,12 @@ from collections.abc import Callable, Iterable
 
 from ...cache import ManifestCache
 from ...config import Config, RegistryConfig
+from ...digest import Digest
 from ...outcome import log as outcome_log
+from .ledger import LedgerWriter
 from .metrics import EventMetrics
 from .pending import Batch, Pending
-from .recheck import Clients, Reach, Rechecked, recheck, unknown_reach
+from .recheck import Clients, Rechecked, recheck
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +36,16 @@ class Rechecker:
         pending: Pending,
         metrics: EventMetrics,
         publish: Publish,
-        reach: Reach = unknown_reach,
     ) -> None:
         self.cfg = cfg
         self.cache = cache
         self.pending = pending
         self.metrics = metrics
         self.publish = publish
-        self.reach = reach
         self._registries = {r.name: r for r in cfg.registries}
         self._clients = Clients(cfg)
+        #: With ``state_dir``: where the re-checks' verdicts go, and which tags a deleted digest touches.
+        self.ledger = LedgerWriter(cfg)
 
     async def run(self) -> None:
         """Until cancelled; re-checks in flight are cancelled with it."""
@@ -71,8 +73,13 @@ class Rechecker:
     async def _one(self, batch: Batch) -> None:
         registry = self._registries[batch.registry]
         try:
-            rechecked = await recheck(self.cfg, registry, batch, self._clients, self.cache, self.reach)
+
+            async def reach(repository: str, digest: Digest) -> frozenset[str] | None:
+                return await self.ledger.reach(registry, repository, digest)
+
+            rechecked = await recheck(self.cfg, registry, batch, self._clients, self.cache, reach)
             self.publish(registry, rechecked)
+            await self.ledger.write(registry, rechecked.ledger_writes())
         except Exception as exc:  # a bug must cost this re-check, never the receiver
             log.exception("internal error re-checking %s of %s", batch.repository, batch.registry)
             self._tell(batch, f"internal error {type(exc).__name__}; see the log", bad=True)
