@@ -18,17 +18,17 @@ from typing import Any
 import aiohttp
 import yarl
 
-from regprobe import client as client_mod
 from regprobe.cli import main
-from regprobe.client import RegistryClient, Reply
+from regprobe.client import Reply
+from regprobe.client.exchange import Exchange, outcome
 
-_normal_attempt = RegistryClient._attempt
-_normal_aclose = RegistryClient.aclose
+_normal_attempt = Exchange.attempt
+_normal_aclose = Exchange.aclose
 _sessions: dict[int, aiohttp.ClientSession] = {}
 
 
 class _Response:
-    """The two things RegistryClient reads from an httpx.Response, over an aiohttp response."""
+    """The two things the client reads from an httpx.Response, over an aiohttp response."""
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
@@ -45,7 +45,7 @@ class _Response:
 
 
 async def _direct_attempt(
-    self: RegistryClient,
+    self: Exchange,
     method: str,
     url: Any,
     headers: Mapping[str, str],
@@ -59,7 +59,7 @@ async def _direct_attempt(
         connector = aiohttp.TCPConnector(limit=self.settings.concurrency)
         session = _sessions[id(self)] = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
     reply = Reply(url=url, method=method)
-    async with self._slots:
+    async with self.slots:
         try:
             async with asyncio.timeout(self.settings.timeout):
                 async with session.request(
@@ -69,16 +69,16 @@ async def _direct_attempt(
                     allow_redirects=False,
                     auto_decompress=False,
                 ) as response:
-                    await self._read_response(_Response(response), reply, reader)  # type: ignore[arg-type]
+                    await self.read(_Response(response), reply, reader)  # type: ignore[arg-type]
         except aiohttp.ClientPayloadError:
             reply.truncated = True
         except (aiohttp.ClientError, TimeoutError) as exc:
             reply.error = f"{type(exc).__name__}: {exc}"
-    self.requests[client_mod._outcome(reply)] += 1
+    self.requests[outcome(reply)] += 1
     return reply
 
 
-async def _aclose(self: RegistryClient) -> None:
+async def _aclose(self: Exchange) -> None:
     session = _sessions.pop(id(self), None)
     if session is not None:
         await session.close()
@@ -86,6 +86,6 @@ async def _aclose(self: RegistryClient) -> None:
 
 
 if __name__ == "__main__":
-    RegistryClient._attempt = _direct_attempt  # type: ignore[method-assign]
-    RegistryClient.aclose = _aclose  # type: ignore[method-assign]
+    Exchange.attempt = _direct_attempt  # type: ignore[method-assign]
+    Exchange.aclose = _aclose  # type: ignore[method-assign]
     raise SystemExit(main())

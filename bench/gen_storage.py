@@ -154,10 +154,13 @@ class _Repository:
         return top
 
 
-def generate(root: Path, repositories: int, tags: int, index_every: int = 5, page: int = 1000) -> Plan:
+def generate(
+    root: Path, repositories: int, tags: int, index_every: int = 5, page: int = 1000, prefix: str = "bench"
+) -> Plan:
+    """``prefix``: the first component of every repository name (tests keep apart by it)."""
     w = Writer(root)
     plan = Plan()
-    names = sorted(f"bench/team{r // 50:03d}/app{r:05d}" for r in range(repositories))
+    names = sorted(f"{prefix}/team{r // 50:03d}/app{r:05d}" for r in range(repositories))
     for start in range(0, len(names), page):
         last = f"&last={names[start - 1]}" if start else ""
         plan.requests.append(("GET", f"/v2/_catalog?n={page}{last}", {"Accept": "application/json"}))

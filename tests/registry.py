@@ -522,6 +522,12 @@ class Registry:
         """GC deleted the data it believed unreferenced; layer links survive."""
         self.storage.remove_tree(_blob_data(digest).rsplit("/", 1)[0])
 
+    def restore_blob_data(self, digest: str, data: bytes) -> None:
+        """Put back what :meth:`remove_blob_data` took (filesystem storage)."""
+        path = self.v2 / _blob_data(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
     def truncate_blob(self, digest: str) -> None:
         self.storage.write(_blob_data(digest), b"")
 

@@ -58,6 +58,22 @@ def test_tiny_benchmark_issues_exactly_the_minimal_requests() -> None:
     assert re.search(r"\| [\d.]+ ms \| [\d.]+ s, [\d.]+x, [\d.]+ ms \|$", done.stdout, re.MULTILINE), done.stdout
 
 
+@pytest.mark.skipif(not shutil.which("taskset"), reason="taskset not installed (make deps)")
+@pytest.mark.timeout(120)
+def test_cost_per_request_side_by_side_keeps_working() -> None:
+    """bench/cpu_per_request.py, tiny and on CPU time (callgrind is minutes): one row per tree."""
+    tiny = ("--tool", "rusage", "--repositories", "2", "--tags", "2", "--runs", "1")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.cpu_per_request", *tiny, f"here={ROOT / 'src'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"^\| here \| -?[\d.]+ \| -?[\d.]+ \| [\d.]+ \|$", done.stdout, re.MULTILINE), done.stdout
+
+
 LOOP_TOOLS = ("skopeo", "taskset", "curl", "jq")
 
 

@@ -47,6 +47,8 @@ def test_valid_full_config(monkeypatch: pytest.MonkeyPatch) -> None:
         None,
     )
     assert cfg.pushgateway is not None and cfg.pushgateway.job == "registry-integrity-probe"
+    assert (cfg.state_dir, cfg.coverage.window_seconds, cfg.budget.requests) == ("/var/lib/regprobe", 86400.0, 20000)
+    assert cfg.scrub.bytes == 10 << 30
 
 
 def test_defaults() -> None:
@@ -57,6 +59,27 @@ def test_defaults() -> None:
     assert (cfg.concurrency, cfg.timeout, cfg.deadline, cfg.max_broken_series) == (16, 30.0, 720.0, 50)
     assert cfg.deadline < 15 * 60  # a run must end before the next CronJob run starts
     assert (cfg.serve.listen, cfg.serve.interval_seconds) == (":9839", 900.0)  # the alerts assume 15 minutes
+    # Continuous verification: no ledger, a day's window, only the deadline bounds a run, no scrub.
+    assert (cfg.state_dir, cfg.coverage.window_seconds, cfg.budget.requests, cfg.scrub.bytes) == (None, 86400.0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("24h", 86400.0), ("7d", 604800.0), ("90m", 5400.0), ("1d12h", 129600.0), ("3600", 3600.0)]
+)
+def test_coverage_window_forms(text: str, seconds: float) -> None:
+    cfg = config.parse(
+        {"registries": [{"name": "r", "url": "http://127.0.0.1:5000"}], "coverage": {"window": text}}, "x"
+    )
+    assert cfg.coverage.window_seconds == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1048576", 1 << 20), ("500MB", 500 * 10**6), ("10GiB", 10 << 30), ("2 TB", 2 * 10**12), ("1k", 1000)],
+)
+def test_scrub_sizes(text: str, size: int) -> None:
+    data = {"registries": [{"name": "r", "url": "http://127.0.0.1:5000"}], "state_dir": "/s"}
+    assert config.parse({**data, "scrub": {"bytes_per_run": text}}, "x").scrub.bytes == size
 
 
 @pytest.mark.parametrize(

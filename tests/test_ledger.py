@@ -175,3 +175,12 @@ def test_without_a_ledger_successive_cut_runs_cover_everything() -> None:
     assert len(seen) == len(tags)
     # Deterministic: the same start time plans the same order.
     assert rotation.rotated(tags, 5.0, window) == rotation.rotated(list(reversed(tags)), 5.0, window)
+
+
+def test_objects_no_walk_reached_in_two_windows_age_out_with_their_blobs(tmp_path: Path) -> None:
+    with _open(tmp_path) as ledger:
+        ledger.record([], [ObjectVerdict("a", "sha256:old", "layer", "ok", 10)], now=100.0)
+        ledger.record([], [ObjectVerdict("a", "sha256:new", "layer", "ok", 10)], now=500.0)
+        ledger.age_out(older_than=200.0)
+        assert [d for d, _, _ in ledger.scrub_candidates(1000)] == ["sha256:new"]
+        assert ledger.reaching("sha256:old") == []

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from regprobe.digest import Digest
 from regprobe.metrics import build
-from regprobe.model import Finding, Kind, Problem, RegistryResult
+from regprobe.model import Coverage, Finding, Kind, KnownBroken, Problem, RegistryResult, Scrubbed
 
 from .registry import Registry, free_port
 from .servers import Pushgateway
@@ -52,6 +52,33 @@ def test_complete_run_metrics() -> None:
     assert 'regprobe_last_success_timestamp_seconds{registry="private"} 1.7e+09' in text
     assert 'regprobe_requests{outcome="retried",registry="private"} 0.0' in text
     assert 'regprobe_images_checked{registry="private"} 7.0' in text
+
+
+def test_coverage_and_the_ledgers_broken_set() -> None:
+    """With a ledger the integrity metrics are its broken set - here two tags this run did not reach, and a
+    run that did not complete - and coverage has its own series."""
+    result = RegistryResult(
+        "r",
+        "http://r",
+        complete=False,
+        coverage=Coverage(86400.0, 200, 150, 3600.5, 40, None, "/var/lib/regprobe/r.ledger.sqlite"),
+        scrub=Scrubbed(3, 100, 7200.0),
+        known_broken=KnownBroken((("a", "v1"), ("b", "v2")), {Kind.LAYER: 1, Kind.MANIFEST: 1}),
+    )
+    text = exposition(result)
+    assert 'regprobe_images_known{registry="r"} 200.0' in text
+    assert 'regprobe_images_verified_within_window{registry="r"} 150.0' in text
+    assert 'regprobe_oldest_verification_age_seconds{registry="r"} 3600.5' in text
+    assert 'regprobe_scrub_oldest_age_seconds{registry="r"} 7200.0' in text
+    assert 'regprobe_broken_images{registry="r"} 2.0' in text
+    assert 'regprobe_image_broken{registry="r",repository="b",tag="v2"} 1.0' in text
+    assert 'regprobe_broken_objects{kind="layer",registry="r"} 1.0' in text
+    assert 'regprobe_broken_objects{kind="config",registry="r"} 0.0' in text
+    # Without a ledger, an age nobody knows is not made up, and there is no scrub.
+    unknown = RegistryResult("r", "http://r", coverage=Coverage(86400.0, 200, 40, None, 40, None, None))
+    text = exposition(unknown)
+    assert 'regprobe_images_verified_within_window{registry="r"} 40.0' in text
+    assert "regprobe_oldest_verification_age_seconds" not in text and "regprobe_scrub" not in text
 
 
 def test_broken_series_are_capped() -> None:

@@ -64,7 +64,7 @@ def probe(registry: Registry, concurrency: int, **kwargs: Any) -> tuple[Any, Rec
 
 
 @pytest.mark.each_registry
-def test_catalog_is_read_only_as_fast_as_repositories_finish(tmp_path: Path, flavour: str) -> None:
+def test_catalog_is_read_only_as_fast_as_repositories_are_listed(tmp_path: Path, flavour: str) -> None:
     paged = Registry(tmp_path / "paged", extra={"catalog": {"maxentries": 5}}, flavour=flavour).start()
     try:
         for i in range(30):
@@ -75,8 +75,8 @@ def test_catalog_is_read_only_as_fast_as_repositories_finish(tmp_path: Path, fla
         assert result.complete and result.images_checked == 30, result.errors
         last_page = max(i for i, path in enumerate(recording.paths) if path == "/v2/_catalog")
         listed_before = {p for p in recording.paths[:last_page] if p.endswith("/tags/list")}
-        # At concurrency 1 at most 2 repositories are queued or in flight: before the last page of 5 is
-        # asked for, all but those and the page before it are done. Unbounded, the catalog raced ahead.
+        # At concurrency 1 at most 2 repositories are queued or being listed: before the last page of 5
+        # is asked for, all but those and the page before it are listed. Unbounded, the catalog raced ahead.
         assert len(listed_before) >= 30 - 5 - 2, recording.paths
     finally:
         paged.stop()

@@ -13,6 +13,10 @@ from typing import Any
 
 import pytest
 
+from regprobe.client import Reply, StopReason
+from regprobe.client.ratelimit import RateLimitGate
+from regprobe.errors import RateLimitError
+
 from .hostile import HostileRegistry
 
 
@@ -48,6 +52,7 @@ def test_run_stops_before_the_pull_budget_runs_out(hub: HostileRegistry, regprob
     assert report["images_checked"] == 15 - hub.pulls_left
     reason = "rate limit nearly spent: the registry has 10 pulls left of 100 per 21600 s (ratelimit-remaining)"
     assert any(reason in error for error in report["errors"]), report["errors"]
+    assert not any("rate limit reached" in error for error in report["errors"]), report["errors"]
     assert report["errors"][-1].endswith(
         f"not walked: {30 - report['images_checked'] - 1} tags, 0 repositories not listed"
     )
@@ -66,5 +71,45 @@ def test_429_that_outlasts_the_retries_stops_the_run(hub: HostileRegistry, regpr
     report = run.report["registries"][0]
     assert report["findings"] == [] and report["images_checked"] == 0
     assert any("rate limit reached: GET answered 429 after 4 tries" in error for error in report["errors"])
+    assert not any("nearly spent" in error for error in report["errors"]), report["errors"]
     # The tags in flight when the first exchange gave up, four tries each; the other tags: no request.
     assert _manifest_gets(hub) <= 4 * 4
+
+
+# -- the gate alone: two named reasons to stop -----------------------------------------------------
+
+
+def _hub_reply(remaining: int, status: int = 200) -> Reply:
+    return Reply("https://hub.test/v2/app/manifests/v1", status=status, rate_remaining=remaining, rate_limit=100)
+
+
+def test_gate_stops_for_the_reserve_while_the_registry_still_answers() -> None:
+    """``ratelimit-remaining`` at the reserve: stopped by choice (RESERVE), nothing refused."""
+    gate = RateLimitGate("https://hub.test", concurrency=2, reserve=None)
+    gate.note(_hub_reply(11))
+    with gate.pull():  # 11 left, 1 of them under way: above the reserve of 10
+        pass
+    gate.note(_hub_reply(10))
+    with pytest.raises(RateLimitError, match=r"^rate limit nearly spent: the registry has 10 pulls left of 100"):
+        gate.check()
+    assert gate.stopped is not None and gate.stopped.reason is StopReason.RESERVE
+
+
+def test_gate_stops_for_a_429_and_a_refusal_is_never_reported_as_a_reserve() -> None:
+    """A 429 that outlasted the retries: REFUSED. Pulls announced low afterwards do not turn it into a
+    reserve stop; a refusal does replace a reserve stop (the registry refusing is what must be heard)."""
+    gate = RateLimitGate("https://hub.test", concurrency=2, reserve=None)
+    error = gate.limited("GET", _hub_reply(0, status=429), attempts=4)
+    assert str(error) == "GET https://hub.test/v2/app/manifests/v1: rate limit reached: GET answered 429 after 4 tries"
+    assert gate.stopped is not None and gate.stopped.reason is StopReason.REFUSED
+    gate.note(_hub_reply(1))
+    with pytest.raises(RateLimitError, match=r"^rate limit reached: GET answered 429"):
+        gate.check()
+    assert gate.stopped.reason is StopReason.REFUSED
+
+    reserve_first = RateLimitGate("https://hub.test", concurrency=2, reserve=5)
+    reserve_first.note(_hub_reply(5))
+    with pytest.raises(RateLimitError):
+        reserve_first.check()
+    reserve_first.limited("GET", _hub_reply(0, status=429), attempts=4)
+    assert reserve_first.stopped is not None and reserve_first.stopped.reason is StopReason.REFUSED

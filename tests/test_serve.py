@@ -67,8 +67,12 @@ def test_scheduled_run_serves_what_run_pushes(
     broken = {"name": "broken", "url": registry.url, "repositories": {"include": [f"{ns}/broken/*"]}}
     healthy = {"name": "healthy", "url": registry.url, "repositories": {"include": [f"{ns}/healthy/*"]}}
 
-    server = serve(probe_config(broken, healthy))
+    state = {"state_dir": str(tmp_path / "state")}  # serve runs the same probe, ledger and all
+    server = serve(probe_config(broken, healthy, **state))
     finished_run(server, "broken")
+    assert server.value("regprobe_images_known", registry="broken") == 1
+    assert server.value("regprobe_images_verified_within_window", registry="broken") == 1
+    assert server.value("regprobe_oldest_verification_age_seconds", registry="healthy") is not None
     assert server.value("regprobe_broken_images", registry="broken") == 1
     assert server.value("regprobe_image_broken", registry="broken", repository=f"{ns}/broken/api", tag="v1") == 1
     assert server.value("regprobe_broken_images", registry="healthy") == 0
@@ -79,7 +83,7 @@ def test_scheduled_run_serves_what_run_pushes(
     # The same walk pushed by `regprobe run`: the same series, label for label.
     gateway = Pushgateway(tmp_path / "gateway").start()
     try:
-        config = probe_config(broken, healthy, pushgateway={"url": gateway.url})
+        config = probe_config(broken, healthy, pushgateway={"url": gateway.url}, **state)
         assert regprobe("run", "-c", config).code == 1
         assert shape(served) == shape(gateway.samples())
     finally:

@@ -25,6 +25,10 @@ must not be counted twice). The next complete run sets the exact count.
 
 Broken objects by kind have no tags to match: while any earlier verdict is kept, an incomplete run
 publishes the larger of the earlier and its own count per kind; once it kept nothing, its own counts.
+
+With a ledger (``state_dir``) none of this is needed: the ledger's broken set - every tag whose last
+verdict is broken, by name, with the objects behind it - is the verdict of every run, complete or not
+(docs/design/continuous-verification.md).
 """
 
 from __future__ import annotations
@@ -75,6 +79,12 @@ def carry(previous: BrokenImages | None, result: RegistryResult) -> BrokenImages
     """The verdict to publish after ``result``; None when there is none to publish (an incomplete run
     that found nothing, with no earlier verdict: it claims nothing about integrity)."""
     fresh = BrokenImages.of(result)
+    known = result.known_broken
+    if known is not None:
+        # A ledger's broken set is the verdict, complete run or not: it already keeps what the run did not
+        # look at again, and drops what it re-checked intact or found deleted.
+        named = frozenset(known.images)
+        return BrokenImages(named, 0, {kind: known.objects.get(kind, 0) for kind in Kind}, len(named - fresh.named))
     if result.complete:
         return fresh
     if previous is None:

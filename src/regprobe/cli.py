@@ -55,6 +55,16 @@ def _concurrency(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -171,6 +181,26 @@ def build_parser() -> argparse.ArgumentParser:
     fsck.add_argument("--verify-digests", action="store_true", help="hash blob data (reads everything)")
     common(fsck)
 
+    ledger = sub.add_parser(
+        "ledger",
+        help="list tags by last verification, from the verification ledger (read-only)",
+        description="What the verification ledger (state_dir) says: tags by last verification, the least "
+        "recently verified first, and how many are verified within coverage.window. Read-only: safe beside "
+        "a run. Exit 0 read, 2 usage or config error, 3 a ledger missing or unreadable.",
+    )
+    ledger.add_argument("-c", "--config", help="config file (default $REGPROBE_CONFIG, then /etc/regprobe/config.yaml)")
+    ledger.add_argument("--registry", metavar="NAME", help="only this registry of the config (default: every one)")
+    ledger.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="the ledger of shard I of N (default: $JOB_COMPLETION_INDEX of $REGPROBE_SHARDS, as for run)",
+    )
+    which = ledger.add_mutually_exclusive_group()
+    which.add_argument("--oldest", type=_count, metavar="N", help="only the N least recently verified tags")
+    which.add_argument("--broken", action="store_true", help="only tags broken at the last look")
+    ledger.add_argument("--format", choices=("text", "json"), default="text", help="output format (default text)")
+    ledger.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+
     gc = sub.add_parser("gc-check", help="would `registry garbage-collect` break tagged images? (reads its dry run)")
     gc.add_argument("root", metavar="ROOT", help="the storage rootdirectory (it holds docker/registry/v2)")
     gc.add_argument(
@@ -224,6 +254,19 @@ def _main(argv: Sequence[str] | None) -> int:
                 verify_digests=args.verify_digests,
                 fmt=args.format,
                 quiet=args.quiet,
+            )
+        if args.command == "ledger":
+            from .ledgerview import run_ledger
+
+            path = args.config or os.environ.get("REGPROBE_CONFIG") or config_mod.DEFAULT_PATH
+            selected_shard = shard.parse(args.shard) if args.shard else shard.from_environment()
+            return run_ledger(
+                path,
+                registry=args.registry,
+                selected_shard=selected_shard,
+                oldest=args.oldest,
+                broken=args.broken,
+                fmt=args.format,
             )
         if args.command == "gc-check":
             from .gccheck import run_gc_check
@@ -390,4 +433,5 @@ def _emit(results: Sequence[RegistryResult], fmt: str, catalog: bool = True) -> 
 
 def exit_code(results: Sequence[RegistryResult], pushed: bool) -> int:
     complete = pushed and all(r.complete and r.catalog_accessible for r in results)
-    return exitcodes.verdict(any(r.findings for r in results), complete)
+    # With a ledger, a tag broken at the last look is broken until a run looks again, reached or not.
+    return exitcodes.verdict(any(r.broken for r in results), complete)

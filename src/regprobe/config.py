@@ -176,21 +176,24 @@ class Pushgateway(_Strict):
         return value.rstrip("/")
 
 
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def _seconds(text: str, forms: str = "90s, 15m, 1h30m, 7d") -> float:
+    """``90``, ``90s``, ``15m``, ``1h30m``, ``7d`` -> seconds; ValueError naming the accepted ``forms`` otherwise."""
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    match = _DURATION.fullmatch(text)
+    if not text or match is None:
+        raise ValueError(f"is not a duration (like {forms}, or seconds)")
+    days, hours, minutes, secs = (int(g or 0) for g in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + secs)
 
 
 def parse_duration(text: str) -> float:
-    """``90``, ``90s``, ``15m``, ``1h30m`` -> seconds; ValueError naming the accepted forms otherwise."""
-    text = text.strip()
-    if text.isdigit():
-        seconds = float(text)
-    else:
-        match = _DURATION.fullmatch(text)
-        if not text or match is None:
-            raise ValueError("is not a duration (like 90s, 15m, 1h30m, or seconds)")
-        hours, minutes, secs = (int(g or 0) for g in match.groups())
-        seconds = float(hours * 3600 + minutes * 60 + secs)
-    return _interval_bounds(seconds)
+    """A schedule's interval: ``90``, ``90s``, ``15m``, ``1h30m`` -> seconds, between 1 s and 24 h."""
+    return _interval_bounds(_seconds(text, "90s, 15m, 1h30m"))
 
 
 def _interval_bounds(seconds: float) -> float:
@@ -231,6 +234,66 @@ class Serve(_Strict):
         return self.interval
 
 
+#: ``coverage.window`` bounds: shorter than a minute no schedule could meet; a quarter of a year is as
+#: long as "verified" can stay meaningful.
+MIN_WINDOW, MAX_WINDOW = 60.0, 90 * 86400.0
+
+
+class Coverage(_Strict):
+    """Continuous verification's promise: every selected tag verified at least once per ``window``."""
+
+    #: Seconds, or a duration string ("24h", "7d").
+    window: float | str = 86400.0
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: float | str) -> float:
+        seconds = _seconds(value) if isinstance(value, str) else float(value)
+        if not MIN_WINDOW <= seconds <= MAX_WINDOW:
+            raise ValueError("must be between 1m and 90d")
+        return seconds
+
+    @property
+    def window_seconds(self) -> float:
+        assert isinstance(self.window, float)
+        return self.window
+
+
+class Budget(_Strict):
+    #: Requests one registry's (one shard's) verification may make per run; 0: only the deadline bounds it.
+    #: The listing (catalog, tag lists) is not counted: every run needs all of it.
+    requests: Annotated[int, Field(ge=0)] = 0
+
+
+_SIZE = re.compile(r"(\d+)\s*(|k|ki|m|mi|g|gi|t|ti)b?", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``1048576``, ``500MB``, ``10GiB``, ``1TB`` -> bytes (k, M, G, T powers of 1000; Ki, Mi, Gi, Ti of 1024)."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError("is not a size (like 500MB, 10GiB, or a number of bytes)")
+    unit = match[2].lower()
+    power = "kmgt".index(unit[0]) + 1 if unit else 0
+    base = 1024 if unit.endswith("i") else 1000
+    return int(match[1]) * int(base**power)
+
+
+class Scrub(_Strict):
+    #: Bytes of blob content downloaded and hashed per run (an int or "10GiB"); 0: no scrub.
+    bytes_per_run: Annotated[int, Field(ge=0)] | str = 0
+
+    @field_validator("bytes_per_run")
+    @classmethod
+    def _bytes(cls, value: int | str) -> int:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @property
+    def bytes(self) -> int:
+        assert isinstance(self.bytes_per_run, int)
+        return self.bytes_per_run
+
+
 class Config(_Strict):
     registries: Annotated[list[RegistryConfig], Field(min_length=1)]
     pushgateway: Pushgateway | None = None
@@ -244,6 +307,18 @@ class Config(_Strict):
     max_broken_series: Annotated[int, Field(ge=0, le=10000)] = 50
     #: Largest manifest body read; distribution itself refuses to store manifests over 4 MiB.
     max_manifest_bytes: Annotated[int, Field(ge=1024, le=1 << 30)] = 4 << 20
+    #: Where each registry's (each shard's) verification ledger lives; without it a run cannot know what
+    #: earlier runs verified, and rotates instead (docs/design/continuous-verification.md).
+    state_dir: Annotated[str, Field(min_length=1)] | None = None
+    coverage: Coverage = Coverage()
+    budget: Budget = Budget()
+    scrub: Scrub = Scrub()
+
+    @model_validator(mode="after")
+    def _scrub_needs_a_ledger(self) -> Config:
+        if self.scrub.bytes and self.state_dir is None:
+            raise ValueError("scrub.bytes_per_run: needs state_dir (the ledger remembers what was scrubbed when)")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -322,7 +397,7 @@ def _message(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
-_KEYED = re.compile(r"([a-z_]+): (.+)", re.DOTALL)
+_KEYED = re.compile(r"([a-z_.]+): (.+)", re.DOTALL)
 
 
 def _format(source: str, exc: ValidationError) -> str:
@@ -335,7 +410,8 @@ def _format(source: str, exc: ValidationError) -> str:
             lines.append(f"{source}: {message}")
         elif (keyed := _KEYED.fullmatch(message)) is not None:
             # A model's own validator names the key it is about: `registries[0]` + `pull_through`.
-            lines.append(f"{source}: {_path(loc)}.{keyed[1]}: {keyed[2]}")
+            where = _path(loc)
+            lines.append(f"{source}: {where + '.' if where else ''}{keyed[1]}: {keyed[2]}")
         else:
             lines.append(f"{source}: {_path(loc) or '(top level)'}: {message}")
     return "\n".join(lines)

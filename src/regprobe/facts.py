@@ -125,6 +125,10 @@ class Node:
     #: Why the registry would not let it be judged on purpose (a pull policy): neither a finding nor
     #: an error; the tags reaching it are reported as skipped.
     skipped: SkipReason | None = None
+    #: A blob's size as its descriptor gives it (the ledger's scrub reads blobs by size); None for manifests.
+    size: int | None = None
+    #: A blob whose whole content was read and hashed (``blob_check: digest``, or one the scrub suspects).
+    hashed: bool = False
     #: A manifest's artifact type (``artifactType``, else its config's media type): what a referrer is.
     artifact_type: str = ""
     #: A referrers list: the artifact type its entries state, in the order of ``children``.

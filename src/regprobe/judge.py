@@ -117,7 +117,7 @@ def blob_reply(reply: Reply, expected: Descriptor, mode: BlobMode) -> Verdict:
 
 
 @dataclass(frozen=True, slots=True)
-class _Via:
+class Via:
     """The referrer a walk went through to reach an object: what it is, and what it refers to."""
 
     artifact_type: str | None
@@ -131,7 +131,7 @@ class _Hit:
     platforms: set[str] = field(default_factory=set)
     #: Reached as part of an image itself, not only through one of its referrers.
     direct: bool = False
-    via: _Via | None = None
+    via: Via | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +145,7 @@ class Judgement:
     #: One per tag not judged on purpose: skipped itself, or reaching a skipped object.
     skipped: list[Skipped]
     #: Tags whose walk met something it could not look at (its own manifest, or an object it reaches):
-    #: without a finding, such a tag has no fresh verdict (regprobe.carryover).
+    #: without a finding, such a tag has no fresh verdict (regprobe.carryover, regprobe.tally).
     blocked: frozenset[str] = frozenset()
 
 
@@ -178,6 +178,7 @@ def judgement(
             problem = root.problem or Problem.UNREACHABLE
             if problem is Problem.SERVER_ERROR and unavailable is not None:
                 errors.append(f"{repository}: {root.detail}; {unavailable}")
+                blocked_tags.add(tag)
                 continue
             said = root.said if problem is Problem.SERVER_ERROR else None
             findings.append(
@@ -187,7 +188,7 @@ def judgement(
             )
             continue
         skipped_below: tuple[Key, Node] | None = None
-        for key, parent, platform, via in _reachable(root.key, nodes):
+        for key, parent, platform, via in reachable(root.key, nodes):
             node = nodes[key]
             if node.problem is not None:
                 hit = hits.setdefault(key, _Hit(parent=parent))
@@ -214,6 +215,7 @@ def judgement(
             errors.append(
                 f"{repository}: {node.kind.value} {key[1]}: {node.detail}; {unavailable} (tags: {', '.join(tags)})"
             )
+            blocked_tags.update(tags)  # not judged: no fresh verdict either way
             continue
         platform = ", ".join(sorted(hit.platforms)) or None
         said = node.said if node.problem is Problem.SERVER_ERROR else None
@@ -251,12 +253,12 @@ def _what(key: Key, node: Node) -> str:
     return f"{node.kind.value} {key[1]}"
 
 
-def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None, str | None, _Via | None]]:
+def reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None, str | None, Via | None]]:
     """Depth-first in descriptor order; yields (key, the digest it was reached from, the platform of the
     index child it is or is under, the referrer it is or is under). Each node once per platform and
     referrer it is reached under: a layer shared by the amd64 and arm64 children is under both."""
-    seen: set[tuple[Key, str | None, _Via | None]] = {(start, None, None)}
-    stack: list[tuple[Key, Digest | None, str | None, _Via | None]] = [(start, None, None, None)]
+    seen: set[tuple[Key, str | None, Via | None]] = {(start, None, None)}
+    stack: list[tuple[Key, Digest | None, str | None, Via | None]] = [(start, None, None, None)]
     while stack:
         key, parent, platform, via = stack.pop()
         node = nodes.get(key)
@@ -275,12 +277,12 @@ def _reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Dig
                 stack.append((child, key[1], below, under))
 
 
-def _referrer(listing: Node, i: int, subject: Digest, nodes: Mapping[Key, Node]) -> _Via:
+def _referrer(listing: Node, i: int, subject: Digest, nodes: Mapping[Key, Node]) -> Via:
     """The referrer at ``listing.children[i]``: its own artifact type once read, else the list's word."""
     child = nodes.get(listing.children[i])
     listed = listing.artifact_types[i] if i < len(listing.artifact_types) else ""
     own = child.artifact_type if child is not None else ""
-    return _Via(own or listed or None, subject)
+    return Via(own or listed or None, subject)
 
 
 def _order(f: Finding) -> tuple[str, int, str, str]:

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import logging
 import os
 import re
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +30,10 @@ from typing import Literal
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the tables change; a ledger of another version is rebuilt, never migrated in place.
-SCHEMA_VERSION = 1
+#: 2: tags.reaches and tags.problems (what a tag's walk reached, what of it was broken).
+SCHEMA_VERSION = 2
+#: Plan rows read from the snapshot at a time.
+_PAGE = 1000
 
 Verdict = Literal["ok", "broken", "skipped"]
 
@@ -42,6 +48,11 @@ CREATE TABLE tags (
     verified_at REAL,
     verdict     TEXT,
     detail      TEXT,
+    -- 8 bytes of sha256(digest) per object the last walk reached (reach_key): which tags a blob the
+    -- scrub finds corrupt breaks, at 8 bytes an edge where a table of edges would take a row each.
+    reaches     BLOB,
+    -- JSON [[kind, digest or null], ...]: the broken objects behind a broken verdict.
+    problems    TEXT,
     PRIMARY KEY (repository, tag)
 ) WITHOUT ROWID;
 CREATE INDEX tags_by_age ON tags (verified_at);
@@ -64,8 +75,17 @@ CREATE INDEX blobs_by_scrub ON blobs (scrubbed_at);
 """
 
 
-class LedgerBusyError(Exception):
+class LedgerError(Exception):
+    """The ledger cannot be opened or written (a directory that is not writable, a full disk)."""
+
+
+class LedgerBusyError(LedgerError):
     """Another run holds this ledger: two writers would interleave their verdicts."""
+
+
+#: A broken object as a tag's verdict remembers it: (kind, digest), digest None for a tag that does not
+#: resolve at all.
+Problem = tuple[str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +95,10 @@ class TagVerdict:
     digest: str | None
     verdict: Verdict
     detail: str = ""
+    #: Every object (by digest) the tag's walk reached.
+    reaches: tuple[str, ...] = ()
+    #: The broken objects among them (a broken verdict).
+    problems: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +109,9 @@ class ObjectVerdict:
     verdict: Verdict
     #: Blobs (config, layer) with their size feed the scrub; manifests have none.
     size: int | None = None
+    #: The whole content was read and hashed (``blob_check: digest``, or a blob the scrub found corrupt
+    #: before): it counts as scrubbed.
+    hashed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +132,25 @@ class TagState:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class BrokenTag:
+    repository: str
+    tag: str
+    problems: tuple[Problem, ...]
+
+
+def reach_key(digest: str) -> bytes:
+    """The 8 bytes a tag's ``reaches`` keeps per object (a collision between two objects of one
+    repository's tags is a 2^-64 chance)."""
+    return hashlib.sha256(digest.encode()).digest()[:8]
+
+
+def _reaches(packed: bytes | None, key: bytes) -> bool:
+    if not packed:
+        return False
+    return any(packed[i : i + 8] == key for i in range(0, len(packed), 8))
+
+
 def ledger_path(state_dir: str | Path, registry: str, shard: str | None = None) -> Path:
     """One file per registry and shard. The name is made safe for a file name, reversibly enough to
     tell two registries apart (``a/b`` and ``a_b`` do not collide)."""
@@ -113,23 +159,117 @@ def ledger_path(state_dir: str | Path, registry: str, shard: str | None = None) 
     return Path(state_dir) / f"{safe}{suffix}.ledger.sqlite"
 
 
-class Ledger:
+class _Reader:
+    """What a ledger says, for the run that holds it and for ``regprobe ledger`` beside it."""
+
+    def __init__(self, path: Path, db: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = db
+
+    def coverage(self, window: float, now: float) -> Coverage:
+        known, within, oldest = self._db.execute(
+            "SELECT count(*), coalesce(sum(verified_at >= ?), 0), min(coalesce(verified_at, first_seen)) FROM tags",
+            (now - window,),
+        ).fetchone()
+        return Coverage(int(known), int(within), max(0.0, now - oldest) if oldest is not None else 0.0)
+
+    def broken(self) -> list[TagState]:
+        """Tags whose last verdict is broken: what the alert shows, whether or not this run reached them."""
+        return self.tags(broken_only=True)
+
+    def broken_tags(self) -> list[BrokenTag]:
+        """The broken tags with the objects that broke them, by (repository, tag)."""
+        rows = self._db.execute(
+            "SELECT repository, tag, problems FROM tags WHERE verdict = 'broken' ORDER BY repository, tag"
+        )
+        return [BrokenTag(repository, tag, _problems(problems)) for repository, tag, problems in rows]
+
+    def tags(self, *, broken_only: bool = False, limit: int | None = None) -> list[TagState]:
+        """Tags by last verification, least recent first (never verified before all)."""
+        where = "WHERE verdict = 'broken'" if broken_only else ""
+        rows = self._db.execute(
+            "SELECT repository, tag, digest, verified_at, verdict, coalesce(detail, '') FROM tags"  # noqa: S608
+            f" {where} ORDER BY verified_at IS NOT NULL, verified_at, repository, tag LIMIT ?",
+            (-1 if limit is None else limit,),
+        )
+        return [TagState(*row) for row in rows]
+
+    def tag(self, repository: str, tag: str) -> TagState | None:
+        row = self._db.execute(
+            "SELECT repository, tag, digest, verified_at, verdict, coalesce(detail, '') FROM tags"
+            " WHERE repository = ? AND tag = ?",
+            (repository, tag),
+        ).fetchone()
+        return TagState(*row) if row else None
+
+    def suspects(self) -> frozenset[str]:
+        """Blobs the scrub last found broken: a walk hashes these whatever its ``blob_check``, so a tag's
+        verdict rests on fresh evidence - a one-byte read cannot see a corrupt one."""
+        return frozenset(d for (d,) in self._db.execute("SELECT digest FROM blobs WHERE scrub_verdict = 'broken'"))
+
+    def oldest_scrub_age(self, now: float) -> float | None:
+        """Seconds since the least recently scrubbed blob was scrubbed; None with no blob known. A blob
+        never scrubbed counts from when the ledger was created."""
+        (oldest,) = self._db.execute("SELECT min(coalesce(scrubbed_at, 0)) FROM blobs").fetchone()
+        if oldest is None:
+            return None
+        created = float(self._meta("created") or now)
+        return max(0.0, now - (oldest or created))
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+
+class LedgerView(_Reader):
+    """A ledger opened read-only, without its lock: SQLite readers are safe beside the run writing it
+    (on a local volume). Never rebuilds anything: a ledger that is not readable as ours is an error."""
+
+    @classmethod
+    def open(cls, path: Path) -> LedgerView:
+        if not path.exists():
+            raise LedgerError(f"no ledger at {path} (no run with this state_dir has recorded anything yet)")
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error as exc:
+            raise LedgerError(f"ledger {path} is unreadable ({exc})") from None
+        if version != SCHEMA_VERSION:
+            db.close()
+            raise LedgerError(
+                f"ledger {path} has schema version {version}, not {SCHEMA_VERSION}: the next run rebuilds it"
+            )
+        return cls(path, db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> LedgerView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Ledger(_Reader):
     """An open, locked ledger. Use :meth:`open`; close with :meth:`close` (or as a context manager)."""
 
     def __init__(self, path: Path, db: sqlite3.Connection, lock_fd: int) -> None:
-        self.path = path
-        self._db = db
+        super().__init__(path, db)
         self._lock_fd = lock_fd
 
     # -- opening ------------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, identity: str) -> Ledger:
+    def open(cls, path: Path, *, identity: str, now: float | None = None) -> Ledger:
         """Lock and open the ledger at ``path`` for the registry ``identity`` (its name and URL: a ledger
         written for another registry is foreign and rebuilt). Raises :class:`LedgerBusyError` when another
-        process holds it, OSError when the directory cannot be written."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        process holds it, :class:`LedgerError` when it cannot be opened or written."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise LedgerError(f"cannot create the ledger {path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -139,7 +279,10 @@ class Ledger:
         try:
             os.ftruncate(lock_fd, 0)
             os.pwrite(lock_fd, str(os.getpid()).encode(), 0)
-            db = _open_checked(path, identity)
+            db = _open_checked(path, identity, time.time() if now is None else now)
+        except (OSError, sqlite3.Error) as exc:
+            os.close(lock_fd)
+            raise LedgerError(f"cannot open the ledger {path}: {getattr(exc, 'strerror', None) or exc}") from None
         except BaseException:
             os.close(lock_fd)
             raise
@@ -190,17 +333,41 @@ class Ledger:
                 self._db.executemany(f"DELETE FROM {table} WHERE repository = ?", ((r,) for r in gone))  # noqa: S608
         return len(gone)
 
+    def age_out(self, older_than: float) -> None:
+        """Forget objects no walk has reached since ``older_than`` (no tag reaches them any more, or they
+        went with their repository), and blobs no object row names."""
+        with self._db:
+            self._db.execute("DELETE FROM objects WHERE verified_at < ?", (older_than,))
+            self._db.execute("DELETE FROM blobs WHERE digest NOT IN (SELECT digest FROM objects)")
+
     # -- planning -----------------------------------------------------------------------------------
 
     def plan(self, listed_since: float) -> Iterator[tuple[str, str]]:
         """Tags listed by this run (``listed_at >= listed_since``) in verification order: broken at the
-        last look, then never verified, then the least recently verified. Ties by name, so two runs
-        over one state plan alike."""
-        yield from self._db.execute(
-            "SELECT repository, tag FROM tags WHERE listed_at >= ?"
-            " ORDER BY coalesce(verdict = 'broken', 0) DESC, (verified_at IS NULL) DESC, verified_at, repository, tag",
-            (listed_since,),
-        )
+        last look, then never verified, then the least recently verified. Ties by name, so two runs over
+        one state plan alike, and tags verified together (a repository's, in one commit) stay together.
+
+        The order is a snapshot taken now (a temporary table), read a page at a time: the verdicts the run
+        records while it walks the plan do not reorder what is still to come."""
+        with self._db:
+            self._db.execute("DROP TABLE IF EXISTS temp.plan")
+            self._db.execute("CREATE TEMP TABLE plan (seq INTEGER PRIMARY KEY, repository TEXT, tag TEXT)")
+            self._db.execute(
+                "INSERT INTO temp.plan (repository, tag) SELECT repository, tag FROM tags WHERE listed_at >= ?"
+                " ORDER BY coalesce(verdict = 'broken', 0) DESC, (verified_at IS NULL) DESC, verified_at,"
+                " repository, tag",
+                (listed_since,),
+            )
+        seq = 0
+        while True:
+            page = self._db.execute(
+                "SELECT seq, repository, tag FROM temp.plan WHERE seq > ? ORDER BY seq LIMIT ?", (seq, _PAGE)
+            ).fetchall()
+            if not page:
+                return
+            for _, repository, tag in page:
+                yield repository, tag
+            seq = page[-1][0]
 
     def mark_changed(self, repository: str, tag: str | None = None) -> None:
         """An event says the tag (or the whole repository) changed: verify it again before the others
@@ -220,11 +387,26 @@ class Ledger:
         object_rows = list(objects)
         with self._db:
             self._db.executemany(
-                "INSERT INTO tags (repository, tag, digest, first_seen, listed_at, verified_at, verdict, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO tags (repository, tag, digest, first_seen, listed_at, verified_at, verdict, detail,"
+                " reaches, problems) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest,"
-                " verified_at = excluded.verified_at, verdict = excluded.verdict, detail = excluded.detail",
-                ((t.repository, t.tag, t.digest, now, now, now, t.verdict, t.detail[:500]) for t in tags),
+                " verified_at = excluded.verified_at, verdict = excluded.verdict, detail = excluded.detail,"
+                " reaches = excluded.reaches, problems = excluded.problems",
+                (
+                    (
+                        t.repository,
+                        t.tag,
+                        t.digest,
+                        now,
+                        now,
+                        now,
+                        t.verdict,
+                        t.detail[:500],
+                        b"".join(sorted({reach_key(d) for d in t.reaches})),
+                        json.dumps(t.problems) if t.problems else None,
+                    )
+                    for t in tags
+                ),
             )
             self._db.executemany(
                 "INSERT INTO objects (repository, digest, kind, verified_at, verdict) VALUES (?, ?, ?, ?, ?)"
@@ -236,6 +418,26 @@ class Ledger:
                 "INSERT INTO blobs (digest, size, repository) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING",
                 ((o.digest, o.size, o.repository) for o in object_rows if o.size is not None),
             )
+            self._db.executemany(
+                "UPDATE blobs SET scrubbed_at = ?, scrub_verdict = ? WHERE digest = ?",
+                ((now, o.verdict, o.digest) for o in object_rows if o.hashed and o.verdict != "skipped"),
+            )
+
+    def mark_broken(self, repository: str, tags: Iterable[str], problem: Problem, detail: str) -> None:
+        """The scrub found an object these tags reach corrupt: they are broken until a walk says otherwise
+        (and are verified first, hashing that blob, in the next run)."""
+        with self._db:
+            for tag in tags:
+                row = self._db.execute(
+                    "SELECT problems FROM tags WHERE repository = ? AND tag = ?", (repository, tag)
+                ).fetchone()
+                if row is None:
+                    continue
+                problems = [p for p in _problems(row[0]) if p != problem] + [problem]
+                self._db.execute(
+                    "UPDATE tags SET verdict = 'broken', detail = ?, problems = ? WHERE repository = ? AND tag = ?",
+                    (detail[:500], json.dumps(problems), repository, tag),
+                )
 
     def forget_tags(self, repository: str, tags: Iterable[str] | None = None) -> None:
         """A tag (or a repository) deleted, as an event says: nothing to verify any more."""
@@ -247,37 +449,6 @@ class Ledger:
                 self._db.executemany(
                     "DELETE FROM tags WHERE repository = ? AND tag = ?", ((repository, t) for t in tags)
                 )
-
-    # -- reading ------------------------------------------------------------------------------------
-
-    def coverage(self, window: float, now: float) -> Coverage:
-        known, within, oldest = self._db.execute(
-            "SELECT count(*), coalesce(sum(verified_at >= ?), 0), min(coalesce(verified_at, first_seen)) FROM tags",
-            (now - window,),
-        ).fetchone()
-        return Coverage(int(known), int(within), max(0.0, now - oldest) if oldest is not None else 0.0)
-
-    def broken(self) -> list[TagState]:
-        """Tags whose last verdict is broken: what the alert shows, whether or not this run reached them."""
-        return self.tags(broken_only=True)
-
-    def tags(self, *, broken_only: bool = False, limit: int | None = None) -> list[TagState]:
-        """Tags by last verification, least recent first (never verified before all)."""
-        where = "WHERE verdict = 'broken'" if broken_only else ""
-        rows = self._db.execute(
-            "SELECT repository, tag, digest, verified_at, verdict, coalesce(detail, '') FROM tags"  # noqa: S608
-            f" {where} ORDER BY verified_at IS NOT NULL, verified_at, repository, tag LIMIT ?",
-            (-1 if limit is None else limit,),
-        )
-        return [TagState(*row) for row in rows]
-
-    def tag(self, repository: str, tag: str) -> TagState | None:
-        row = self._db.execute(
-            "SELECT repository, tag, digest, verified_at, verdict, coalesce(detail, '') FROM tags"
-            " WHERE repository = ? AND tag = ?",
-            (repository, tag),
-        ).fetchone()
-        return TagState(*row) if row else None
 
     # -- scrub --------------------------------------------------------------------------------------
 
@@ -302,18 +473,27 @@ class Ledger:
                 "UPDATE blobs SET scrubbed_at = ?, scrub_verdict = ? WHERE digest = ?", (now, verdict, digest)
             )
 
-    def oldest_scrub_age(self, now: float) -> float | None:
-        """Seconds since the least recently scrubbed blob was scrubbed; None with no blob known. A blob
-        never scrubbed counts from when the ledger was created."""
-        (oldest,) = self._db.execute("SELECT min(coalesce(scrubbed_at, 0)) FROM blobs").fetchone()
-        if oldest is None:
-            return None
-        created = float(self._meta("created") or now)
-        return max(0.0, now - (oldest or created))
+    def forget_blob(self, digest: str) -> None:
+        """A blob no known tag reaches any more (its repository no longer links it): nothing to scrub."""
+        with self._db:
+            self._db.execute("DELETE FROM blobs WHERE digest = ?", (digest,))
 
-    def _meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return str(row[0]) if row else None
+    def reaching(self, digest: str) -> list[tuple[str, str, list[str]]]:
+        """Each (repository, kind, tags reaching it) the ledger knows for ``digest``: one scan of the
+        objects (rare: only for a blob the scrub found broken)."""
+        found = []
+        key = reach_key(digest)
+        rows = self._db.execute("SELECT repository, kind FROM objects WHERE digest = ?", (digest,)).fetchall()
+        for repository, kind in rows:
+            tags = [
+                tag
+                for tag, packed in self._db.execute(
+                    "SELECT tag, reaches FROM tags WHERE repository = ? ORDER BY tag", (repository,)
+                )
+                if _reaches(packed, key)
+            ]
+            found.append((repository, kind, tags))
+        return found
 
 
 def _read_holder(fd: int) -> str:
@@ -324,7 +504,7 @@ def _read_holder(fd: int) -> str:
     return f" (pid {pid})" if pid.isdigit() else ""
 
 
-def _open_checked(path: Path, identity: str) -> sqlite3.Connection:
+def _open_checked(path: Path, identity: str, now: float) -> sqlite3.Connection:
     """Open the ledger, or set it aside and start a new one when it is not a ledger this code wrote for
     this registry: corrupt, truncated, another schema version, another registry."""
     if path.exists():
@@ -342,7 +522,7 @@ def _open_checked(path: Path, identity: str) -> sqlite3.Connection:
         db.executescript(_SCHEMA)
         db.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?)",
-            [("identity", identity), ("created", repr(time.time()))],
+            [("identity", identity), ("created", repr(now))],
         )
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return db
@@ -377,3 +557,16 @@ def _problem(path: Path, identity: str) -> str | None:
     except sqlite3.Error as exc:
         return f"is unreadable ({exc})"
     return None
+
+
+def _problems(text: str | None) -> tuple[Problem, ...]:
+    if not text:
+        return ()
+    return tuple((str(kind), None if digest is None else str(digest)) for kind, digest in json.loads(text))
+
+
+def broken_objects(tags: Iterable[BrokenTag]) -> Counter[str]:
+    """Distinct broken objects by kind behind ``tags``, counted as a run's findings are: one per object
+    per repository, and one per tag that does not resolve at all."""
+    seen = {(t.repository, kind, digest or f"tag:{t.tag}") for t in tags for kind, digest in t.problems}
+    return Counter(kind for _, kind, _ in seen)

@@ -48,8 +48,9 @@ def families(result: RegistryResult, max_broken_series: int, verdict: BrokenImag
         gauge("regprobe_last_success_timestamp_seconds", "Unix time of the last run that completed").add_metric(
             [name], result.started_at
         )
-        # Clutter, not breakage: no alert reads it. Like last_success, only a run that saw every tag says how
-        # many; an incomplete run leaves the last complete run's count in place.
+    if result.complete and result.dangling is not None:
+        # Clutter, not breakage: no alert reads it. Only a complete run that looked says how many; an
+        # incomplete one leaves the last count in place.
         gauge("regprobe_dangling_referrers", DANGLING_HELP).add_metric([name], len(result.dangling))
     gauge("regprobe_images_checked", "Tags walked").add_metric([name], result.images_checked)
     gauge("regprobe_duration_seconds", "Wall time of this registry's run").add_metric([name], result.duration_seconds)
@@ -70,6 +71,41 @@ def families(result: RegistryResult, max_broken_series: int, verdict: BrokenImag
         # Bounded cardinality: a registry-wide outage must not explode Prometheus' series count.
         for repository, tag in verdict.sorted()[:max_broken_series]:
             image.add_metric([name, repository, tag], 1)
+    out.extend(coverage_families(result))
+    return out
+
+
+def coverage_families(result: RegistryResult) -> list[Metric]:
+    """Continuous verification's signal (docs/design/continuous-verification.md), carried whenever the run
+    can say it truthfully: with a ledger always, without one when its listing completed."""
+    out: list[Metric] = []
+    name = result.name
+
+    def gauge(metric: str, doc: str, value: float) -> None:
+        family = GaugeMetricFamily(metric, doc, labels=["registry"])
+        family.add_metric([name], value)
+        out.append(family)
+
+    coverage = result.coverage
+    if coverage is not None:
+        gauge("regprobe_images_known", "Tags selected (with a ledger: every tag it knows)", coverage.known)
+        gauge(
+            "regprobe_images_verified_within_window",
+            "Of those, tags verified within coverage.window",
+            coverage.verified_within_window,
+        )
+        if coverage.oldest_age_seconds is not None:
+            gauge(
+                "regprobe_oldest_verification_age_seconds",
+                "Age of the least recently verified selected tag (never verified: since first seen)",
+                coverage.oldest_age_seconds,
+            )
+    if result.scrub is not None and result.scrub.oldest_age_seconds is not None:
+        gauge(
+            "regprobe_scrub_oldest_age_seconds",
+            "Age of the least recently digest-scrubbed blob (never scrubbed: since the ledger began)",
+            result.scrub.oldest_age_seconds,
+        )
     return out
 
 

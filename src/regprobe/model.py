@@ -4,6 +4,7 @@ strings back out of output."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
@@ -171,6 +172,73 @@ class PushOutcome:
         return {"ok": self.ok, "error": self.error}
 
 
+#: Why a run stopped walking: ``done`` it took every tag it planned; ``budget`` ``budget.requests`` was
+#: spent; ``deadline`` its time was (it stops taking tags a margin before the deadline, for the work in
+#: flight to finish; what the deadline still cuts records nothing); ``signal`` SIGTERM/SIGINT; ``error``
+#: something made it stop early (a rate limit spent, the ledger failing, the registry not probed).
+Stopped = Literal["done", "budget", "deadline", "signal", "error"]
+
+Image = tuple[str, str]
+
+#: Tags named in a report's ``coverage.verified_tags`` at most; beyond, ``regprobe ledger`` lists them.
+MAX_NAMED_VERIFIED = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """How far continuous verification has got, after this run (docs/design/continuous-verification.md)."""
+
+    window_seconds: float
+    #: Selected tags: with a ledger every tag it knows, without one those this run listed.
+    known: int
+    #: Of those, tags verified within the window (without a ledger: by this run).
+    verified_within_window: int
+    #: Age of the least recently verified known tag (never verified: since first seen); None when unknown
+    #: (no ledger, and not every tag verified by this run).
+    oldest_age_seconds: float | None
+    #: Tags this run gave a fresh verdict (ok, broken, skipped).
+    verified: int
+    #: Those tags by name, when at most MAX_NAMED_VERIFIED; else None.
+    verified_tags: tuple[Image, ...] | None
+    #: The ledger file; None without state_dir.
+    ledger: str | None
+
+    def to_json(self) -> dict[str, object]:
+        named = self.verified_tags
+        return {
+            "ledger": self.ledger,
+            "window_seconds": self.window_seconds,
+            "known": self.known,
+            "verified_within_window": self.verified_within_window,
+            "oldest_age_seconds": None if self.oldest_age_seconds is None else round(self.oldest_age_seconds, 3),
+            "verified": self.verified,
+            "verified_tags": None if named is None else [{"repository": r, "tag": t} for r, t in named],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Scrubbed:
+    """What this run's digest scrub read, and how far behind the least recently scrubbed blob is."""
+
+    blobs: int
+    bytes: int
+    #: None while the ledger knows no blob.
+    oldest_age_seconds: float | None
+
+    def to_json(self) -> dict[str, object]:
+        age = self.oldest_age_seconds
+        return {"blobs": self.blobs, "bytes": self.bytes, "oldest_age_seconds": None if age is None else round(age, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class KnownBroken:
+    """The ledger's broken set after this run: every tag whose last verdict is broken, whether this run
+    reached it or not - what the integrity metrics publish when there is a ledger."""
+
+    images: tuple[Image, ...]
+    objects: Mapping[Kind, int]
+
+
 @dataclass(slots=True)
 class RegistryResult:
     name: str
@@ -191,11 +259,25 @@ class RegistryResult:
     skipped: list[Skipped] = field(default_factory=list)
     #: None when nothing was pushed (no pushgateway configured, or --no-push).
     push: PushOutcome | None = None
-    #: Referrers and fallback tags whose subject is gone: clutter, neither findings nor errors.
-    dangling: list[Dangling] = field(default_factory=list)
+    #: Referrers and fallback tags whose subject is gone: clutter, neither findings nor errors. None when
+    #: the run did not look (``check``, referrers off, a pull-through cache, a run stopped before it could).
+    dangling: list[Dangling] | None = None
+    stopped: Stopped = "done"
+    #: None when the run knows nothing it could say about coverage (``check``; a listing that failed
+    #: without a ledger).
+    coverage: Coverage | None = None
+    #: None when the scrub is off.
+    scrub: Scrubbed | None = None
+    #: The ledger's broken set; None without a ledger (then the metrics publish this run's findings).
+    known_broken: KnownBroken | None = None
     #: Repositories whose tags this run listed, each with the listed tags that got no fresh verdict (walk
     #: cut off, an object not looked at, skipped). What an incomplete run may clear (regprobe.carryover).
     reached: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def broken(self) -> bool:
+        """Integrity findings: this run's, or with a ledger tags broken at the last look it did not reach."""
+        return bool(self.findings) or (self.known_broken is not None and bool(self.known_broken.images))
 
     @property
     def broken_images(self) -> list[tuple[str, str]]:
@@ -223,5 +305,12 @@ class RegistryResult:
             "shard": self.shard,
             "skipped": [s.to_json() for s in sorted(self.skipped, key=Skipped.order)],
             "push": self.push.to_json() if self.push else None,
-            "dangling": [d.to_json() for d in sorted(self.dangling, key=Dangling.order)],
+            "dangling": _dangling_json(self.dangling),
+            "stopped": self.stopped,
+            "coverage": self.coverage.to_json() if self.coverage else None,
+            "scrub": self.scrub.to_json() if self.scrub else None,
         }
+
+
+def _dangling_json(dangling: list[Dangling] | None) -> list[dict[str, object]] | None:
+    return None if dangling is None else [d.to_json() for d in sorted(dangling, key=Dangling.order)]

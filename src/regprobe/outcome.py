@@ -16,7 +16,7 @@ MAX_REASON = 300
 
 
 def line(result: RegistryResult) -> str:
-    word = verdict(bool(result.findings), result.complete)
+    word = verdict(result.broken, result.complete)
     walked = f"{plural(result.images_checked, 'tag')} walked in {result.duration_seconds:.1f}s"
     if result.findings:
         text = (
@@ -29,6 +29,9 @@ def line(result: RegistryResult) -> str:
         text = f"{reason(result)}; {walked}"
     else:
         text = walked
+    known = result.known_broken
+    if known is not None and known.images and not result.findings:
+        text += f"; {plural(len(known.images), 'tag')} broken at the last look, not reached by this run"
     if result.push is not None and not result.push.ok:
         text += "; NOT PUSHED"
     return f"registry {result.name}: {word}: {text}"
@@ -49,10 +52,11 @@ def report(result: RegistryResult) -> None:
 
 
 def kept(result: RegistryResult, verdict: BrokenImages | None) -> None:
-    """Say so when an incomplete run's published verdict keeps earlier ones it did not re-check."""
+    """Say so when a run's published verdict keeps earlier ones it did not re-check (an incomplete run's,
+    or with a ledger one whose budget did not reach them)."""
     if verdict is not None and verdict.kept:
         log.info(
-            "registry %s: %s from earlier runs kept as they were: this incomplete run did not re-check them",
+            "registry %s: %s from earlier runs kept as they were: this run did not re-check them",
             result.name,
             plural(verdict.kept, "broken image"),
         )

@@ -153,8 +153,11 @@ def push(gateway: Gateway, result: RegistryResult, max_broken_series: int, timeo
             result.name,
             _reason(exc),
         )
-        gateway.send("POST", path, families(result, max_broken_series, None), timeout)
-        return None
+        # POST replaces only the names it carries: without a ledger, the group's verdict stays as it was;
+        # with one, the ledger's verdict replaces it (it needs nothing from the group).
+        verdict = carry(None, result) if result.known_broken is not None else None
+        gateway.send("POST", path, families(result, max_broken_series, verdict), timeout)
+        return verdict
     verdict = carry(_verdict(earlier), result)
     fams = families(result, max_broken_series, verdict)
     if verdict is None:

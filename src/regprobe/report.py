@@ -23,7 +23,7 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bo
     for result in results:
         broken = result.broken_images
         shard = f"  shard {result.shard}" if result.shard else ""
-        verdict = state(bool(result.findings), result.complete, paint)
+        verdict = state(result.broken, result.complete, paint)
         # `check` names a registry by its host: the URL says it already.
         title = result.url if result.url.partition("://")[2] == result.name else f"{result.name} {result.url}"
         unpushed = "  " + paint("NOT PUSHED", YELLOW + BOLD) if result.push and not result.push.ok else ""
@@ -37,12 +37,16 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bo
         if catalog and not result.catalog_accessible:
             summary += ", " + paint("catalog not accessible", YELLOW)
         lines.append(summary)
+        coverage = result.coverage
+        # A run without a ledger that walked everything has nothing to add to the line above.
+        if coverage is not None and (coverage.ledger is not None or result.stopped != "done"):
+            lines.append("  " + _coverage_line(result))
         for repository, group in groupby(result.findings, key=lambda f: f.repository):
             findings = list(group)
             tags = sorted_tags({t for f in findings for t in f.tags})
             lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
             lines.extend(_finding_lines(f, paint, show_tags=len(findings) > 1) for f in findings)
-        lines.extend(_dangling_lines(result.dangling, paint))
+        lines.extend(_dangling_lines(result.dangling or [], paint))
         for skip in sorted(result.skipped, key=Skipped.order):
             lines.append(f"  skipped {skip.repository}:{skip.tag} ({skip.reason})")
             lines.append(paint(f"      {skip.detail}", DIM))
@@ -52,6 +56,29 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bo
             lines.append("  " + paint(f"! push failed: {result.push.error}", YELLOW))
         lines.append("")
     return "\n".join(lines)
+
+
+def _coverage_line(result: RegistryResult) -> str:
+    """Where continuous verification stands: what this run verified, why it stopped, the window."""
+    coverage = result.coverage
+    assert coverage is not None
+    line = (
+        f"coverage: {coverage.verified} verified by this run ({result.stopped}), "
+        f"{coverage.verified_within_window} of {coverage.known} within {_hours(coverage.window_seconds)}"
+    )
+    if coverage.oldest_age_seconds is not None:
+        line += f", the least recently verified {_hours(coverage.oldest_age_seconds)} ago"
+    known = result.known_broken
+    if known is not None and known.images:
+        found = {(f.repository, t) for f in result.findings for t in f.tags}
+        kept = sum(1 for image in known.images if image not in found)
+        if kept:
+            line += f"; {plural(kept, 'tag')} broken at the last look not reached (`regprobe ledger --broken`)"
+    return line
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f}h" if seconds >= 3600 else f"{seconds / 60:.0f}m"
 
 
 def _finding_lines(f: Finding, paint: Paint, show_tags: bool) -> str:

@@ -8,24 +8,30 @@ a registry it cannot probe, and contains a bug the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
 from . import credentials, outcome, shard
 from .auth import RegistryAuth
+from .budget import Budget
 from .cache import ManifestCache
 from .client import ClientSettings, RegistryClient, ssl_context
 from .config import BlobCheck, Config, RegistryConfig
 from .counters import Counters
 from .credhelper import CredentialHelperError
 from .errors import ConfigError
+from .ledger import Ledger, LedgerError, ledger_path
 from .model import RegistryResult
+from .plan import Clock, LedgerPlan, Plan, RotationPlan
 from .probe import Pinned, Selection, probe_registry
 from .pullthrough import CacheStorage
+from .scrub import Scrubber, scrub
 from .stop import Stopped, StopRequest, unless_stopped
 from .walk import WalkPolicy
 
@@ -76,15 +82,17 @@ async def run_config(
     stop: StopRequest | None = None,
     counters: Sequence[Counters] | None = None,
     publish: Publish | None = None,
+    now: float | None = None,
 ) -> list[RegistryResult]:
     """Probe every registry of ``cfg`` at once; ``counters`` (one per registry, in order) follow them.
     Each registry's result is published and its outcome logged as soon as its own walk ends: a registry
-    that never answers must not hold back the others' (issue 21)."""
+    that never answers must not hold back the others' (issue 21). ``now`` is the run's start in unix
+    time (default: the clock's; tests turn the rotation with it)."""
     deadline = time.monotonic() + cfg.deadline
     counters = counters or [Counters(r.name) for r in cfg.registries]
 
     async def probe(registry: RegistryConfig, counter: Counters) -> RegistryResult:
-        result = await probe_configured(cfg, registry, deadline, cache, selected_shard, stop, counter)
+        result = await probe_configured(cfg, registry, deadline, cache, selected_shard, stop, counter, now)
         if publish is not None:
             try:
                 await publish(result)
@@ -104,21 +112,54 @@ async def probe_configured(
     selected_shard: shard.Shard | None,
     stop: StopRequest | None = None,
     counters: Counters | None = None,
+    now: float | None = None,
 ) -> RegistryResult:
+    clock = Clock(now)
     policy = walk_policy(cfg, registry)
     selection = Selection.configured(registry, selected_shard)
-    settings = configured_settings(cfg, registry)
-    return await guarded(
-        registry.name,
-        registry.url,
-        settings,
-        policy,
-        deadline,
-        selection=selection,
-        cache=cache,
-        stop=stop,
-        counters=counters,
-    )
+    try:
+        with verification(cfg, registry, selected_shard, clock) as (plan, scrubber):
+            settings = configured_settings(cfg, registry)
+            budget = Budget.of(
+                deadline, cfg.deadline, cfg.timeout_for(registry), cfg.budget.requests, scrub=scrubber is not None
+            )
+            return await guarded(
+                registry.name,
+                registry.url,
+                settings,
+                policy,
+                deadline,
+                selection=selection,
+                cache=cache,
+                stop=stop,
+                counters=counters,
+                plan=plan,
+                budget=budget,
+                clock=clock,
+                scrubber=scrubber,
+            )
+    except LedgerError as exc:
+        # Busy (another run holds it), or a state_dir that cannot be written: this registry's run fails.
+        log.error("registry %s: %s", registry.name, exc)
+        return not_probed(registry.name, registry.url, str(exc), clock.start)
+
+
+@contextlib.contextmanager
+def verification(
+    cfg: Config, registry: RegistryConfig, selected_shard: shard.Shard | None, clock: Clock
+) -> Iterator[tuple[Plan, Scrubber | None]]:
+    """The run's plan - the registry's ledger when ``state_dir`` is set (locked for the run), else this
+    run's own rotation - and the scrub, when it is on. Raises :class:`LedgerError`."""
+    window = cfg.coverage.window_seconds
+    if cfg.state_dir is None:
+        yield RotationPlan(clock, window), None
+        return
+    path = ledger_path(cfg.state_dir, registry.name, str(selected_shard) if selected_shard else None)
+    with Ledger.open(path, identity=f"{registry.name} {registry.url}", now=clock.start) as ledger:
+        scrubber: Scrubber | None = None
+        if cfg.scrub.bytes:
+            scrubber = functools.partial(scrub, ledger=ledger, byte_budget=cfg.scrub.bytes, clock=clock)
+        yield LedgerPlan(ledger, clock, window), scrubber
 
 
 def walk_policy(cfg: Config, registry: RegistryConfig, blob_check: BlobCheck | None = None) -> WalkPolicy:
@@ -175,9 +216,10 @@ async def client_settings(
     )
 
 
-def not_probed(name: str, url: str, error: str) -> RegistryResult:
+def not_probed(name: str, url: str, error: str, started_at: float | None = None) -> RegistryResult:
     """A registry that could not be probed at all: incomplete, and pushed with this run's time."""
-    return RegistryResult(name=name, url=url, errors=[error], started_at=time.time())
+    started = time.time() if started_at is None else started_at
+    return RegistryResult(name=name, url=url, errors=[error], started_at=started, stopped="error")
 
 
 async def docker_auth(host_or_url: str) -> RegistryAuth:
@@ -201,6 +243,10 @@ async def guarded(
     cache: ManifestCache | None = None,
     stop: StopRequest | None = None,
     counters: Counters | None = None,
+    plan: Plan | None = None,
+    budget: Budget | None = None,
+    clock: Clock | None = None,
+    scrubber: Scrubber | None = None,
 ) -> RegistryResult:
     """One registry's probe, from finding how to reach it (``settings``, e.g. :func:`configured_settings`)
     to its result; whatever goes wrong in it, the others are still probed and reported. A stop cuts it
@@ -226,6 +272,10 @@ async def guarded(
                 cache=cache,
                 stop=stop,
                 progress=counters,
+                plan=plan,
+                budget=budget,
+                clock=clock,
+                scrubber=scrubber,
             )
     except Exception as exc:
         log.exception("internal error probing %s", name)
