@@ -105,8 +105,9 @@ class Personality:
     #: OCI 1.1 referrers API: ``none`` (distribution, GHCR, GitLab: 404 page not found), ``spec`` (an index
     #: of every manifest whose subject is the digest, paged by ``page``; a subject it does not hold gets an
     #: empty list, as zot answers), ``harbor`` (the whole answer is 404 NOT_FOUND when one listed referrer
-    #: is gone; ``{}`` for a subject it does not hold), ``page`` (a catch-all route: 200 with an HTML page).
-    referrers_api: Literal["none", "spec", "harbor", "page"] = "none"
+    #: is gone; ``{}`` for a subject it does not hold), ``page`` (a catch-all route: 200 with an HTML page),
+    #: ``manifest-unknown`` (GHCR: 404 MANIFEST_UNKNOWN, no API).
+    referrers_api: Literal["none", "spec", "harbor", "page", "manifest-unknown"] = "none"
     #: GitLab reads a manifest reference ``sha256-<hex>`` as the digest ``sha256:<hex>``: the fallback tag of
     #: a subject answers the subject itself (EVENTS-AND-REFERRERS.md).
     fallback_tag_is_digest: bool = False
@@ -394,6 +395,8 @@ class FakeRegistry:
                 p = reg.p
                 if p.referrers_api == "page":
                     return self.send(200, b"<!DOCTYPE html><html>Sign in</html>", "text/html; charset=utf-8")
+                if p.referrers_api == "manifest-unknown":
+                    return self.send(404, _error("MANIFEST_UNKNOWN", "manifest unknown"))
                 if subject not in reg.manifests:
                     # zot: an empty list; Harbor: an empty JSON object.
                     return self.send(200, b"{}" if p.referrers_api == "harbor" else _index([]), OCI_INDEX)
@@ -530,7 +533,8 @@ PERSONALITIES = {
             fallback_tag_is_digest=True,
         ),
         # REPORTED (renovate, smg-project#2348): no catalog, relative Links of 100, not lexical.
-        Personality("ghcr", service="ghcr.io", catalog="404", needs_list=True),
+        # REPORTED (EVENTS-AND-REFERRERS.md): no referrers API, 404 MANIFEST_UNKNOWN.
+        Personality("ghcr", service="ghcr.io", catalog="404", needs_list=True, referrers_api="manifest-unknown"),
         # REPORTED (regclient#539, distribution#1203): no catalog for anyone, library/ names.
         Personality(
             "dockerhub",

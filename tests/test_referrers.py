@@ -270,6 +270,7 @@ def test_check_walks_referrers_unless_told_not_to(
     # the API (404), the fallback tag: a HEAD, then its GET; the signature's own fallback tag: a HEAD (404)
     assert (seen[("GET", "referrers")], seen[("HEAD", "manifest")]) == (1, 2)
     assert unchecked.code == 0 and unchecked.findings() == []
+    assert checked.report["registries"][0]["dangling"] is None  # check reads no tag list: nothing to say
     assert not_seen[("GET", "referrers")] == 0 and not_seen[("HEAD", "manifest")] == 0
 
 
@@ -338,3 +339,30 @@ def test_a_fallback_tag_that_no_longer_resolves_is_the_image_s_finding(
     )
     assert finding["detail"].startswith(f"fallback tag {tag}, the list of {app.digest}'s referrers: GET answered 404")
     assert result.report["registries"][0]["dangling"] == []
+
+
+def test_a_run_that_spends_its_budget_still_counts_the_dangling(
+    reg: Registry, regprobe: Any, probe_config: Any, tmp_path: Path
+) -> None:
+    """With a ledger a run may verify only part of the registry (continuous verification): the dangling
+    are still counted whole - a HEAD for each fallback tag whose subject no walk met this run."""
+    oras = Oras(reg, tmp_path / "oras")
+    gone = reg.push_image("gone", "v1")
+    reg.push_image("gone", "v2")
+    oras.attach("gone:v1", COSIGN_SIG, b"signature", SIMPLESIGNING)
+    assert reg.http.delete(f"/v2/gone/manifests/{gone.digest}").status_code == 202
+    for name in ("a", "b", "c"):
+        reg.push_image(name, "v1")
+        oras.attach(f"{name}:v1", COSIGN_SIG, name.encode(), SIMPLESIGNING)
+    config = probe_config(
+        {"name": "r", "url": reg.url, "concurrency": 1}, state_dir=str(tmp_path / "state"), budget={"requests": 3}
+    )
+
+    result = regprobe("run", "-c", config, "--no-push", "--format", "json")
+    metrics = regprobe("run", "-c", config, "--no-push", "--format", "metrics")
+
+    entry = result.report["registries"][0]
+    assert (result.code, entry["complete"], entry["stopped"]) == (0, True, "budget")
+    assert entry["images_checked"] < 4  # not every tag: the budget
+    assert sorted(d["reason"] for d in entry["dangling"]) == ["orphaned_fallback_tag", "subject_missing"]
+    assert 'regprobe_dangling_referrers{registry="r"} 2.0' in metrics.out

@@ -14,6 +14,7 @@ from typing import Any
 from regprobe.auth import RegistryAuth
 from regprobe.client import ClientSettings, RegistryClient
 from regprobe.digest import Digest
+from regprobe.referrers import NO_SUBJECT, split
 from regprobe.walk import RepositoryWalk, WalkPolicy
 
 from .personalities import PASSWORD, PERSONALITIES, USER, FakeRegistry, with_changes
@@ -99,25 +100,36 @@ def test_a_broken_referrer_on_the_second_page_is_found(
 def test_harbor_fails_the_whole_list_for_one_broken_referrer(
     serve: Any, tmp_path: Path, regprobe: Any, probe_config: Any
 ) -> None:
-    """Harbor answers 404 NOT_FOUND for the whole list when one referrer is gone: clients see no
-    signature at all. Once the registry was seen serving the API (tag a, walked first), that is the
-    image's finding - not "no API"."""
+    """Harbor answers 404 NOT_FOUND for the whole list when one referrer is gone: clients see no signature
+    at all. The first image asked about is that one; a 404 with a code is asked again about a digest
+    nothing has ({}: the API is served), so it is the image's finding - not "no API"."""
     fake = serve(PERSONALITIES["harbor"])
     app = fake.repository("app")
-    healthy = fake.push_image(app, "a")
-    push_referrer(fake, app, healthy.digest, SIGNATURE, b"signature a")
     broken = fake.push_image(app, "b")
     gone = push_referrer(fake, app, broken.digest, SIGNATURE, b"signature b")
     del fake.manifests[gone]
 
-    # One at a time, in name order: a ledger's plan takes new tags by name (without one, the ring's order
-    # turns with the clock).
-    result = run(regprobe, fake, tmp_path, probe_config, concurrency=1, state_dir=str(tmp_path / "state"))
+    result = run(regprobe, fake, tmp_path, probe_config)
 
     finding = only(result.findings())
     assert (result.code, finding["kind"], finding["problem"], finding["tags"]) == (1, "referrer", "missing", ["b"])
     assert (finding["digest"], finding["subject"], finding["artifact_type"]) == (None, broken.digest, None)
     assert "404 NOT_FOUND" in finding["detail"] and "clients cannot list its referrers" in finding["detail"]
+    assert referrer_requests(fake) == [f"/v2/{app}/referrers/{broken.digest}", f"/v2/{app}/referrers/{NO_SUBJECT}"]
+
+
+def test_ghcr_404_with_a_code_is_asked_again_once(serve: Any, tmp_path: Path, regprobe: Any, probe_config: Any) -> None:
+    """GHCR answers 404 MANIFEST_UNKNOWN: asked again about a digest nothing has (404 again: no API), then
+    never more this run; the images are walked, nothing is found."""
+    fake = serve(PERSONALITIES["ghcr"])
+    fake.push_image(fake.repository("app"), "v1")
+    fake.push_index(fake.repository("multi"), "latest")
+
+    result = run(regprobe, fake, tmp_path, probe_config)
+
+    assert (result.code, result.findings()) == (0, [])
+    asked = referrer_requests(fake)
+    assert len(asked) == 2 and asked[1].endswith(f"/referrers/{NO_SUBJECT}")
 
 
 def test_a_page_where_the_api_would_be_is_no_api(serve: Any, tmp_path: Path, regprobe: Any, probe_config: Any) -> None:
@@ -166,11 +178,14 @@ def test_gitlab_fallback_tag_answering_the_subject_is_no_list_of_referrers(serve
     fake.push_manifest(multi, fallback, listed, OCI_INDEX)
     assert fake.tags[multi][fallback] == sha256(listed)
 
+    images, fallbacks = split(fake.tags[multi])
+    assert (images, fallbacks) == (["latest"], {Digest.parse(index.digest): fallback})
+
     async def walk() -> RepositoryWalk:
         settings = ClientSettings(fake.url, auth=RegistryAuth(USER, PASSWORD))
         async with RegistryClient(settings) as client:
-            walked = RepositoryWalk(client, multi, WalkPolicy())
-            for tag in walked.listed(fake.tags[multi]):
+            walked = RepositoryWalk(client, multi, WalkPolicy(), fallback_tags=fallbacks)
+            for tag in images:
                 await walked.walk_tag(tag)
             await walked.settle()
             return walked
@@ -178,5 +193,4 @@ def test_gitlab_fallback_tag_answering_the_subject_is_no_list_of_referrers(serve
     walked = asyncio.run(walk())
 
     assert walked.nodes[("referrers", Digest.parse(index.digest))].children == ()
-    assert walked.findings() == [] and walked.dangling == []
-    assert walked.finished == {"latest", fallback}
+    assert walked.findings() == []

@@ -14,7 +14,7 @@ from regprobe.facts import Reply
 from regprobe.manifest import Descriptor
 from regprobe.mediatypes import EMPTY, OCI_INDEX, OCI_MANIFEST, artifact_name
 from regprobe.model import Problem
-from regprobe.referrers import Support, fallback_listing, fallback_subject, fallback_tag, mismatch
+from regprobe.referrers import Support, ambiguous, fallback_listing, fallback_subject, fallback_tag, mismatch
 
 SUBJECT = Digest("sha256", "a" * 64)
 OTHER = Digest("sha256", "b" * 64)
@@ -51,6 +51,21 @@ def test_what_an_answer_teaches(status: int, code: str | None, content_type: str
     assert support.learn(answer) == support.state == learned
     if learned == "fallback":  # learned for the run: a later answer teaches nothing more
         assert support.learn(Reply("http://r", status=200, content_type=OCI_INDEX)) == "fallback"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "asks_again"),
+    [
+        (404, "MANIFEST_UNKNOWN", True),  # GHCR: no API - or is it?
+        (404, "NOT_FOUND", True),  # Harbor: the API, failing one image's whole list
+        (404, None, False),  # distribution's plain text: no API
+        (404, "NAME_UNKNOWN", False),  # the repository
+        (200, None, False),
+        (500, "UNKNOWN", False),
+    ],
+)
+def test_which_answers_are_asked_again(status: int, code: str | None, asks_again: bool) -> None:
+    assert ambiguous(Reply("http://r", status=status, code=code)) is asks_again
 
 
 def _referrer(artifact_type: str | None, config_type: str, subject: Digest | None) -> manifest.Manifest:

@@ -117,7 +117,7 @@ def blob_reply(reply: Reply, expected: Descriptor, mode: BlobMode) -> Verdict:
 
 
 @dataclass(frozen=True, slots=True)
-class _Via:
+class Via:
     """The referrer a walk went through to reach an object: what it is, and what it refers to."""
 
     artifact_type: str | None
@@ -131,7 +131,7 @@ class _Hit:
     platforms: set[str] = field(default_factory=set)
     #: Reached as part of an image itself, not only through one of its referrers.
     direct: bool = False
-    via: _Via | None = None
+    via: Via | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,12 +253,12 @@ def _what(key: Key, node: Node) -> str:
     return f"{node.kind.value} {key[1]}"
 
 
-def reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None, str | None, _Via | None]]:
+def reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Digest | None, str | None, Via | None]]:
     """Depth-first in descriptor order; yields (key, the digest it was reached from, the platform of the
     index child it is or is under, the referrer it is or is under). Each node once per platform and
     referrer it is reached under: a layer shared by the amd64 and arm64 children is under both."""
-    seen: set[tuple[Key, str | None, _Via | None]] = {(start, None, None)}
-    stack: list[tuple[Key, Digest | None, str | None, _Via | None]] = [(start, None, None, None)]
+    seen: set[tuple[Key, str | None, Via | None]] = {(start, None, None)}
+    stack: list[tuple[Key, Digest | None, str | None, Via | None]] = [(start, None, None, None)]
     while stack:
         key, parent, platform, via = stack.pop()
         node = nodes.get(key)
@@ -277,12 +277,12 @@ def reachable(start: Key, nodes: Mapping[Key, Node]) -> Iterable[tuple[Key, Dige
                 stack.append((child, key[1], below, under))
 
 
-def _referrer(listing: Node, i: int, subject: Digest, nodes: Mapping[Key, Node]) -> _Via:
+def _referrer(listing: Node, i: int, subject: Digest, nodes: Mapping[Key, Node]) -> Via:
     """The referrer at ``listing.children[i]``: its own artifact type once read, else the list's word."""
     child = nodes.get(listing.children[i])
     listed = listing.artifact_types[i] if i < len(listing.artifact_types) else ""
     own = child.artifact_type if child is not None else ""
-    return _Via(own or listed or None, subject)
+    return Via(own or listed or None, subject)
 
 
 def _order(f: Finding) -> tuple[str, int, str, str]:

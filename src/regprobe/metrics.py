@@ -48,8 +48,9 @@ def families(result: RegistryResult, max_broken_series: int, verdict: BrokenImag
         gauge("regprobe_last_success_timestamp_seconds", "Unix time of the last run that completed").add_metric(
             [name], result.started_at
         )
-        # Clutter, not breakage: no alert reads it. Like last_success, only a run that saw every tag says how
-        # many; an incomplete run leaves the last complete run's count in place.
+    if result.complete and result.dangling is not None:
+        # Clutter, not breakage: no alert reads it. Only a complete run that looked says how many; an
+        # incomplete one leaves the last count in place.
         gauge("regprobe_dangling_referrers", DANGLING_HELP).add_metric([name], len(result.dangling))
     gauge("regprobe_images_checked", "Tags walked").add_metric([name], result.images_checked)
     gauge("regprobe_duration_seconds", "Wall time of this registry's run").add_metric([name], result.duration_seconds)

@@ -259,6 +259,9 @@ class RegistryResult:
     skipped: list[Skipped] = field(default_factory=list)
     #: None when nothing was pushed (no pushgateway configured, or --no-push).
     push: PushOutcome | None = None
+    #: Referrers and fallback tags whose subject is gone: clutter, neither findings nor errors. None when
+    #: the run did not look (``check``, referrers off, a pull-through cache, a run stopped before it could).
+    dangling: list[Dangling] | None = None
     stopped: Stopped = "done"
     #: None when the run knows nothing it could say about coverage (``check``; a listing that failed
     #: without a ledger).
@@ -267,8 +270,6 @@ class RegistryResult:
     scrub: Scrubbed | None = None
     #: The ledger's broken set; None without a ledger (then the metrics publish this run's findings).
     known_broken: KnownBroken | None = None
-    #: Referrers and fallback tags whose subject is gone: clutter, neither findings nor errors.
-    dangling: list[Dangling] = field(default_factory=list)
     #: Repositories whose tags this run listed, each with the listed tags that got no fresh verdict (walk
     #: cut off, an object not looked at, skipped). What an incomplete run may clear (regprobe.carryover).
     reached: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -304,8 +305,12 @@ class RegistryResult:
             "shard": self.shard,
             "skipped": [s.to_json() for s in sorted(self.skipped, key=Skipped.order)],
             "push": self.push.to_json() if self.push else None,
+            "dangling": _dangling_json(self.dangling),
             "stopped": self.stopped,
             "coverage": self.coverage.to_json() if self.coverage else None,
             "scrub": self.scrub.to_json() if self.scrub else None,
-            "dangling": [d.to_json() for d in sorted(self.dangling, key=Dangling.order)],
         }
+
+
+def _dangling_json(dangling: list[Dangling] | None) -> list[dict[str, object]] | None:
+    return None if dangling is None else [d.to_json() for d in sorted(dangling, key=Dangling.order)]

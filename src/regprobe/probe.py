@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
+from . import referrers
 from .budget import Budget
 from .cache import ManifestCache
 from .client import RegistryClient
@@ -30,12 +31,10 @@ from .config import RegistryConfig
 from .counters import Counters, ProbeProgress
 from .digest import Digest
 from .errors import AuthError, InvalidReferenceError, RegistryError
-from .facts import Key, Node
 from .model import Finding, Image, Problem, RegistryResult, Scrubbed, Stopped
 from .plan import Clock, Plan, RotationPlan
 from .pullthrough import upstream_outage
 from .reference import hub_repository, validate_repository
-from .referrers import Support
 from .scrub import Scrubber, ScrubOutcome
 from .shard import Shard
 from .stop import StopRequest
@@ -187,13 +186,14 @@ class RegistryProbe:
         self.result = RegistryResult(name=name, url=str(client.base), started_at=clock.start, shard=shard)
         self._units: dict[int, _Unit] = {}
         self._unit_ids = itertools.count()
-        self._queue: asyncio.PriorityQueue[tuple[int, int, int, _Item]] = asyncio.PriorityQueue()
         #: Whether the registry serves the referrers API: learned once, for all its repositories.
-        self._referrers = Support()
-        #: Per repository listed, its fallback tags (subject -> tag): lists of referrers, not images.
-        self._fallback: dict[str, dict[Digest, str] | None] = {}
-        #: Per repository with fallback tags, what the walk saw of their subjects (none seen: a HEAD each).
-        self._subjects: dict[str, dict[Key, Node]] = {}
+        self._referrers = referrers.Support()
+        #: Per listed repository, its fallback tags (``sha256-<hex>``) by subject: lists of referrers, not
+        #: images - never planned, read when their subject is walked (regprobe.referrers).
+        self._fallback: dict[str, dict[Digest, str]] = {}
+        #: Per repository, the subjects of its fallback tags the walks met: True when there, False when gone.
+        self._subjects: dict[str, dict[Digest, bool]] = {}
+        self._queue: asyncio.PriorityQueue[tuple[int, int, int, _Item]] = asyncio.PriorityQueue()
         self._order = itertools.count()
         concurrency = client.settings.concurrency
         self._places = asyncio.Semaphore(max(2, concurrency))
@@ -443,20 +443,23 @@ class RegistryProbe:
                 )
 
     async def _find_dangling(self) -> None:
-        """Fallback tags whose subject is gone, once the plan is walked: no request for a subject a tag
-        reached (the walk saw it), one HEAD for each other. Clutter, published by complete runs only: a
-        run that did not walk its whole plan does not look (its HEADs would come after the budget)."""
-        if self.result.stopped != "done":
+        """After verification: the fallback tags whose subject is gone, and what they list - clutter, never
+        findings (regprobe.referrers.dangling). A subject the walks met costs nothing; one they did not
+        (no tag reaches it, or its tags were not taken this run) one HEAD. Like the listing, not counted
+        in ``budget.requests``: every run needs all of it to say how many there are."""
+        if not self.policy.referrers or self.policy.pull_through is not None:
+            return  # a cache holds what was pulled: a subject it lacks is not gone
+        if self.client.stopped is not None or self.result.stopped == "error":
             return
-
-        async def repository(name: str, fallback: dict[Digest, str]) -> None:
-            walk = RepositoryWalk(self.client, name, self.policy, self.cache, self._referrers)
-            self.result.dangling.extend(await walk.dangling_among(fallback, self._subjects.get(name, {})))
-
-        async with asyncio.TaskGroup() as group:
-            for name, fallback in self._fallback.items():
-                if fallback:
-                    group.create_task(repository(name, fallback))
+        max_bytes = self.policy.max_manifest_bytes
+        found = await asyncio.gather(
+            *(
+                referrers.dangling(self.client, repository, tags, self._subjects.get(repository, {}), max_bytes)
+                for repository, tags in sorted(self._fallback.items())
+                if tags
+            )
+        )
+        self.result.dangling = [d for each in found for d in each]
 
     async def _scrub(self) -> None:
         """After verification, unless the run is stopping for a reason other than its budget."""
@@ -515,9 +518,10 @@ class RegistryProbe:
 
     def _unit(self, repository: str) -> _Unit:
         unit_id = next(self._unit_ids)
-        walk = RepositoryWalk(self.client, repository, self.policy, self.cache, self._referrers)
-        if repository in self._fallback:
-            walk.adopt_fallback_tags(self._fallback[repository])
+        # A repository this run did not list (``check``; a listing that failed) has no fallback tags known:
+        # its walks ask for each manifest's.
+        fallback = self._fallback.get(repository)
+        walk = RepositoryWalk(self.client, repository, self.policy, self.cache, self._referrers, fallback)
         unit = self._units[unit_id] = _Unit(unit_id, walk)
         return unit
 
@@ -557,12 +561,9 @@ class RegistryProbe:
                     assert item.tag is not None
                     await unit.walk.walk_tag(item.tag)
             elif isinstance(item, _ListTags):
-                # Fallback tags (sha256-<hex>) are lists of referrers, read when their subject is walked:
-                # not images of their own. The listing's walk finds those whose subject is gone.
-                tags = unit.walk.listed(sorted(set(await self._list_tags(unit.walk))))
-                self._fallback[repo_name] = unit.walk.fallback_tags
-                # Which of them are dangling is found once, after the walk (_find_dangling).
-                unit.walk.adopt_fallback_tags(unit.walk.fallback_tags)
+                tags = sorted(set(await self._list_tags(unit.walk)))
+                if self.policy.referrers:
+                    tags, self._fallback[repo_name] = referrers.split(tags)
                 self.progress.listed(len(tags))
                 self.plan.listed(repo_name, tags)
                 if self._unsettled is not None:
@@ -651,14 +652,6 @@ class RegistryProbe:
         if self._units.pop(unit.id, None) is None:
             return
         self._release(unit)
-        self.result.dangling.extend(walk.dangling)
-        fallback = self._fallback.get(walk.repository)
-        if fallback:
-            seen = self._subjects.setdefault(walk.repository, {})
-            for subject in fallback:
-                node = walk.nodes.get(("manifest", subject))
-                if node is not None:
-                    seen["manifest", subject] = node
         if not walk.roots:
             return  # a listing, or tags never taken
         judged = walk.judgement()
@@ -667,6 +660,11 @@ class RegistryProbe:
         self.result.errors.extend(judged.errors)
         self.result.skipped.extend(judged.skipped)
         self.result.images_checked += walk.walked
+        met = self._subjects.setdefault(walk.repository, {})
+        for subject in self._fallback.get(walk.repository, {}):
+            node = walk.nodes.get(("manifest", subject))
+            if node is not None:
+                met[subject] = met.get(subject, False) or node.problem is not Problem.MISSING
         tags, objects = tally(walk.repository, walk.roots, walk.nodes, judged, walk.finished)
         if self._unsettled is not None:
             fresh = {t.tag for t in tags if t.verdict != "skipped"}

@@ -5,7 +5,11 @@ distribution spec has: the referrers API, and on registries without it the fallb
   the registry serves it is learned as oras-go learns it, from the first answer that says: 200 with the
   OCI index type is support; a 404 with ``NAME_UNKNOWN`` says only that the repository is unknown; any
   other 404, a 400, 405 or 406, a 200 of another type - or, here, 5xx on every try - is no support.
-  distribution 2.8 and 3 answer ``404 page not found`` in plain text (verified on both).
+  distribution 2.8 and 3 answer ``404 page not found`` in plain text (verified on both). A 404 with a
+  registry error code is asked again about a digest nothing has (:data:`NO_SUBJECT`): GHCR's
+  ``MANIFEST_UNKNOWN`` says "no API", but Harbor answers ``NOT_FOUND`` for the whole list of an image
+  when one of its referrers is broken (``src/server/registry/referrers.go``) - and the spec has a
+  registry with the API answer 200 for any digest of an existing repository.
 * Without the API, the tag ``<alg>-<hex>`` (the subject's digest, ``:`` made ``-``) holds an OCI index of
   the referrers, kept by the clients that push them. It is read only when the repository's tag list
   lists it: a registry without referrers costs no request for them. GitLab answers ``sha256-<hex>``
@@ -23,7 +27,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -31,7 +35,7 @@ from . import judge, manifest
 from . import mediatypes as mt
 from .digest import Digest
 from .errorbody import ErrorBody
-from .errors import ManifestError, PaginationError
+from .errors import ManifestError, PaginationError, RegistryError
 from .facts import Reply
 from .manifest import Descriptor
 from .model import Dangling, Problem
@@ -46,6 +50,10 @@ State = Literal["unknown", "api", "fallback"]
 MAX_PAGES = 100
 MAX_ENTRIES = 1000
 
+#: A digest no content hashes to (sha256 of nothing known): what a registry serving the API lists no
+#: referrers of - 200 and an empty list, per the spec (zot: empty; Harbor: ``{}``) - and one without it
+#: answers 404, whatever is broken elsewhere.
+NO_SUBJECT = Digest("sha256", "0" * 64)
 #: A fallback tag this walk can map back to its subject: only sha256, whose hex the tag holds whole (the
 #: spec cuts the hex to 64 characters: a sha512 subject cannot be read back from its tag).
 _FALLBACK_TAG = re.compile(r"sha256-([a-f0-9]{64})")
@@ -62,6 +70,21 @@ def fallback_subject(tag: str) -> Digest | None:
     """The subject a fallback tag lists the referrers of, or None when ``tag`` is no such tag."""
     match = _FALLBACK_TAG.fullmatch(tag)
     return Digest("sha256", match[1]) if match else None
+
+
+def split(tags: Iterable[str]) -> tuple[list[str], dict[Digest, str]]:
+    """A tag list into the tags of images and the fallback tags by subject: a fallback tag is the list of
+    its subject's referrers, read when the subject is walked and reported on the subject's tags (or,
+    subject gone, as dangling) - no image of its own."""
+    images: list[str] = []
+    fallback: dict[Digest, str] = {}
+    for tag in tags:
+        subject = fallback_subject(tag)
+        if subject is None:
+            images.append(tag)
+        else:
+            fallback[subject] = tag
+    return images, fallback
 
 
 class Support:
@@ -82,6 +105,13 @@ class Support:
             how = "serves" if lesson == "api" else f"does not serve ({reply.describe()})"
             log.info("%s: the registry %s the OCI referrers API", reply.url, how)
         return self.state
+
+
+def ambiguous(reply: Reply) -> bool:
+    """A 404 carrying a registry error code: "not served" (GHCR: ``MANIFEST_UNKNOWN``) - or a registry that
+    serves the API failing this one list (Harbor: ``NOT_FOUND`` when one referrer's record is gone). Only
+    a second question, about a manifest that cannot have referrers, tells them apart."""
+    return reply.status == 404 and reply.code is not None and reply.code != "NAME_UNKNOWN"
 
 
 def _lesson(reply: Reply) -> State | None:
@@ -145,7 +175,12 @@ class Lister:
             async with support.lock:
                 if support.state == "unknown":
                     first = await self.client.referrers(self.repository, subject, self.max_bytes)
-                    learned = support.learn(first)
+                    # A coded 404 is asked about again with a manifest that cannot have broken referrers:
+                    # the answer about this one is judged once the registry is known (a finding on Harbor).
+                    lesson = first
+                    if ambiguous(first):
+                        lesson = await self.client.referrers(self.repository, NO_SUBJECT, self.max_bytes)
+                    learned = support.learn(lesson)
                     return await self._pages(subject, first) if learned == "api" else None
         if support.state == "fallback":
             return None
@@ -304,6 +339,36 @@ def mismatch(subject: Digest, listed: Descriptor, parsed: manifest.Manifest) -> 
     if listed.artifact_type and listed.artifact_type not in (parsed.artifact_type, config_type):
         return f"listed with artifactType {listed.artifact_type!r}, but its manifest says {parsed.artifact_type!r}"
     return None
+
+
+async def dangling(
+    client: RegistryClient,
+    repository: str,
+    fallback: Mapping[Digest, str],
+    met: Mapping[Digest, bool],
+    max_bytes: int,
+) -> list[Dangling]:
+    """The fallback tags of ``repository`` whose subject is gone, and what they list. ``met``: the subjects
+    the run's walks met (True: there; False: missing). For a subject no walk met, one HEAD (there, and no
+    tag reaches it: its referrers concern no tag); for one gone, one GET of the tag to name what it
+    lists. Clutter, not breakage: what cannot be asked is left unsaid (logged)."""
+
+    async def one(subject: Digest, tag: str) -> list[Dangling]:
+        try:
+            if subject not in met:
+                head = await client.manifest_head(repository, str(subject))
+                if head.status not in (404, 410):
+                    return []
+            elif met[subject]:
+                return []
+            reply = await client.manifest(repository, tag, max_bytes)
+        except RegistryError as exc:
+            log.warning("%s: fallback tag %s: whether its subject is gone is unknown: %s", repository, tag, exc)
+            return []
+        return orphaned(repository, subject, tag, reply)
+
+    found = await asyncio.gather(*(one(subject, tag) for subject, tag in sorted(fallback.items())))
+    return [d for each in found for d in each]
 
 
 def orphaned(repository: str, subject: Digest, tag: str, reply: Reply) -> list[Dangling]:

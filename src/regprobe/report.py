@@ -46,7 +46,7 @@ def to_text(results: Sequence[RegistryResult], colour: bool = False, catalog: bo
             tags = sorted_tags({t for f in findings for t in f.tags})
             lines.append(f"  {paint(repository, BOLD)}  tags: {', '.join(tags)}")
             lines.extend(_finding_lines(f, paint, show_tags=len(findings) > 1) for f in findings)
-        lines.extend(_dangling_lines(result.dangling, paint))
+        lines.extend(_dangling_lines(result.dangling or [], paint))
         for skip in sorted(result.skipped, key=Skipped.order):
             lines.append(f"  skipped {skip.repository}:{skip.tag} ({skip.reason})")
             lines.append(paint(f"      {skip.detail}", DIM))

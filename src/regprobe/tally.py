@@ -66,7 +66,9 @@ def tally(
 
 def _objects(repository: str, nodes: Mapping[Key, Node], judged_broken: set[Digest | None]) -> list[ObjectVerdict]:
     out = []
-    for (_, digest), node in nodes.items():
+    for (what, digest), node in nodes.items():
+        if what == "referrers":
+            continue  # a manifest's list of referrers: no object of the registry's (its findings are the tags')
         if node.error is not None or node.absent:
             continue  # not looked at
         if node.problem is not None and digest not in judged_broken:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 
 from . import judge, manifest, referrers
@@ -19,7 +19,7 @@ from .digest import Digest
 from .errors import DigestError, ManifestError, RegistryError
 from .facts import BlobMode, Key, Node, Reply, TagRoot
 from .manifest import Descriptor
-from .model import Dangling, Finding, Kind, Problem
+from .model import Finding, Kind, Problem
 from .pullthrough import CacheStorage, Holdings
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,13 @@ class WalkPolicy:
     #: A pull-through cache's storage: only what it holds is asked for (every miss would be fetched from
     #: upstream), tags are its own, not upstream's (pullthrough.py).
     pull_through: CacheStorage | None = None
-    #: Blobs read whole and hashed whatever ``blob_check`` says: those the ledger's scrub last found
-    #: corrupt, so a tag's verdict on them rests on fresh evidence (a one-byte read cannot see it).
-    hash_always: frozenset[str] = frozenset()
     #: Walk each manifest's OCI 1.1 referrers (signatures, SBOMs, attestations): regprobe.referrers.
     referrers: bool = True
     #: Referrers of referrers (a signature of an SBOM) are listed this many hops from the image.
     max_referrer_depth: int = 3
+    #: Blobs read whole and hashed whatever ``blob_check`` says: those the ledger's scrub last found
+    #: corrupt, so a tag's verdict on them rests on fresh evidence (a one-byte read cannot see it).
+    hash_always: frozenset[str] = frozenset()
 
 
 class RepositoryWalk:
@@ -56,18 +56,17 @@ class RepositoryWalk:
         policy: WalkPolicy,
         cache: ManifestCache | None = None,
         support: referrers.Support | None = None,
+        fallback_tags: Mapping[Digest, str] | None = None,
     ) -> None:
-        """``support``: what the registry's run learned about its referrers API (shared by its walks)."""
+        """``support``: what the registry's run learned about its referrers API (shared by its walks);
+        ``fallback_tags``: the repository's fallback tags by subject, from its tag list (None when the list
+        was not read: each manifest's is then asked for)."""
         self.client = client
         self.cache = cache
         self.repository = repository
         self.policy = policy
         self.support = support or referrers.Support()
-        #: Referrers and fallback tags whose subject is gone: clutter, found by :meth:`settle`.
-        self.dangling: list[Dangling] = []
-        #: The repository's fallback tags by subject, from its tag list (None: the list was not read).
-        self._fallback_tags: dict[Digest, str] | None = None
-        self._dangling_checked = False
+        self._fallback_tags = fallback_tags
         self.nodes: dict[Key, Node] = {}
         self.roots: dict[str, TagRoot] = {}
         #: Tags whose walk finished; a tag cut off by the deadline is not counted as checked.
@@ -102,52 +101,13 @@ class RepositoryWalk:
             self._holdings = asyncio.ensure_future(asyncio.to_thread(storage.holdings, self.repository))
         return await asyncio.shield(self._holdings)
 
-    def listed(self, tags: Iterable[str]) -> list[str]:
-        """The repository's tag list is in: which tags to walk as images. With referrers on, a fallback tag
-        (``sha256-<hex>``) is no image but the list of its subject's referrers: it is read when the
-        subject is walked, and what it holds is reported on the subject's tags (or, subject gone, as
-        dangling). It has no verdict of its own, so it counts as done."""
-        if not self.policy.referrers:
-            return list(tags)
-        images: list[str] = []
-        self._fallback_tags = {}
-        for tag in tags:
-            subject = referrers.fallback_subject(tag)
-            if subject is None:
-                images.append(tag)
-            else:
-                self._fallback_tags[subject] = tag
-        self.finished.update(self._fallback_tags.values())
-        return images
-
-    @property
-    def fallback_tags(self) -> dict[Digest, str] | None:
-        """What :meth:`listed` found: subject -> fallback tag; None when the tags were not listed."""
-        return self._fallback_tags
-
-    def adopt_fallback_tags(self, tags: dict[Digest, str] | None) -> None:
-        """The fallback tags another walk of this repository listed (the listing and the walking of a
-        repository are separate units when the run follows a plan): the referrers lists of the subjects
-        this walk reaches. Which of them are dangling is the listing walk's to say, once."""
-        self._fallback_tags = tags
-        self._dangling_checked = True
-
-    async def dangling_among(self, fallback: dict[Digest, str], seen: Mapping[Key, Node]) -> list[Dangling]:
-        """The fallback tags of this repository whose subject is gone, given what other walks of it saw of
-        the subjects (``seen``): a run that follows a plan lists and walks a repository in separate units."""
-        self._fallback_tags, self._dangling_checked = fallback, False
-        self.nodes.update(seen)
-        await self._find_dangling()
-        return self.dangling
-
     async def settle(self) -> None:
-        """Once the walk is done: the fallback tags whose subject is gone (:meth:`_find_dangling`). Then, if
-        the registry answered 5xx on every try for some object, ask it for this repository's tag list -
-        one cheap request to the same storage. Answered (the list, or a 4xx but 429): the registry
-        answers the rest, so each such object is a ``server_error`` finding (its stored data is likely
-        corrupt). Not answered: an outage, and those objects are errors of the run (issue 21). Asked
-        after the failures, so an outage that began mid-run is not mistaken for broken objects."""
-        await self._find_dangling()
+        """Once the walk is done: if the registry answered 5xx on every try for some object, ask it for this
+        repository's tag list - one cheap request to the same storage. Answered (the list, or a 4xx but
+        429): the registry answers the rest, so each such object is a ``server_error`` finding (its
+        stored data is likely corrupt). Not answered: an outage, and those objects are errors of the
+        run (issue 21). Asked after the failures, so an outage that began mid-run is not mistaken for
+        broken objects."""
         seen = [n.problem for n in self.nodes.values()] + [r.problem for r in self.roots.values()]
         if Problem.SERVER_ERROR not in seen:
             self._unavailable = None
@@ -164,34 +124,6 @@ class RepositoryWalk:
         finally:
             await pages.aclose()
         self._unavailable = None
-
-    async def _find_dangling(self) -> None:
-        """Fallback tags whose subject the walk did not reach, or found missing: one HEAD of the subject
-        each (none when the walk found it missing), and for those whose subject is gone, one GET of the
-        tag to name what it lists. Clutter, not breakage: what cannot be asked is left unsaid (logged)."""
-        if self._fallback_tags is None or self.policy.pull_through is not None or self._dangling_checked:
-            return  # a cache holds what was pulled: a subject it lacks is not gone
-        self._dangling_checked = True
-
-        async def orphaned(subject: Digest, tag: str) -> None:
-            node = self.nodes.get(("manifest", subject))
-            try:
-                if node is None:
-                    head = await self.client.manifest_head(self.repository, str(subject))
-                    if head.status not in (404, 410):
-                        return  # there, and no tag reaches it: its referrers concern no tag
-                elif node.problem is not Problem.MISSING:
-                    return
-                reply = await self.client.manifest(self.repository, tag, self.policy.max_manifest_bytes)
-            except RegistryError as exc:
-                why = "%s: fallback tag %s: whether its subject is gone is unknown: %s"
-                log.warning(why, self.repository, tag, exc)
-                return
-            self.dangling.extend(referrers.orphaned(self.repository, subject, tag, reply))
-
-        async with asyncio.TaskGroup() as group:
-            for subject, tag in sorted(self._fallback_tags.items()):
-                group.create_task(orphaned(subject, tag))
 
     def findings(self) -> list[Finding]:
         return self.judgement().findings

@@ -2,8 +2,9 @@
 alone.
 
 - :mod:`.api` - :class:`RegistryClient`, the API's verbs: ping, manifest, manifest_head, blob,
-  cache_upstream, pages.
-- :mod:`.listing` - catalog and tag lists, page by page to their end (Link, cursors, tag filtering).
+  cache_upstream, pages, referrers.
+- :mod:`.listing` - catalog and tag lists, page by page to their end (Link, cursors, tag filtering), and
+  a manifest's referrers, a page at a time.
 - :mod:`.exchange` - one exchange: sent, read, classified, counted by outcome; retried by :mod:`.retry`
   (backoff, Retry-After, a cap), which knows nothing of HTTP.
 - :mod:`.redirects` - redirects followed after checking each target (SSRF, downgrade, loops), without

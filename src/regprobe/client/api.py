@@ -10,7 +10,7 @@ import httpx
 
 from .. import mediatypes as mt
 from ..digest import Digest
-from ..errors import AuthError, PaginationError, RegistryError
+from ..errors import AuthError, RegistryError
 from ..facts import BlobMode, Reply
 from ..redact import display_url
 from . import listing
@@ -125,32 +125,7 @@ class RegistryClient:
         previous page ``after`` links to (``Link: rel="next"``, kept absolute in its ``next_link``) -
         followed only on the registry's own host, as :meth:`pages` does. The answer is returned whatever
         its status: whether the registry serves the API at all is learned from it (regprobe.referrers)."""
-        url: httpx.URL | str = f"{self._origin}/v2/{repository}/referrers/{subject}"
-        if after is not None and after.next_link:
-            try:
-                url = httpx.URL(after.next_link)
-            except (httpx.InvalidURL, ValueError):
-                why = f"GET {after.url}: referrers Link is not a URL; not followed"
-                raise PaginationError(why, url=after.url) from None
-            if (url.scheme, url.host, url.port) != (self.base.scheme, self.base.host, self.base.port):
-                raise PaginationError(
-                    f"GET {after.url}: referrers Link points to another host ({url.host}); not followed",
-                    url=after.url,
-                )
-
-        async def read(response: httpx.Response, reply: Reply) -> None:
-            if reply.content_length is not None and reply.content_length > max_bytes:
-                reply.over_limit = True
-                return
-            await read_into(response, reply, limit=max_bytes, keep=True, hash_=False)
-            link = response.links.get("next", {}).get("url")
-            try:
-                reply.next_link = str(response.request.url.join(link)) if link else None
-            except (httpx.InvalidURL, ValueError):
-                reply.next_link = link  # refused when followed
-
-        # Not require_api: an HTML page here (a catch-all route) is one more way of not serving the API.
-        return await self.exchange("GET", url, {"Accept": mt.OCI_INDEX}, read)
+        return await listing.referrers_page(self, repository, subject, max_bytes, after)
 
     async def cache_upstream(self, repository: str, digest: Digest) -> Reply:
         """``GET`` a blob that no registry holds (``digest`` has no known content), through a pull-through

@@ -1,5 +1,6 @@
 """Listings - the catalog and tag lists - read page by page to their end, or not at all: a listing that
-cannot be read to its end raises :class:`PaginationError`, and nothing is judged from half a list."""
+cannot be read to its end raises :class:`PaginationError`, and nothing is judged from half a list. And
+the pages of a manifest's OCI 1.1 referrers, one at a time (regprobe.referrers judges them)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from .. import mediatypes as mt
+from ..digest import Digest
 from ..errors import PaginationError, RegistryError
 from ..facts import Reply
 from ..redact import display_url
@@ -93,6 +96,39 @@ async def pages(
             )
         url = target
     raise PaginationError(f"GET {path}: more than {max_pages} pages; stopped, the listing is incomplete", url=str(url))
+
+
+async def referrers_page(
+    client: RegistryClient, repository: str, subject: Digest, max_bytes: int, after: Reply | None
+) -> Reply:
+    """See :meth:`RegistryClient.referrers`. The paging is the caller's: what a page says about the API is
+    judged page by page (regprobe.referrers)."""
+    url = client.base.join(f"/v2/{repository}/referrers/{subject}")
+    if after is not None and after.next_link:
+        try:
+            url = httpx.URL(after.next_link)
+        except (httpx.InvalidURL, ValueError):
+            why = f"GET {after.url}: referrers Link is not a URL; not followed"
+            raise PaginationError(why, url=after.url) from None
+        base = client.base
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+            raise PaginationError(
+                f"GET {after.url}: referrers Link points to another host ({url.host}); not followed", url=after.url
+            )
+
+    async def read(response: httpx.Response, reply: Reply) -> None:
+        if reply.content_length is not None and reply.content_length > max_bytes:
+            reply.over_limit = True
+            return
+        await read_into(response, reply, limit=max_bytes, keep=True, hash_=False)
+        link = response.links.get("next", {}).get("url")
+        try:
+            reply.next_link = str(response.request.url.join(link)) if link else None
+        except (httpx.InvalidURL, ValueError):
+            reply.next_link = link  # refused when followed
+
+    # Not require_api: an HTML page here (a catch-all route) is one more way of not serving the API.
+    return await client.exchange("GET", url, {"Accept": mt.OCI_INDEX}, read)
 
 
 async def _read_json_body(response: httpx.Response, reply: Reply) -> None:

@@ -74,7 +74,7 @@ def _registry(history: RegistryHistory) -> list[str]:
         f"<tr><th>catalog accessible</th><td>{'yes' if result.catalog_accessible else 'no'}</td></tr>",
         f"<tr><th>tags walked</th><td>{result.images_checked}</td></tr>",
         f"<tr><th>broken images</th><td>{published}</td></tr>",
-        f"<tr><th>dangling referrers</th><td>{len(result.dangling)}"
+        f"<tr><th>dangling referrers</th><td>{_dangling_count(result)}"
         " <small>(subject gone: clutter, pages no one)</small></td></tr>",
         "</table>",
     ]
@@ -149,6 +149,10 @@ def _kept(history: RegistryHistory) -> list[str]:
         "<h3>Broken at an earlier run, not re-checked by this one</h3>",
         f"<p>This run did not reach them, so their earlier verdict stands: {names}{more}.</p>",
     ]
+
+
+def _dangling_count(result: RegistryResult) -> str:
+    return "not looked at by this run" if result.dangling is None else str(len(result.dangling))
 
 
 def _dangling(result: RegistryResult) -> list[str]:
