@@ -87,3 +87,25 @@ def test_a_server_error_not_judged_is_no_verdict_either_way() -> None:
     assert tags == {} and str(LAYER) not in objects
     judged, _ = verdicts({"v1": TagRoot(("manifest", M1))}, nodes, finished={"v1"})
     assert judged["v1"].verdict == "broken"
+
+
+def test_a_list_of_referrers_is_no_object_of_the_registry() -> None:
+    """A manifest's list of referrers is keyed by the manifest's digest in the walk's graph; the ledger
+    keeps objects by digest, so the list must not replace the manifest there (nor count as verified)."""
+    signature = M2
+    nodes: dict[Key, Node] = {
+        ("manifest", M1): Node(Kind.MANIFEST, status=200, children=(("blob", CONFIG), ("referrers", M1))),
+        ("blob", CONFIG): Node(Kind.CONFIG, status=206, size=5),
+        ("referrers", M1): Node(Kind.REFERRER, status=200, children=(("manifest", signature),)),
+        ("manifest", signature): image(signature, LAYER),
+        ("blob", LAYER): blob(),
+    }
+    tags, objects = verdicts({"v1": TagRoot(("manifest", M1))}, nodes, finished={"v1"})
+
+    assert tags["v1"].verdict == "ok"
+    assert {d: o.kind for d, o in objects.items()} == {
+        str(M1): "manifest",
+        str(CONFIG): "config",
+        str(signature): "manifest",
+        str(LAYER): "layer",
+    }
